@@ -1,1 +1,43 @@
-fn main() {}
+//! `skillsmith`: sync the local skill catalogue with the registry, and search it.
+//!
+//! `main` parses flags and maps the result of [`run`] to an exit code; the work
+//! is done by `skillsmith-runtime`, which runs the sync component.
+
+mod cli;
+mod commands;
+mod progress;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", render::error_chain(&err));
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}
+
+/// Logs go to stderr so that `--json` output on stdout stays parseable.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(render::color_enabled())
+        .with_target(false)
+        .init();
+}
