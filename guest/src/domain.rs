@@ -467,3 +467,72 @@ pub trait Host {
     /// `host.random`.
     fn random(&mut self) -> u64;
 }
+
+// Human-readable texts. Each says what happened and, where there is
+// something to do, what to do: they end up in `sync_history.error_message`
+// and on the user's terminal.
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Timeout => f.write_str("the request timed out"),
+            HttpError::Connection(t) => write!(f, "connection failed: {t}"),
+            HttpError::TooLarge(cap) => {
+                write!(f, "the response exceeded the host's limit of {cap} bytes")
+            }
+            HttpError::Denied(t) => write!(f, "the host refused the request: {t}"),
+            HttpError::Other(t) => f.write_str(t),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Busy => {
+                f.write_str("the database is locked by another process; try again shortly")
+            }
+            StoreError::Invalid(t) => write!(f, "invalid store request: {t}"),
+            StoreError::NoSpace => {
+                f.write_str("the disk is full or read-only; free space or fix permissions")
+            }
+            StoreError::Corrupt(t) => write!(
+                f,
+                "the database is damaged ({t}); restore a backup, or delete it and sync again"
+            ),
+            StoreError::Other(t) => f.write_str(t),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::Unreachable(e) => write!(
+                f,
+                "could not reach the registry ({e}); check the network connection and the \
+                 registry URL, then try again"
+            ),
+            SyncError::Unauthorized(m)
+            | SyncError::QuotaExceeded(m)
+            | SyncError::RateLimited(m)
+            | SyncError::Registry(m) => f.write_str(m),
+            SyncError::Protocol(m) => write!(
+                f,
+                "the registry sent a response that breaks the protocol ({m}); try again later, \
+                 and report it if it persists"
+            ),
+            SyncError::Store(e) => write!(f, "the local catalogue failed: {e}"),
+            SyncError::Busy => f.write_str(
+                "another sync is already running on this catalogue; wait for it to finish, then \
+                 try again",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {}

@@ -83,6 +83,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub retry_budget: u64,
 
+    /// Give up on a single request after this many seconds (it is then retried).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
     /// Run the sync logic natively instead of in the WebAssembly component (for comparison).
     #[arg(long, hide = true)]
     pub native: bool,

@@ -92,6 +92,7 @@ fn sync(db_path: &PathBuf, registry: &str, args: &SyncArgs) -> Result<ExitCode> 
             ModeArg::Search => SyncMode::Search,
         }))
         .retry_budget(Duration::from_secs(args.retry_budget))
+        .http_timeout(Duration::from_secs(args.timeout))
         .backend(if args.native { Backend::Native } else { Backend::Component })
         .observer(Box::new(observer));
     if let Some(secs) = args.wait {

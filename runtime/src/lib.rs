@@ -1,1 +1,4 @@
-
+//! tmp
+#![allow(missing_docs)]
+pub mod bindings;
+pub struct PendingSlot;

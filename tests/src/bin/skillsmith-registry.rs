@@ -1,1 +1,105 @@
-fn main() {}
+//! `skillsmith-registry`: the test registry as a process, for the Node.js and
+//! Python tests and for benchmarks. Prints one line,
+//! `listening on http://127.0.0.1:PORT/functions/v1`, when ready.
+
+use std::io::Write as _;
+
+use clap::Parser;
+use skillsmith_testkit::{RegistryServer, ServerConfig, server::UNLIMITED};
+use tokio::io::AsyncReadExt as _;
+
+/// A Skillsmith registry serving generated skills, with admin endpoints
+/// under /_admin for mutations, faults and stats.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Skills to generate.
+    #[arg(long, default_value_t = 1000)]
+    skills: usize,
+    /// Seed for the generated skills.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Do not serve /skills-changes (a registry like the live one).
+    #[arg(long)]
+    no_feed: bool,
+    /// Require this X-API-Key.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Requests per minute before 429.
+    #[arg(long, default_value_t = UNLIMITED)]
+    rate_limit: u32,
+    /// Registry clock offset from the wall clock, in milliseconds.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    clock_offset_ms: i64,
+    /// Exit when stdin reaches end of file (the parent went away).
+    #[arg(long)]
+    exit_on_stdin_close: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = ServerConfig {
+        skills: args.skills,
+        seed: args.seed,
+        port: args.port,
+        feed_enabled: !args.no_feed,
+        api_key: args.api_key,
+        rate_limit_per_minute: args.rate_limit,
+        clock_offset_ms: args.clock_offset_ms,
+        ..ServerConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let registry = RegistryServer::start(config)?;
+    tracing::info!(
+        skills = args.skills,
+        seed = args.seed,
+        feed = !args.no_feed,
+        "ready in {:?}; admin at {}/_admin",
+        started.elapsed(),
+        registry.origin()
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", registry.base_url())?;
+    out.flush()?;
+    drop(out);
+
+    // The server runs on its own runtime; this one only waits for the end.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let stdin_closed = async {
+            if !args.exit_on_stdin_close {
+                return std::future::pending().await;
+            }
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 256];
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+            _ = terminate => tracing::info!("terminated"),
+            _ = stdin_closed => tracing::info!("stdin closed"),
+        }
+    });
+    drop(registry);
+    Ok(())
+}

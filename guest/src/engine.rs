@@ -1,0 +1,886 @@
+//! The sync algorithm of `docs/registry-protocol.md` ("What a client must
+//! do"): discover the protocol, page through the changes feed or the search
+//! partitions, diff against the store, write pages atomically with their
+//! checkpoints, prune what a complete enumeration did not see, and record
+//! the run in history.
+
+use std::mem;
+
+use crate::cursor::{FeedCursor, SearchCursor, SearchRequest, SeenSet};
+use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
+use crate::domain::{
+    Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Page, Phase,
+    Progress, RunCounts, RunOutcome, RunStatus, StoreError, SyncError, SyncMode, SyncOptions,
+    SyncReport, SyncState,
+};
+use crate::protocol::{self, Entry, ProtocolError};
+use crate::retry::{Client, Halt, InFlight};
+use crate::url::Registry;
+use crate::warnings::Warnings;
+
+/// Rows per store transaction in search mode. Bigger transactions amortise
+/// the FTS5 index commit, which dominates the cost of small ones; search
+/// mode has no resumable cursor, so nothing is lost by letting one store page
+/// span several HTTP pages. 500 keeps a page's memory small.
+pub const STORE_PAGE_ROWS: usize = 500;
+/// Ids fetched per `registry_ids` call while pruning.
+pub const PRUNE_ID_PAGE: u32 = 1000;
+/// The largest `limit` `/skills-changes` accepts.
+pub const FEED_MAX_LIMIT: u32 = 1000;
+
+const HEALTH_PATH: &str = "/health";
+const SEARCH_PATH: &str = "/skills-search";
+const FEED_PATH: &str = "/skills-changes";
+
+/// Runs one sync to completion, cancellation (`Ok` with `cancelled`) or
+/// failure. Outside a dry run the run is recorded in history: success,
+/// `partial` when some pages were applied before it stopped, else `failed`.
+pub fn run<H: Host>(host: &mut H, opts: SyncOptions) -> Result<SyncReport, SyncError> {
+    // A URL the host would refuse anyway: report it the way the host would.
+    let registry = Registry::parse(&opts.registry)
+        .map_err(|e| SyncError::Unreachable(HttpError::Denied(e.to_string())))?;
+    let state = host.read_state().map_err(SyncError::Store)?;
+    let mut sync = Sync::new(host, &opts, registry, &state);
+    let mode = match opts.mode.or(state.mode) {
+        Some(mode) => mode,
+        None => match sync.discover() {
+            Ok(mode) => mode,
+            Err(halt) => {
+                // Every failure belongs in history, even one before the
+                // protocol is known; it is filed under the fallback protocol.
+                if !opts.dry_run {
+                    sync.run = sync.host.begin_run(SyncMode::Search).ok();
+                }
+                return sync.finish(Err(halt));
+            }
+        },
+    };
+    sync.mode = mode;
+    if !opts.dry_run {
+        sync.run = Some(sync.host.begin_run(mode).map_err(begin_error)?);
+    }
+    let result = match mode {
+        SyncMode::ChangesFeed => sync.feed(&state),
+        SyncMode::Search => sync.search(),
+    };
+    sync.finish(result)
+}
+
+fn begin_error(e: StoreError) -> SyncError {
+    match e {
+        StoreError::Invalid(text) if says_run_is_open(&text) => SyncError::Busy,
+        e => SyncError::Store(e),
+    }
+}
+
+fn says_run_is_open(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("open") && text.contains("run")
+}
+
+/// The checkpoint the store holds, as far as this run knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    mode: Option<SyncMode>,
+    cursor: Option<String>,
+    etag: Option<String>,
+    resync_pending: bool,
+}
+
+impl Stored {
+    fn matches(&self, cp: &Checkpoint) -> bool {
+        self.mode == Some(cp.mode)
+            && self.cursor == cp.cursor
+            && self.etag == cp.etag
+            && self.resync_pending == cp.resync_pending
+    }
+}
+
+/// How a pass over the feed ended.
+enum PassEnd {
+    /// Caught up; the registry time the catalogue is current as of.
+    Done(Option<String>),
+    /// The registry has no feed.
+    NoFeed,
+    /// The cursor was refused; why.
+    CursorRejected(&'static str),
+}
+
+/// Upserts waiting for a full store page, and the counts of records already
+/// classified that need no write.
+#[derive(Default)]
+struct Buffer {
+    upserts: Vec<Upsert>,
+    pending: RunCounts,
+}
+
+impl Buffer {
+    fn push(&mut self, diff: Diff) {
+        self.upserts.extend(diff.upserts);
+        self.pending.unchanged += diff.counts.unchanged;
+        self.pending.skipped += diff.counts.skipped;
+        self.pending.removed += diff.counts.removed;
+    }
+}
+
+struct Sync<'h, H: Host> {
+    host: &'h mut H,
+    registry: Registry,
+    force: bool,
+    page_size: u32,
+    mode: SyncMode,
+    client: Client,
+    warnings: Warnings,
+    counts: RunCounts,
+    pages: u32,
+    done: u64,
+    total: Option<u64>,
+    phase: Phase,
+    run: Option<u64>,
+    applied_pages: u32,
+    first_date: Option<String>,
+    warned_no_date: bool,
+    stored: Stored,
+}
+
+impl<'h, H: Host> Sync<'h, H> {
+    fn new(host: &'h mut H, opts: &SyncOptions, registry: Registry, state: &SyncState) -> Self {
+        let phase = Phase::Discover;
+        Sync {
+            host,
+            registry,
+            force: opts.force,
+            page_size: opts.page_size,
+            mode: opts.mode.or(state.mode).unwrap_or(SyncMode::Search),
+            client: Client::new(
+                opts.retry_budget_ms,
+                Progress {
+                    phase,
+                    done: 0,
+                    total: None,
+                    pages: 0,
+                    waiting_ms: 0,
+                },
+            ),
+            warnings: Warnings::new(),
+            counts: RunCounts::default(),
+            pages: 0,
+            done: 0,
+            total: None,
+            phase,
+            run: None,
+            applied_pages: 0,
+            first_date: None,
+            warned_no_date: false,
+            stored: Stored {
+                mode: state.mode,
+                cursor: state.cursor.clone(),
+                etag: state.etag.clone(),
+                resync_pending: state.resync_pending,
+            },
+        }
+    }
+
+    // --- discovery -----------------------------------------------------
+
+    fn discover(&mut self) -> Result<SyncMode, Halt> {
+        self.phase = Phase::Discover;
+        let url = self.registry.endpoint(HEALTH_PATH, &[]);
+        // 503 is how /health says "unhealthy": an answer, not a hiccup.
+        let flight = self.send(url, Vec::new(), &[503])?;
+        let resp = self.wait(flight)?;
+        match resp.status {
+            200 => {
+                let health = protocol::decode_health(&resp.body).map_err(protocol_error)?;
+                match health.status.as_deref() {
+                    Some("unhealthy") => return Err(unhealthy().into()),
+                    Some("degraded") => self
+                        .warnings
+                        .push("the registry reports degraded health; syncing anyway".into()),
+                    _ => {}
+                }
+                Ok(if health.has_feed() {
+                    SyncMode::ChangesFeed
+                } else {
+                    SyncMode::Search
+                })
+            }
+            503 => Err(unhealthy().into()),
+            404 => {
+                self.warnings
+                    .push("the registry has no /health endpoint; using /skills-search".into());
+                Ok(SyncMode::Search)
+            }
+            _ => Err(unexpected(&resp, HEALTH_PATH).into()),
+        }
+    }
+
+    // --- search mode ---------------------------------------------------
+
+    fn search(&mut self) -> Result<Option<String>, Halt> {
+        self.mode = SyncMode::Search;
+        self.phase = Phase::Fetch;
+        let checkpoint = Checkpoint {
+            mode: SyncMode::Search,
+            cursor: None,
+            etag: None,
+            resync_pending: false,
+        };
+        let mut cursor = SearchCursor::new(self.page_size);
+        let mut seen = SeenSet::new();
+        let mut protected = SeenSet::new();
+        let mut buffer = Buffer::default();
+        let listed = self.search_pages(
+            &mut cursor,
+            &mut seen,
+            &mut protected,
+            &mut buffer,
+            &checkpoint,
+        );
+        if let Err(halt) = listed {
+            // Stopping or failing at a page boundary: what is buffered is
+            // valid and would only be fetched again, so keep it. Not after a
+            // store failure, which the write would most likely repeat.
+            if !matches!(halt, Halt::Failed(SyncError::Store(_)))
+                && let Err(Halt::Failed(e)) = self.flush(&mut buffer, &checkpoint, true)
+            {
+                self.host.log(
+                    Level::Error,
+                    &format!("could not keep the pages fetched so far: {e}"),
+                );
+            }
+            return Err(halt);
+        }
+        self.flush(&mut buffer, &checkpoint, true)?;
+        if cursor.is_trustworthy() {
+            self.prune(&seen, &protected, &checkpoint, &checkpoint)?;
+        } else {
+            self.warnings.push(
+                "the listing changed while it was read, so skills deleted from the registry are not \
+                 removed this time; the next sync will"
+                    .into(),
+            );
+        }
+        // Record the protocol even when nothing changed, so that a registry
+        // that dropped the feed is not asked for it again.
+        self.apply(
+            Page {
+                upserts: Vec::new(),
+                removals: Vec::new(),
+                checkpoint,
+            },
+            RunCounts::default(),
+        )?;
+        self.last_sync_at_from_first_date()
+    }
+
+    fn search_pages(
+        &mut self,
+        cursor: &mut SearchCursor,
+        seen: &mut SeenSet,
+        protected: &mut SeenSet,
+        buffer: &mut Buffer,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Halt> {
+        let mut next = match cursor.next_request() {
+            Some(request) => Some(self.send_search(request)?),
+            None => None,
+        };
+        while let Some(flight) = next.take() {
+            let resp = self.wait(flight)?;
+            if resp.status != 200 {
+                return Err(unexpected(&resp, SEARCH_PATH).into());
+            }
+            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
+                .map_err(protocol_error)?;
+            drop(resp);
+            self.pages += 1;
+            if let Some(warning) = cursor.record(page.total, page.raw_len) {
+                self.warnings.push(warning);
+            }
+            self.total = Some(cursor.known_total());
+            // Ask for the next page before touching the store, so that the
+            // host fetches it while this one is written.
+            if let Some(request) = cursor.next_request() {
+                next = Some(self.send_search(request)?);
+            }
+            for id in &page.malformed.ids {
+                protected.insert(id);
+            }
+            buffer.pending.skipped += page.malformed.count;
+            // Partitions are disjoint unless a tier changed while we paged;
+            // the seen-set drops such repeats.
+            let entries: Vec<Entry> = page
+                .skills
+                .into_iter()
+                .filter(|s| seen.insert(&s.id))
+                .map(Entry::Upsert)
+                .collect();
+            let diff = self.diff(entries, Rule::Differs)?;
+            buffer.push(diff);
+            self.done += page.raw_len as u64;
+            self.flush(buffer, checkpoint, false)?;
+            self.progress()?;
+        }
+        Ok(())
+    }
+
+    fn send_search(&mut self, request: SearchRequest) -> Result<InFlight<H::Pending>, Halt> {
+        let limit = request.limit.to_string();
+        let offset = request.offset.to_string();
+        let url = self.registry.endpoint(
+            SEARCH_PATH,
+            &[
+                ("trust_tier", request.tier.as_str()),
+                ("limit", &limit),
+                ("offset", &offset),
+            ],
+        );
+        self.send(url, Vec::new(), &[])
+    }
+
+    /// Writes full store pages from the buffer; with `all`, the rest too.
+    fn flush(
+        &mut self,
+        buffer: &mut Buffer,
+        checkpoint: &Checkpoint,
+        all: bool,
+    ) -> Result<(), Halt> {
+        while buffer.upserts.len() >= STORE_PAGE_ROWS || (all && !buffer.upserts.is_empty()) {
+            let rest = if buffer.upserts.len() > STORE_PAGE_ROWS {
+                buffer.upserts.split_off(STORE_PAGE_ROWS)
+            } else {
+                Vec::new()
+            };
+            let chunk = mem::replace(&mut buffer.upserts, rest);
+            let mut counts = mem::take(&mut buffer.pending);
+            let upserts = chunk
+                .into_iter()
+                .map(|u| {
+                    match u.kind {
+                        UpsertKind::Added => counts.added += 1,
+                        UpsertKind::Updated => counts.updated += 1,
+                    }
+                    u.skill
+                })
+                .collect();
+            self.apply(
+                Page {
+                    upserts,
+                    removals: Vec::new(),
+                    checkpoint: checkpoint.clone(),
+                },
+                counts,
+            )?;
+        }
+        if all {
+            // Records that needed no write are accounted for all the same.
+            add_counts(&mut self.counts, mem::take(&mut buffer.pending));
+        }
+        Ok(())
+    }
+
+    // --- changes-feed mode ---------------------------------------------
+
+    fn feed(&mut self, state: &SyncState) -> Result<Option<String>, Halt> {
+        self.mode = SyncMode::ChangesFeed;
+        self.phase = Phase::Fetch;
+        // A full resync lists everything from the beginning and then prunes.
+        // Needed when forced, to finish an interrupted one (the seen-set is
+        // not persisted, so it restarts), and when switching to the feed with
+        // registry rows from another protocol, which the feed cannot prune.
+        let mut full = self.force
+            || state.resync_pending
+            || (state.mode != Some(SyncMode::ChangesFeed) && state.registry_skills > 0);
+        let mut restarted = false;
+        loop {
+            match self.feed_pass(full)? {
+                PassEnd::Done(last_sync_at) => return Ok(last_sync_at),
+                PassEnd::NoFeed => {
+                    self.warnings.push(
+                        "the registry has no changes feed (404 from /skills-changes); listing \
+                         through /skills-search instead"
+                            .into(),
+                    );
+                    return self.search();
+                }
+                PassEnd::CursorRejected(why) => {
+                    if restarted {
+                        // The feed refused the cursors of a resync that began
+                        // after its discard (a registry that expires cursors by
+                        // position rather than by age does this), so it cannot
+                        // list the catalogue at all. Search can, and its prune
+                        // finishes the resync.
+                        self.warnings.push(format!(
+                            "{why} again during the full resync, so the feed cannot list the \
+                             whole catalogue; listing through /skills-search instead"
+                        ));
+                        return self.search();
+                    }
+                    self.warnings.push(format!(
+                        "{why}; running a full resync, which also removes skills deleted from \
+                         the registry"
+                    ));
+                    full = true;
+                    restarted = true;
+                }
+            }
+        }
+    }
+
+    fn feed_pass(&mut self, full: bool) -> Result<PassEnd, Halt> {
+        let limit = self.page_size.clamp(1, FEED_MAX_LIMIT);
+        let mut cursor = FeedCursor::new(if full {
+            None
+        } else {
+            self.stored.cursor.clone()
+        });
+        let mut seen = full.then(SeenSet::new);
+        let mut protected = SeenSet::new();
+        let mut last_sync_at = None;
+        let mut final_etag = None;
+        let mut next = Some(self.send_feed(&cursor, limit, full)?);
+        while let Some(flight) = next.take() {
+            let sent_etag = flight
+                .request()
+                .headers
+                .iter()
+                .any(|(name, _)| name == "if-none-match");
+            let resp = self.wait(flight)?;
+            match resp.status {
+                200 => {}
+                304 if sent_etag => {
+                    // Caught up and nothing new: nothing to write.
+                    return Ok(PassEnd::Done(self.date_or_warn(&resp)));
+                }
+                304 => {
+                    return Err(protocol_error(ProtocolError(
+                        "304 Not Modified to a request without If-None-Match".into(),
+                    ))
+                    .into());
+                }
+                404 if self.pages == 0 => return Ok(PassEnd::NoFeed),
+                410 => {
+                    return Ok(PassEnd::CursorRejected(
+                        "the registry no longer has the history behind the stored feed cursor \
+                         (410 cursor_expired)",
+                    ));
+                }
+                400 if protocol::error_code(&resp.body).as_deref() == Some("invalid_cursor") => {
+                    return Ok(PassEnd::CursorRejected(
+                        "the registry could not read the stored feed cursor (400 invalid_cursor)",
+                    ));
+                }
+                _ => return Err(unexpected(&resp, FEED_PATH).into()),
+            }
+            let etag = resp.header("etag").map(str::to_owned);
+            let date = protocol::response_date(&resp).and_then(|d| protocol::format_millis(&d));
+            let page = protocol::decode_feed_page(&resp.body, &mut self.warnings)
+                .map_err(protocol_error)?;
+            drop(resp);
+            self.pages += 1;
+            cursor
+                .advance(page.next_cursor, page.has_more)
+                .map_err(protocol_error)?;
+            if !cursor.is_done() {
+                next = Some(self.send_feed(&cursor, limit, full)?);
+            }
+            if let Some(seen) = seen.as_mut() {
+                for entry in &page.entries {
+                    if let Entry::Upsert(skill) = entry {
+                        seen.insert(&skill.id);
+                    }
+                }
+            }
+            for id in &page.malformed.ids {
+                protected.insert(id);
+            }
+            let mut entries = page.entries;
+            diff::dedup(&mut entries);
+            let diff = self.diff(entries, Rule::Newer)?;
+            let etag = if page.has_more { None } else { etag };
+            final_etag.clone_from(&etag);
+            let mut counts = diff.counts;
+            counts.skipped += page.malformed.count;
+            self.apply(
+                Page {
+                    upserts: diff.upserts.into_iter().map(|u| u.skill).collect(),
+                    removals: diff.removals,
+                    checkpoint: Checkpoint {
+                        mode: SyncMode::ChangesFeed,
+                        cursor: cursor.current().map(str::to_owned),
+                        etag,
+                        resync_pending: full,
+                    },
+                },
+                counts,
+            )?;
+            last_sync_at = page.server_time.or(date);
+            self.done += page.raw_len as u64;
+            self.progress()?;
+        }
+        if last_sync_at.is_none() {
+            self.warnings.push(
+                "the last feed page had neither meta.server_time nor a Date header; last_sync_at \
+                 is not advanced"
+                    .into(),
+            );
+        }
+        if let Some(seen) = seen {
+            let cursor = cursor.current().map(str::to_owned);
+            let during = Checkpoint {
+                mode: SyncMode::ChangesFeed,
+                cursor: cursor.clone(),
+                etag: None,
+                resync_pending: true,
+            };
+            let done = Checkpoint {
+                mode: SyncMode::ChangesFeed,
+                cursor,
+                etag: final_etag,
+                resync_pending: false,
+            };
+            if !self.prune(&seen, &protected, &during, &done)? {
+                // The resync is over even without a prune; the warning says why.
+                self.apply(
+                    Page {
+                        upserts: Vec::new(),
+                        removals: Vec::new(),
+                        checkpoint: done,
+                    },
+                    RunCounts::default(),
+                )?;
+            }
+        }
+        Ok(PassEnd::Done(last_sync_at))
+    }
+
+    fn send_feed(
+        &mut self,
+        cursor: &FeedCursor,
+        limit: u32,
+        full: bool,
+    ) -> Result<InFlight<H::Pending>, Halt> {
+        let limit = limit.to_string();
+        let mut query = Vec::with_capacity(2);
+        if let Some(since) = cursor.current() {
+            query.push(("since", since));
+        }
+        query.push(("limit", limit.as_str()));
+        let url = self.registry.endpoint(FEED_PATH, &query);
+        // A full resync must see every entry, so it never asks for a 304.
+        let mut headers = Vec::new();
+        if !full
+            && cursor.current() == self.stored.cursor.as_deref()
+            && let Some(etag) = &self.stored.etag
+        {
+            headers.push(("if-none-match".to_owned(), etag.clone()));
+        }
+        self.send(url, headers, &[])
+    }
+
+    // --- prune -----------------------------------------------------------
+
+    /// Removes registry rows whose ids are in neither `seen` nor `protected`.
+    /// Every store page but the last carries `during`; the last carries
+    /// `done`. Returns `false` when the safety valve refused to prune.
+    fn prune(
+        &mut self,
+        seen: &SeenSet,
+        protected: &SeenSet,
+        during: &Checkpoint,
+        done: &Checkpoint,
+    ) -> Result<bool, Halt> {
+        self.phase = Phase::Prune;
+        if seen.is_empty() {
+            let any = self.host.registry_ids(None, 1).map_err(SyncError::Store)?;
+            if !any.is_empty() {
+                self.warnings.push(
+                    "the registry listed no skills at all, yet registry skills are stored; not \
+                     removing them (if the registry really is empty, delete the catalogue to start \
+                     over)"
+                        .into(),
+                );
+                return Ok(false);
+            }
+        }
+        let mut after: Option<String> = None;
+        let mut removals = Vec::new();
+        loop {
+            let ids = self
+                .host
+                .registry_ids(after.as_deref(), PRUNE_ID_PAGE)
+                .map_err(SyncError::Store)?;
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
+            if after.as_ref().is_some_and(|a| last <= *a) {
+                return Err(SyncError::Store(StoreError::Other(format!(
+                    "registry-ids returned {last:?}, not after {after:?}"
+                )))
+                .into());
+            }
+            after = Some(last);
+            removals.extend(
+                ids.into_iter()
+                    .filter(|id| !seen.contains(id) && !protected.contains(id)),
+            );
+            while removals.len() >= STORE_PAGE_ROWS {
+                let rest = removals.split_off(STORE_PAGE_ROWS);
+                let chunk = mem::replace(&mut removals, rest);
+                self.apply_removals(chunk, during)?;
+                self.progress()?;
+            }
+        }
+        self.apply_removals(removals, done)?;
+        Ok(true)
+    }
+
+    fn apply_removals(
+        &mut self,
+        removals: Vec<String>,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Halt> {
+        let counts = RunCounts {
+            removed: removals.len() as u64,
+            ..RunCounts::default()
+        };
+        self.apply(
+            Page {
+                upserts: Vec::new(),
+                removals,
+                checkpoint: checkpoint.clone(),
+            },
+            counts,
+        )
+    }
+
+    // --- store -----------------------------------------------------------
+
+    fn diff(&mut self, entries: Vec<Entry>, rule: Rule) -> Result<Diff, Halt> {
+        if entries.is_empty() {
+            return Ok(Diff::default());
+        }
+        let ids: Vec<String> = entries.iter().map(|e| e.id().to_owned()).collect();
+        let local = self.host.local_versions(&ids).map_err(SyncError::Store)?;
+        if local.len() != ids.len() {
+            return Err(SyncError::Store(StoreError::Other(format!(
+                "local-versions answered {} versions for {} ids",
+                local.len(),
+                ids.len()
+            )))
+            .into());
+        }
+        Ok(diff::classify(entries, &local, rule, self.force))
+    }
+
+    /// Writes one page (in a dry run, only counts it). A page with no rows
+    /// whose checkpoint the store already holds is not written.
+    fn apply(&mut self, page: Page, counts: RunCounts) -> Result<(), Halt> {
+        let empty = page.upserts.is_empty() && page.removals.is_empty();
+        if !(empty && self.stored.matches(&page.checkpoint)) {
+            let checkpoint = page.checkpoint.clone();
+            if let Some(run) = self.run {
+                self.host.apply_page(run, page).map_err(SyncError::Store)?;
+            }
+            self.stored = Stored {
+                mode: Some(checkpoint.mode),
+                cursor: checkpoint.cursor,
+                etag: checkpoint.etag,
+                resync_pending: checkpoint.resync_pending,
+            };
+            self.applied_pages += 1;
+        }
+        add_counts(&mut self.counts, counts);
+        Ok(())
+    }
+
+    // --- HTTP, progress, ending ------------------------------------------
+
+    fn snapshot(&self) -> Progress {
+        Progress {
+            phase: self.phase,
+            done: self.done,
+            total: self.total,
+            pages: self.pages,
+            waiting_ms: 0,
+        }
+    }
+
+    fn send(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+        final_statuses: &'static [u16],
+    ) -> Result<InFlight<H::Pending>, Halt> {
+        self.client.set_progress(self.snapshot());
+        let request = HttpRequest {
+            url,
+            headers,
+            timeout_ms: 0,
+        };
+        self.client.send(self.host, request, final_statuses)
+    }
+
+    fn wait(&mut self, flight: InFlight<H::Pending>) -> Result<HttpResponse, Halt> {
+        self.client.set_progress(self.snapshot());
+        let resp = self.client.wait(self.host, flight, &mut self.warnings)?;
+        if self.first_date.is_none() {
+            self.first_date =
+                protocol::response_date(&resp).and_then(|d| protocol::format_millis(&d));
+        }
+        Ok(resp)
+    }
+
+    fn date_or_warn(&mut self, resp: &HttpResponse) -> Option<String> {
+        let date = protocol::response_date(resp).and_then(|d| protocol::format_millis(&d));
+        if date.is_none() {
+            self.warnings.push(
+                "the registry's response has no Date header; last_sync_at is not advanced".into(),
+            );
+        }
+        date
+    }
+
+    fn last_sync_at_from_first_date(&mut self) -> Result<Option<String>, Halt> {
+        if self.first_date.is_none() && !self.warned_no_date {
+            self.warned_no_date = true;
+            self.warnings
+                .push("the registry sent no Date header; last_sync_at is not advanced".into());
+        }
+        Ok(self.first_date.clone())
+    }
+
+    fn progress(&mut self) -> Result<(), Halt> {
+        self.log_warnings();
+        let report = self.snapshot();
+        match self.host.progress(report) {
+            Directive::Proceed => Ok(()),
+            Directive::Stop => Err(Halt::Cancelled),
+        }
+    }
+
+    fn log_warnings(&mut self) {
+        for line in self.warnings.take_unlogged() {
+            self.host.log(Level::Warn, line);
+        }
+    }
+
+    fn finish(mut self, result: Result<Option<String>, Halt>) -> Result<SyncReport, SyncError> {
+        self.log_warnings();
+        match result {
+            Ok(last_sync_at) => {
+                if let Some(run) = self.run {
+                    let outcome = RunOutcome {
+                        status: RunStatus::Success,
+                        counts: self.counts,
+                        error: None,
+                        last_sync_at: last_sync_at.clone(),
+                    };
+                    self.host
+                        .finish_run(run, outcome)
+                        .map_err(SyncError::Store)?;
+                }
+                Ok(self.report(last_sync_at, false))
+            }
+            Err(Halt::Cancelled) => {
+                self.close(
+                    "cancelled: the sync was stopped before it finished; what it applied is kept, \
+                     and the next sync carries on"
+                        .into(),
+                );
+                Ok(self.report(None, true))
+            }
+            Err(Halt::Failed(e)) => {
+                let text = if self.applied_pages > 0 {
+                    format!(
+                        "{e}. The {} store pages applied before the failure are kept, but the \
+                         catalogue is not fully current and last_sync_at was not advanced; run the \
+                         sync again",
+                        self.applied_pages
+                    )
+                } else {
+                    e.to_string()
+                };
+                self.close(text);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends an unsuccessful run in history; a failure to do so is logged,
+    /// not returned, so the original cause is what the caller sees.
+    fn close(&mut self, error: String) {
+        let Some(run) = self.run else { return };
+        let outcome = RunOutcome {
+            status: if self.applied_pages > 0 {
+                RunStatus::Partial
+            } else {
+                RunStatus::Failed
+            },
+            counts: self.counts,
+            error: Some(error),
+            last_sync_at: None,
+        };
+        if let Err(e) = self.host.finish_run(run, outcome) {
+            self.host.log(
+                Level::Error,
+                &format!("could not record the end of the sync run: {e}"),
+            );
+        }
+    }
+
+    fn report(&mut self, last_sync_at: Option<String>, cancelled: bool) -> SyncReport {
+        SyncReport {
+            mode: self.mode,
+            added: self.counts.added,
+            updated: self.counts.updated,
+            unchanged: self.counts.unchanged,
+            removed: self.counts.removed,
+            skipped: self.counts.skipped,
+            pages: self.pages,
+            requests: self.client.requests(),
+            warnings: mem::take(&mut self.warnings).into_lines(),
+            last_sync_at,
+            cancelled,
+        }
+    }
+}
+
+fn add_counts(total: &mut RunCounts, more: RunCounts) {
+    total.added += more.added;
+    total.updated += more.updated;
+    total.unchanged += more.unchanged;
+    total.removed += more.removed;
+    total.skipped += more.skipped;
+}
+
+fn protocol_error(e: ProtocolError) -> SyncError {
+    SyncError::Protocol(e.0)
+}
+
+fn unhealthy() -> SyncError {
+    SyncError::Registry("registry reports unhealthy; try again later".into())
+}
+
+/// A status no step expected, as an error that says what to check.
+fn unexpected(resp: &HttpResponse, path: &str) -> SyncError {
+    let detail = protocol::error_code(&resp.body)
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    let status = resp.status;
+    SyncError::Registry(match status {
+        300..=399 => format!(
+            "{path} answered HTTP {status} (a redirect to {}); redirects are not followed: set the \
+             registry URL to the address it redirects to",
+            resp.header("location").unwrap_or("an unnamed location")
+        ),
+        404 => format!("{path} answered HTTP 404{detail}: check the registry URL"),
+        _ => format!(
+            "{path} answered HTTP {status}{detail}; check the registry URL, or try again later"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1334 @@
+//! Engine tests against a fake host: a small simulated registry (search,
+//! changes feed with tombstones, ETags and cursor expiry) and an in-memory
+//! store that enforces what the real one does (local rows untouched, one
+//! open run).
+
+use super::*;
+use crate::domain::{LocalVersion, Skill, Source, TrustTier};
+use std::collections::BTreeMap;
+
+const DATE: &str = "Wed, 25 Nov 2026 02:00:00 GMT";
+const NOW: &str = "2026-11-25T02:00:00.000Z";
+const BASE: &str = "https://reg.example/functions/v1";
+const TIERS: [&str; 5] = ["official", "verified", "curated", "community", "unverified"];
+
+fn ts(n: u64) -> String {
+    let dt = chrono::DateTime::from_timestamp(1_795_000_000 + n as i64, 0).unwrap();
+    protocol::format_millis(&dt).unwrap()
+}
+
+#[derive(Clone)]
+struct RSkill {
+    tier: &'static str,
+    quality: Option<f64>,
+    updated_at: String,
+    /// Replaces the JSON of the record (for malformed ones).
+    raw: Option<String>,
+}
+
+#[derive(Default)]
+struct FakeRegistry {
+    skills: BTreeMap<String, RSkill>,
+    tombstones: BTreeMap<String, String>,
+    feed: bool,
+    clock: u64,
+    /// Cursors issued before this generation have expired (410): the
+    /// registry discarded tombstones after issuing them.
+    horizon: u64,
+    generation: u64,
+    /// Expire every cursor below the newest entry at discard time, even
+    /// those of a later pass (a registry that expires by position).
+    by_position: Option<String>,
+}
+
+impl FakeRegistry {
+    fn with(n: usize, feed: bool) -> FakeRegistry {
+        let mut r = FakeRegistry {
+            feed,
+            ..FakeRegistry::default()
+        };
+        for i in 0..n {
+            r.put(
+                &format!("s{i:05}"),
+                TIERS[i % 5],
+                Some((i % 10) as f64 / 10.0),
+            );
+        }
+        r
+    }
+
+    fn tick(&mut self) -> String {
+        self.clock += 1;
+        ts(self.clock)
+    }
+
+    fn put(&mut self, id: &str, tier: &'static str, quality: Option<f64>) {
+        let updated_at = self.tick();
+        self.tombstones.remove(id);
+        self.skills.insert(
+            id.into(),
+            RSkill {
+                tier,
+                quality,
+                updated_at,
+                raw: None,
+            },
+        );
+    }
+
+    fn touch(&mut self, id: &str) {
+        let t = self.tick();
+        self.skills.get_mut(id).unwrap().updated_at = t;
+    }
+
+    /// Discards all tombstones, expiring every cursor issued so far.
+    fn discard_tombstones(&mut self) {
+        self.tombstones.clear();
+        self.generation += 1;
+        self.horizon = self.generation;
+    }
+
+    fn delete(&mut self, id: &str) {
+        self.skills.remove(id);
+        let t = self.tick();
+        self.tombstones.insert(id.into(), t);
+    }
+
+    fn json(id: &str, s: &RSkill) -> String {
+        if let Some(raw) = &s.raw {
+            return raw.clone();
+        }
+        let q = s.quality.map_or("null".to_string(), |q| q.to_string());
+        format!(
+            r#"{{"id":"{id}","name":"name {id}","description":null,"author":"a","trust_tier":"{}","quality_score":{q},"tags":["t"],"categories":[],"stars":3,"created_at":"{}","updated_at":"{}","rank":0.5}}"#,
+            s.tier, s.updated_at, s.updated_at
+        )
+    }
+
+    fn respond(&self, req: &HttpRequest) -> HttpResponse {
+        let rest = req
+            .url
+            .strip_prefix(BASE)
+            .expect("request to another origin");
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let q: BTreeMap<String, String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), decode(v))
+            })
+            .collect();
+        match path {
+            "/health" => {
+                let caps = if self.feed {
+                    r#"["skills-changes"]"#
+                } else {
+                    "[]"
+                };
+                ok(&format!(
+                    r#"{{"status":"healthy","version":"1","capabilities":{caps}}}"#
+                ))
+            }
+            "/skills-search" => {
+                let tier = q["trust_tier"].as_str();
+                let limit: usize = q["limit"].parse().unwrap();
+                let offset: usize = q["offset"].parse().unwrap();
+                assert!((1..=100).contains(&limit));
+                let mut rows: Vec<_> = self.skills.iter().filter(|(_, s)| s.tier == tier).collect();
+                rows.sort_by(|a, b| {
+                    let qa = a.1.quality.unwrap_or(-1.0);
+                    let qb = b.1.quality.unwrap_or(-1.0);
+                    qb.partial_cmp(&qa).unwrap().then(a.0.cmp(b.0))
+                });
+                let data: Vec<String> = rows
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(id, s)| Self::json(id, s))
+                    .collect();
+                ok(&format!(
+                    r#"{{"data":[{}],"meta":{{"total":{},"limit":{limit},"offset":{offset},"query":null}}}}"#,
+                    data.join(","),
+                    rows.len()
+                ))
+            }
+            "/skills-changes" => {
+                if !self.feed {
+                    return status(404, r#"{"error":"not found"}"#);
+                }
+                let limit: usize = q.get("limit").map_or(100, |l| l.parse().unwrap());
+                assert!((1..=1000).contains(&limit));
+                let since = match q.get("since") {
+                    None => None,
+                    Some(c) => match c.split('|').collect::<Vec<_>>()[..] {
+                        [t, id, generation] => {
+                            if generation.parse::<u64>().unwrap() < self.horizon
+                                || self.by_position.as_deref().is_some_and(|p| t < p)
+                            {
+                                return status(410, r#"{"error":"cursor_expired"}"#);
+                            }
+                            Some((t.to_string(), id.to_string()))
+                        }
+                        _ => return status(400, r#"{"error":"invalid_cursor"}"#),
+                    },
+                };
+                let mut entries: Vec<(String, String, String)> = self
+                    .skills
+                    .iter()
+                    .map(|(id, s)| (s.updated_at.clone(), id.clone(), Self::json(id, s)))
+                    .chain(self.tombstones.iter().map(|(id, t)| {
+                        (
+                            t.clone(),
+                            id.clone(),
+                            format!(r#"{{"id":"{id}","updated_at":"{t}","deleted":true}}"#),
+                        )
+                    }))
+                    .filter(|(t, id, _)| since.as_ref().is_none_or(|(st, sid)| (t, id) > (st, sid)))
+                    .collect();
+                entries.sort();
+                let has_more = entries.len() > limit;
+                entries.truncate(limit);
+                let next = match (entries.last(), &since) {
+                    (Some((t, id, _)), _) => format!("{t}|{id}|{}", self.generation),
+                    (None, Some((t, id))) => format!("{t}|{id}|{}", self.generation),
+                    (None, None) => format!("||{}", self.generation),
+                };
+                let etag = format!("\"{next}\"");
+                if !has_more
+                    && entries.is_empty()
+                    && req
+                        .headers
+                        .iter()
+                        .any(|(k, v)| k == "if-none-match" && *v == etag)
+                {
+                    let mut r = status(304, "");
+                    r.headers.push(("etag".into(), etag));
+                    return r;
+                }
+                let data: Vec<&str> = entries.iter().map(|(_, _, j)| j.as_str()).collect();
+                let mut r = ok(&format!(
+                    r#"{{"data":[{}],"meta":{{"next_cursor":"{next}","has_more":{has_more},"server_time":"2026-11-25T02:00:00Z"}}}}"#,
+                    data.join(",")
+                ));
+                r.headers.push(("etag".into(), etag));
+                r
+            }
+            other => panic!("unexpected path {other}"),
+        }
+    }
+}
+
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn status(code: u16, body: &str) -> HttpResponse {
+    HttpResponse {
+        status: code,
+        headers: vec![
+            ("date".into(), DATE.into()),
+            ("x-ratelimit-limit".into(), "600".into()),
+            ("x-ratelimit-remaining".into(), "599".into()),
+            ("x-ratelimit-reset".into(), "1795572060".into()),
+        ],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn ok(body: &str) -> HttpResponse {
+    status(200, body)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    updated_at: String,
+    source: Source,
+    skill: Option<Skill>,
+}
+
+#[derive(Default)]
+struct FakeStore {
+    rows: BTreeMap<String, Row>,
+    mode: Option<SyncMode>,
+    cursor: Option<String>,
+    etag: Option<String>,
+    resync_pending: bool,
+    last_sync_at: Option<String>,
+    open_run: Option<u64>,
+    runs: Vec<(SyncMode, Option<RunOutcome>)>,
+    /// (upserts, removals, checkpoint) of every applied page.
+    pages: Vec<(usize, usize, Checkpoint)>,
+}
+
+type Hook = Box<dyn FnMut(usize, &HttpRequest) -> Option<Result<HttpResponse, HttpError>>>;
+
+#[derive(Default)]
+struct Fake {
+    reg: FakeRegistry,
+    store: FakeStore,
+    requests: Vec<HttpRequest>,
+    events: Vec<String>,
+    hook: Option<Hook>,
+    stop_after_pages: Option<u32>,
+    progress: Vec<Progress>,
+    slept: Vec<u64>,
+    logs: Vec<String>,
+}
+
+impl Fake {
+    fn new(reg: FakeRegistry) -> Fake {
+        Fake {
+            reg,
+            ..Fake::default()
+        }
+    }
+
+    fn local(&mut self, id: &str, updated_at: &str) {
+        self.store.rows.insert(
+            id.into(),
+            Row {
+                updated_at: updated_at.into(),
+                source: Source::Local,
+                skill: None,
+            },
+        );
+    }
+
+    /// The registry's skills as the store should hold them.
+    fn in_sync(&self) -> bool {
+        let registry_rows: BTreeMap<_, _> = self
+            .store
+            .rows
+            .iter()
+            .filter(|(_, r)| r.source == Source::Registry)
+            .map(|(id, r)| (id.clone(), r.updated_at.clone()))
+            .collect();
+        let want: BTreeMap<_, _> = self
+            .reg
+            .skills
+            .iter()
+            .filter(|(id, _)| {
+                self.store
+                    .rows
+                    .get(*id)
+                    .is_none_or(|r| r.source == Source::Registry)
+            })
+            .map(|(id, s)| (id.clone(), s.updated_at.clone()))
+            .collect();
+        registry_rows == want
+    }
+}
+
+impl Host for Fake {
+    type Pending = Result<HttpResponse, HttpError>;
+
+    fn http_send(&mut self, request: HttpRequest) -> Self::Pending {
+        let n = self.requests.len();
+        self.events.push(format!("send {}", request.url));
+        let hooked = self.hook.as_mut().and_then(|h| h(n, &request));
+        let resp = hooked.unwrap_or_else(|| Ok(self.reg.respond(&request)));
+        self.requests.push(request);
+        resp
+    }
+
+    fn http_wait(&mut self, pending: Self::Pending) -> Result<HttpResponse, HttpError> {
+        pending
+    }
+
+    fn read_state(&mut self) -> Result<SyncState, StoreError> {
+        Ok(SyncState {
+            last_sync_at: self.store.last_sync_at.clone(),
+            mode: self.store.mode,
+            cursor: self.store.cursor.clone(),
+            etag: self.store.etag.clone(),
+            resync_pending: self.store.resync_pending,
+            registry_skills: self
+                .store
+                .rows
+                .values()
+                .filter(|r| r.source == Source::Registry)
+                .count() as u64,
+        })
+    }
+
+    fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        self.events.push("local_versions".into());
+        Ok(ids
+            .iter()
+            .map(|id| {
+                self.store.rows.get(id).map(|r| LocalVersion {
+                    updated_at: r.updated_at.clone(),
+                    source: r.source,
+                })
+            })
+            .collect())
+    }
+
+    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .rows
+            .iter()
+            .filter(|(id, r)| r.source == Source::Registry && after.is_none_or(|a| id.as_str() > a))
+            .take(limit as usize)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
+        if let Some(open) = self.store.open_run {
+            return Err(StoreError::Invalid(format!("run {open} is still open")));
+        }
+        self.store.runs.push((mode, None));
+        let id = self.store.runs.len() as u64;
+        self.store.open_run = Some(id);
+        Ok(id)
+    }
+
+    fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
+        assert_eq!(self.store.open_run, Some(run), "apply outside the open run");
+        self.events.push("apply".into());
+        assert!(page.upserts.len() <= 1000);
+        self.store.pages.push((
+            page.upserts.len(),
+            page.removals.len(),
+            page.checkpoint.clone(),
+        ));
+        for id in &page.removals {
+            if self
+                .store
+                .rows
+                .get(id)
+                .is_some_and(|r| r.source == Source::Registry)
+            {
+                self.store.rows.remove(id);
+            }
+        }
+        for skill in page.upserts {
+            assert!(protocol::is_normalized(&skill.updated_at));
+            if self
+                .store
+                .rows
+                .get(&skill.id)
+                .is_none_or(|r| r.source == Source::Registry)
+            {
+                self.store.rows.insert(
+                    skill.id.clone(),
+                    Row {
+                        updated_at: skill.updated_at.clone(),
+                        source: Source::Registry,
+                        skill: Some(skill),
+                    },
+                );
+            }
+        }
+        let cp = page.checkpoint;
+        self.store.mode = Some(cp.mode);
+        self.store.cursor = cp.cursor;
+        self.store.etag = cp.etag;
+        self.store.resync_pending = cp.resync_pending;
+        Ok(())
+    }
+
+    fn finish_run(&mut self, run: u64, outcome: RunOutcome) -> Result<(), StoreError> {
+        assert_eq!(self.store.open_run, Some(run));
+        self.store.open_run = None;
+        if outcome.status == RunStatus::Success {
+            if outcome.last_sync_at.is_some() {
+                self.store.last_sync_at.clone_from(&outcome.last_sync_at);
+            }
+        } else {
+            assert!(outcome.last_sync_at.is_none());
+            assert!(outcome.error.is_some());
+        }
+        self.store.runs[run as usize - 1].1 = Some(outcome);
+        Ok(())
+    }
+
+    fn log(&mut self, _: Level, message: &str) {
+        self.logs.push(message.into());
+    }
+
+    fn progress(&mut self, report: Progress) -> Directive {
+        self.progress.push(report);
+        match self.stop_after_pages {
+            Some(n) if report.pages >= n && report.waiting_ms == 0 => Directive::Stop,
+            _ => Directive::Proceed,
+        }
+    }
+
+    fn sleep(&mut self, ms: u64) -> Directive {
+        self.slept.push(ms);
+        Directive::Proceed
+    }
+
+    fn random(&mut self) -> u64 {
+        0x5eed
+    }
+}
+
+fn opts() -> SyncOptions {
+    SyncOptions {
+        registry: BASE.into(),
+        force: false,
+        dry_run: false,
+        page_size: 100,
+        mode: None,
+        now_ms: 0,
+        retry_budget_ms: 10_000,
+    }
+}
+
+fn last_outcome(f: &Fake) -> &RunOutcome {
+    f.store
+        .runs
+        .last()
+        .unwrap()
+        .1
+        .as_ref()
+        .expect("run not finished")
+}
+
+/// Pages per tier for `n` skills spread evenly, at 100 per page (an empty
+/// tier still takes one request).
+fn search_pages(n: usize) -> u32 {
+    (0..5)
+        .map(|t| {
+            let in_tier = (n + 4 - t) / 5;
+            in_tier.div_ceil(100).max(1) as u32
+        })
+        .sum()
+}
+
+#[test]
+fn full_search_sync() {
+    let mut f = Fake::new(FakeRegistry::with(1234, false));
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.mode, SyncMode::Search);
+    assert_eq!(
+        (
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+            report.skipped
+        ),
+        (1234, 0, 0, 0, 0)
+    );
+    assert_eq!(report.pages, search_pages(1234));
+    assert_eq!(
+        report.requests,
+        1 + search_pages(1234),
+        "health + one per page"
+    );
+    assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
+    assert!(!report.cancelled);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(f.in_sync());
+    // Store pages of at most 500 rows, spanning HTTP pages.
+    let sizes: Vec<usize> = f.store.pages.iter().map(|p| p.0).collect();
+    assert_eq!(sizes, [500, 500, 234]);
+    assert!(
+        f.store
+            .pages
+            .iter()
+            .all(|p| p.2.mode == SyncMode::Search && p.2.cursor.is_none())
+    );
+    assert_eq!(f.store.mode, Some(SyncMode::Search));
+    assert_eq!(f.store.last_sync_at.as_deref(), Some(NOW));
+    let outcome = last_outcome(&f);
+    assert_eq!(outcome.status, RunStatus::Success);
+    assert_eq!(outcome.counts.added, 1234);
+    // Pipelining: the second page is requested before the first is diffed.
+    let first_diff = f.events.iter().position(|e| e == "local_versions").unwrap();
+    let sends_before = f.events[..first_diff]
+        .iter()
+        .filter(|e| e.contains("/skills-search"))
+        .count();
+    assert_eq!(sends_before, 2);
+    // Every stored skill is complete.
+    let row = &f.store.rows["s00007"];
+    let skill = row.skill.as_ref().unwrap();
+    assert_eq!(skill.trust_tier, TrustTier::Curated);
+    assert_eq!(skill.tags, ["t"]);
+    assert_eq!(skill.stars, Some(3));
+}
+
+#[test]
+fn differential_noop_updates_and_prune() {
+    let mut f = Fake::new(FakeRegistry::with(300, false));
+    run(&mut f, opts()).unwrap();
+    let pages_before = f.store.pages.len();
+
+    // Nothing changed: nothing written, all unchanged, mode no longer rediscovered.
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(
+        (
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed
+        ),
+        (0, 0, 300, 0)
+    );
+    assert_eq!(f.store.pages.len(), pages_before);
+    assert!(
+        !f.requests
+            .iter()
+            .skip(1 + search_pages(300) as usize)
+            .any(|r| r.url.ends_with("/health"))
+    );
+    assert_eq!(last_outcome(&f).status, RunStatus::Success);
+
+    // Three updated, two deleted, one added.
+    for id in ["s00001", "s00002", "s00100"] {
+        f.reg.touch(id);
+    }
+    f.reg.delete("s00010");
+    f.reg.delete("s00299");
+    f.reg.put("new", "official", None);
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(
+        (
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed
+        ),
+        (1, 3, 295, 2)
+    );
+    assert!(f.in_sync());
+    assert!(!f.store.rows.contains_key("s00010"));
+}
+
+#[test]
+fn force_rewrites_everything() {
+    let mut f = Fake::new(FakeRegistry::with(120, false));
+    run(&mut f, opts()).unwrap();
+    let report = run(
+        &mut f,
+        SyncOptions {
+            force: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (report.added, report.updated, report.unchanged),
+        (0, 120, 0)
+    );
+}
+
+#[test]
+fn local_rows_untouched() {
+    let mut f = Fake::new(FakeRegistry::with(50, false));
+    f.local("s00003", "2020-01-01T00:00:00Z");
+    f.local("only-local", "2020-01-01T00:00:00Z");
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!((report.added, report.skipped, report.removed), (49, 1, 0));
+    for id in ["s00003", "only-local"] {
+        let row = &f.store.rows[id];
+        assert_eq!(row.source, Source::Local);
+        assert_eq!(row.updated_at, "2020-01-01T00:00:00Z");
+    }
+    // Still there after a forced run with a prune.
+    let report = run(
+        &mut f,
+        SyncOptions {
+            force: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!((report.updated, report.skipped, report.removed), (49, 1, 0));
+    assert_eq!(f.store.rows["only-local"].source, Source::Local);
+}
+
+#[test]
+fn malformed_records_skipped_not_pruned() {
+    let mut f = Fake::new(FakeRegistry::with(30, false));
+    run(&mut f, opts()).unwrap();
+    // Now two records go bad: one with a usable id (stored already), one without.
+    f.reg.skills.get_mut("s00004").unwrap().raw = Some(
+        r#"{"id":"s00004","name":"x","trust_tier":"unverified","updated_at":"not a time"}"#.into(),
+    );
+    f.reg.skills.get_mut("s00009").unwrap().raw =
+        Some(r#"{"name":"no id","quality_score":7}"#.into());
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.skipped, 2);
+    assert_eq!(report.unchanged, 28);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("malformed") && w.contains("s00004")),
+        "{:?}",
+        report.warnings
+    );
+    // The bad record with an id is still in the registry: not pruned. The
+    // one without an id cannot be told apart from a deletion.
+    assert!(f.store.rows.contains_key("s00004"));
+    assert_eq!(report.removed, 1);
+    assert_eq!(last_outcome(&f).status, RunStatus::Success);
+}
+
+#[test]
+fn unknown_tier_warned_once() {
+    let mut f = Fake::new(FakeRegistry::with(10, false));
+    for id in ["s00001", "s00002"] {
+        f.reg.skills.get_mut(id).unwrap().raw = Some(format!(
+            r#"{{"id":"{id}","name":"n","trust_tier":"platinum","updated_at":"2026-01-01T00:00:00Z","future_field":[1]}}"#
+        ));
+    }
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.added, 10);
+    assert_eq!(
+        report
+            .warnings
+            .iter()
+            .filter(|w| w.contains("platinum"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        f.store.rows["s00001"].skill.as_ref().unwrap().trust_tier,
+        TrustTier::Unknown
+    );
+}
+
+#[test]
+fn feed_first_sync_resume_and_304() {
+    let mut f = Fake::new(FakeRegistry::with(250, true));
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.mode, SyncMode::ChangesFeed);
+    assert_eq!((report.added, report.pages, report.requests), (250, 3, 4));
+    assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
+    assert!(f.in_sync());
+    assert_eq!(f.store.pages.len(), 3, "one store page per feed page");
+    assert!(f.store.pages.iter().all(|p| !p.2.resync_pending));
+    assert!(f.store.pages[..2].iter().all(|p| p.2.etag.is_none()));
+    let cursor = f.store.cursor.clone().unwrap();
+    assert!(f.store.etag.is_some());
+
+    // Resume: only what changed since the cursor.
+    f.reg.touch("s00001");
+    f.reg.touch("s00002");
+    f.reg.delete("s00003");
+    f.reg.put("brand-new", "community", Some(0.9));
+    f.requests.clear();
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(
+        (
+            report.added,
+            report.updated,
+            report.removed,
+            report.unchanged
+        ),
+        (1, 2, 1, 0)
+    );
+    assert_eq!(report.requests, 1);
+    assert!(
+        f.requests[0]
+            .url
+            .contains(&format!("since={}", encode(&cursor))),
+        "{}",
+        f.requests[0].url
+    );
+    assert!(f.in_sync());
+
+    // Caught up: one request answered 304, nothing written.
+    let pages = f.store.pages.len();
+    f.requests.clear();
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(
+        (report.requests, report.pages, report.added, report.updated),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(f.requests.len(), 1);
+    assert!(
+        f.requests[0]
+            .headers
+            .iter()
+            .any(|(k, _)| k == "if-none-match")
+    );
+    assert_eq!(f.store.pages.len(), pages);
+    assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
+    assert_eq!(last_outcome(&f).status, RunStatus::Success);
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    crate::url::encode_component(s, &mut out);
+    out
+}
+
+#[test]
+fn expired_cursor_runs_full_resync_with_prune() {
+    let mut f = Fake::new(FakeRegistry::with(120, true));
+    run(&mut f, opts()).unwrap();
+    // A deletion whose tombstone the registry has since discarded.
+    f.reg.delete("s00050");
+    f.reg.discard_tombstones();
+    f.reg.touch("s00051");
+    let pages = f.store.pages.len();
+    let report = run(&mut f, opts()).unwrap();
+    assert!(
+        report.warnings.iter().any(|w| w.contains("cursor_expired")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        (report.removed, report.updated, report.unchanged),
+        (1, 1, 118)
+    );
+    assert!(f.in_sync());
+    assert!(!f.store.resync_pending);
+    let resync = &f.store.pages[pages..];
+    assert!(
+        resync[..resync.len() - 1]
+            .iter()
+            .all(|p| p.2.resync_pending)
+    );
+    assert!(!resync.last().unwrap().2.resync_pending);
+    assert!(f.store.etag.is_some());
+    // And the next run is an ordinary 304.
+    f.requests.clear();
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.requests, 1);
+}
+
+#[test]
+fn feed_that_rejects_resync_cursors_falls_back_to_search() {
+    let mut f = Fake::new(FakeRegistry::with(250, true));
+    run(&mut f, opts()).unwrap();
+    f.reg.delete("s00050");
+    f.reg.discard_tombstones();
+    f.reg.by_position = Some(ts(f.reg.clock + 1));
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.mode, SyncMode::Search);
+    assert_eq!(report.removed, 1);
+    assert!(f.in_sync());
+    assert_eq!(f.store.mode, Some(SyncMode::Search));
+    assert!(!f.store.resync_pending);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("/skills-search instead")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn interrupted_resync_restarts_from_the_beginning() {
+    let mut f = Fake::new(FakeRegistry::with(120, true));
+    run(&mut f, opts()).unwrap();
+    f.stop_after_pages = Some(1);
+    let report = run(
+        &mut f,
+        SyncOptions {
+            force: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert!(report.cancelled);
+    assert!(
+        f.store.resync_pending,
+        "an interrupted resync stays pending"
+    );
+    assert_eq!(last_outcome(&f).status, RunStatus::Partial);
+    assert!(
+        last_outcome(&f)
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("cancelled")
+    );
+    f.stop_after_pages = None;
+    f.reg.delete("s00001");
+    f.reg.tombstones.clear();
+    f.requests.clear();
+    let report = run(&mut f, opts()).unwrap();
+    assert!(!f.requests[0].url.contains("since="));
+    assert_eq!(report.removed, 1);
+    assert!(!f.store.resync_pending);
+    assert!(f.in_sync());
+}
+
+#[test]
+fn feed_404_falls_back_to_search() {
+    let mut f = Fake::new(FakeRegistry::with(40, true));
+    f.hook = Some(Box::new(|_, r| {
+        r.url
+            .contains("/skills-changes")
+            .then(|| Ok(status(404, r#"{"error":"not found"}"#)))
+    }));
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.mode, SyncMode::Search);
+    assert_eq!(report.added, 40);
+    assert_eq!(f.store.mode, Some(SyncMode::Search));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("no changes feed"))
+    );
+}
+
+#[test]
+fn switching_to_feed_with_search_rows_resyncs() {
+    let mut f = Fake::new(FakeRegistry::with(60, false));
+    run(&mut f, opts()).unwrap();
+    f.reg.feed = true;
+    f.reg.delete("s00005");
+    f.reg.tombstones.clear();
+    let report = run(
+        &mut f,
+        SyncOptions {
+            mode: Some(SyncMode::ChangesFeed),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!((report.removed, report.unchanged), (1, 59));
+    assert_eq!(f.store.mode, Some(SyncMode::ChangesFeed));
+    assert!(!f.store.resync_pending);
+}
+
+#[test]
+fn cancellation_mid_run_is_partial() {
+    let mut f = Fake::new(FakeRegistry::with(1234, false));
+    f.stop_after_pages = Some(7);
+    let report = run(&mut f, opts()).unwrap();
+    assert!(report.cancelled);
+    assert_eq!(report.pages, 7);
+    assert_eq!(report.last_sync_at, None);
+    // Seven pages: two tiers of 247 and one page of the third. The buffered
+    // rows were kept: 500 in a full store page, 94 after.
+    assert_eq!(f.store.rows.len(), 594);
+    assert_eq!(report.added, 594);
+    let sizes: Vec<usize> = f.store.pages.iter().map(|p| p.0).collect();
+    assert_eq!(sizes, [500, 94]);
+    let outcome = last_outcome(&f);
+    assert_eq!(outcome.status, RunStatus::Partial);
+    assert!(outcome.error.as_deref().unwrap().starts_with("cancelled"));
+    assert_eq!(f.store.last_sync_at, None);
+    // No prune after an incomplete enumeration, and the rest arrives next time.
+    f.stop_after_pages = None;
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(
+        (report.added, report.unchanged, report.removed),
+        (640, 594, 0)
+    );
+    assert!(f.in_sync());
+}
+
+#[test]
+fn cancellation_before_any_page_is_failed() {
+    let mut f = Fake::new(FakeRegistry::with(10, false));
+    f.stop_after_pages = Some(1);
+    f.store.rows.clear();
+    let mut reg = FakeRegistry::with(0, false);
+    std::mem::swap(&mut f.reg, &mut reg);
+    let report = run(&mut f, opts()).unwrap();
+    assert!(report.cancelled);
+    assert_eq!(last_outcome(&f).status, RunStatus::Failed);
+}
+
+#[test]
+fn error_after_pages_is_partial_without_last_sync_at() {
+    let mut f = Fake::new(FakeRegistry::with(1234, false));
+    f.hook = Some(Box::new(|n, _| {
+        (n >= 8).then(|| Ok(status(500, r#"{"error":"boom"}"#)))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(
+        matches!(err, SyncError::Registry(ref m) if m.contains("500")),
+        "{err:?}"
+    );
+    assert!(!f.slept.is_empty(), "5xx is retried");
+    assert!(
+        f.slept.iter().sum::<u64>() <= 10_000,
+        "within the retry budget"
+    );
+    let outcome = last_outcome(&f);
+    assert_eq!(outcome.status, RunStatus::Partial);
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("run the sync again")
+    );
+    assert!(f.store.rows.len() >= 500);
+    assert_eq!(f.store.last_sync_at, None);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let mut f = Fake::new(FakeRegistry::with(300, false));
+    let report = run(
+        &mut f,
+        SyncOptions {
+            dry_run: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.added, 300);
+    assert!(f.store.rows.is_empty() && f.store.runs.is_empty() && f.store.pages.is_empty());
+
+    run(&mut f, opts()).unwrap();
+    let runs = f.store.runs.len();
+    let pages = f.store.pages.len();
+    f.reg.delete("s00001");
+    f.reg.touch("s00002");
+    let report = run(
+        &mut f,
+        SyncOptions {
+            dry_run: true,
+            force: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!((report.updated, report.removed), (1, 1));
+    assert_eq!((f.store.runs.len(), f.store.pages.len()), (runs, pages));
+    assert!(f.store.rows.contains_key("s00001"));
+}
+
+#[test]
+fn busy_store() {
+    let mut f = Fake::new(FakeRegistry::with(5, false));
+    f.store.open_run = Some(99);
+    f.store.mode = Some(SyncMode::Search);
+    assert_eq!(run(&mut f, opts()), Err(SyncError::Busy));
+}
+
+#[test]
+fn unauthorized_is_not_retried_and_is_recorded() {
+    let mut f = Fake::new(FakeRegistry::with(5, false));
+    f.hook = Some(Box::new(|_, _| {
+        Some(Ok(status(401, r#"{"error":"invalid api key"}"#)))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(
+        matches!(err, SyncError::Unauthorized(ref m) if m.contains("SKILLSMITH_API_KEY")),
+        "{err:?}"
+    );
+    assert_eq!(f.requests.len(), 1);
+    assert_eq!(last_outcome(&f).status, RunStatus::Failed);
+}
+
+#[test]
+fn unhealthy_registry() {
+    let mut f = Fake::new(FakeRegistry::with(5, false));
+    f.hook = Some(Box::new(|_, r| {
+        r.url
+            .ends_with("/health")
+            .then(|| Ok(status(503, r#"{"status":"unhealthy"}"#)))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert_eq!(
+        err,
+        SyncError::Registry("registry reports unhealthy; try again later".into())
+    );
+    assert_eq!(
+        f.requests.len(),
+        1,
+        "a health 503 is an answer, not retried"
+    );
+}
+
+#[test]
+fn bad_base_url_is_denied() {
+    let mut f = Fake::default();
+    let err = run(
+        &mut f,
+        SyncOptions {
+            registry: "file:///etc".into(),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, SyncError::Unreachable(HttpError::Denied(_))));
+    assert!(f.requests.is_empty());
+}
+
+#[test]
+fn catalogue_changing_during_listing_skips_prune() {
+    let mut f = Fake::new(FakeRegistry::with(400, false));
+    run(&mut f, opts()).unwrap();
+    f.reg.delete("s00000");
+    f.reg.tombstones.clear();
+    // The official listing grows by one between its first and second page.
+    let skills = f.reg.skills.clone();
+    f.hook = Some(Box::new(move |_, r| {
+        if r.url.contains("trust_tier=official") && !r.url.contains("offset=0") {
+            let mut reg = FakeRegistry {
+                skills: skills.clone(),
+                ..FakeRegistry::default()
+            };
+            reg.skills.insert(
+                "late".into(),
+                RSkill {
+                    tier: "official",
+                    quality: Some(0.0),
+                    updated_at: ts(1),
+                    raw: None,
+                },
+            );
+            return Some(Ok(reg.respond(r)));
+        }
+        None
+    }));
+    let report = run(
+        &mut f,
+        SyncOptions {
+            page_size: 20,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.removed, 0);
+    assert!(f.store.rows.contains_key("s00000"));
+    assert!(
+        report.warnings.iter().any(|w| w.contains("changed")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn empty_listing_never_prunes_a_full_store() {
+    let mut f = Fake::new(FakeRegistry::with(30, false));
+    run(&mut f, opts()).unwrap();
+    f.reg.skills.clear();
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.removed, 0);
+    assert_eq!(f.store.rows.len(), 30);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("listed no skills"))
+    );
+}
+
+#[test]
+fn progress_is_reported_per_page() {
+    let mut f = Fake::new(FakeRegistry::with(250, false));
+    run(&mut f, opts()).unwrap();
+    let fetch: Vec<_> = f
+        .progress
+        .iter()
+        .filter(|p| p.phase == Phase::Fetch)
+        .collect();
+    assert_eq!(fetch.len() as u32, search_pages(250));
+    assert_eq!(fetch.last().unwrap().done, 250);
+    assert_eq!(fetch.last().unwrap().total, Some(250));
+    assert!(fetch.windows(2).all(|w| w[0].pages < w[1].pages));
+}
+
+fn remaining_zero(mut resp: HttpResponse) -> HttpResponse {
+    resp.headers.retain(|(k, _)| k != "x-ratelimit-remaining");
+    resp.headers
+        .push(("x-ratelimit-remaining".into(), "0".into()));
+    resp
+}
+
+#[test]
+fn rate_limit_pacing_and_429() {
+    let mut f = Fake::new(FakeRegistry::with(150, false));
+    f.hook = Some(Box::new(|n, r| match n {
+        // The health check used up the window, which resets 60 s after its Date.
+        0 => Some(Ok(remaining_zero(FakeRegistry::default().respond(r)))),
+        2 => {
+            let mut resp = status(429, r#"{"error":"rate_limited"}"#);
+            resp.headers.push(("retry-after".into(), "2".into()));
+            Some(Ok(resp))
+        }
+        _ => None,
+    }));
+    let report = run(
+        &mut f,
+        SyncOptions {
+            retry_budget_ms: 120_000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.added, 150);
+    assert_eq!(f.slept, [60_000, 2_000]);
+    assert_eq!(report.requests, 1 + search_pages(150) + 1);
+    let waits: Vec<u64> = f
+        .progress
+        .iter()
+        .map(|p| p.waiting_ms)
+        .filter(|w| *w > 0)
+        .collect();
+    assert_eq!(waits, [60_000, 2_000]);
+
+    // A window that resets later than the budget allows fails fast.
+    let mut f = Fake::new(FakeRegistry::with(150, false));
+    f.hook = Some(Box::new(|n, r| {
+        (n == 0).then(|| Ok(remaining_zero(FakeRegistry::default().respond(r))))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(matches!(err, SyncError::RateLimited(_)), "{err:?}");
+    assert!(f.slept.is_empty());
+}
+
+#[test]
+fn quota_exceeded_is_final() {
+    let mut f = Fake::new(FakeRegistry::with(5, false));
+    f.store.mode = Some(SyncMode::Search);
+    f.hook = Some(Box::new(|_, _| {
+        Some(Ok(status(429, r#"{"error":"monthly_quota_exceeded"}"#)))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(matches!(err, SyncError::QuotaExceeded(ref m) if m.contains("quota")));
+    assert_eq!(f.requests.len(), 1);
+}
+
+/// The guest's own share of a 100k-skill sync: decoding, diffing and page
+/// assembly against a host that answers instantly from pre-rendered bodies.
+/// Run with `cargo test --release -p skillsmith-guest perf_100k -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand in release"]
+fn perf_100k() {
+    struct Canned {
+        bodies: std::collections::HashMap<String, Vec<u8>>,
+        stored: std::collections::HashMap<String, String>,
+        rows: usize,
+    }
+    impl Host for Canned {
+        type Pending = HttpResponse;
+        fn http_send(&mut self, r: HttpRequest) -> HttpResponse {
+            let path = r.url.strip_prefix(BASE).unwrap();
+            let mut resp = ok("");
+            resp.body = self.bodies.get(path).cloned().unwrap_or_else(|| panic!("{path}"));
+            resp
+        }
+        fn http_wait(&mut self, p: HttpResponse) -> Result<HttpResponse, HttpError> {
+            Ok(p)
+        }
+        fn read_state(&mut self) -> Result<SyncState, StoreError> {
+            Ok(SyncState::default())
+        }
+        fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    self.stored.get(id).map(|u| LocalVersion {
+                        updated_at: u.clone(),
+                        source: Source::Registry,
+                    })
+                })
+                .collect())
+        }
+        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+            Ok(vec![])
+        }
+        fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {
+            Ok(1)
+        }
+        fn apply_page(&mut self, _: u64, page: Page) -> Result<(), StoreError> {
+            self.rows += page.upserts.len();
+            Ok(())
+        }
+        fn finish_run(&mut self, _: u64, _: RunOutcome) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn log(&mut self, _: Level, _: &str) {}
+        fn progress(&mut self, _: Progress) -> Directive {
+            Directive::Proceed
+        }
+        fn sleep(&mut self, _: u64) -> Directive {
+            Directive::Proceed
+        }
+        fn random(&mut self) -> u64 {
+            0
+        }
+    }
+    const N: usize = 100_000;
+    let skill = |i: usize| {
+        let t = ts(i as u64);
+        format!(
+            r#"{{"id":"{:08x}-0000-4000-8000-{:012x}","name":"skill-{i}","description":"A helpful skill that does thing number {i} for developers","author":"author{}","repo_url":"https://github.com/a/skill-{i}","quality_score":0.{},"trust_tier":"{}","tags":["testing","jest","javascript"],"categories":["Testing"],"stars":{i},"created_at":"{t}","updated_at":"{t}","rank":0.5}}"#,
+            i, i, i % 97, i % 10, TIERS[i % 5]
+        )
+    };
+    // Feed: 100 pages of 1000.
+    let mut bodies = std::collections::HashMap::new();
+    for p in 0..N / 1000 {
+        let data: Vec<String> = (p * 1000..(p + 1) * 1000).map(skill).collect();
+        let since = if p == 0 { String::new() } else { format!("since=c{p}&") };
+        bodies.insert(
+            format!("/skills-changes?{since}limit=1000"),
+            format!(
+                r#"{{"data":[{}],"meta":{{"next_cursor":"c{}","has_more":{},"server_time":"2026-11-25T02:00:00Z"}}}}"#,
+                data.join(","),
+                p + 1,
+                p + 1 < N / 1000
+            )
+            .into_bytes(),
+        );
+    }
+    let bytes: usize = bodies.values().map(Vec::len).sum();
+    let mut host = Canned { bodies, stored: Default::default(), rows: 0 };
+    let o = SyncOptions { mode: Some(SyncMode::ChangesFeed), page_size: 1000, ..opts() };
+    let start = std::time::Instant::now();
+    let report = run(&mut host, o.clone()).unwrap();
+    let feed = start.elapsed();
+    assert_eq!((report.added, host.rows), (N as u64, N));
+    // Search: 1000 pages of 100, over the five tiers.
+    let mut bodies = std::collections::HashMap::new();
+    for (t, tier) in TIERS.iter().enumerate() {
+        let ids: Vec<usize> = (0..N).filter(|i| i % 5 == t).collect();
+        for (p, chunk) in ids.chunks(100).enumerate() {
+            let data: Vec<String> = chunk.iter().map(|&i| skill(i)).collect();
+            bodies.insert(
+                format!("/skills-search?trust_tier={tier}&limit=100&offset={}", p * 100),
+                format!(r#"{{"data":[{}],"meta":{{"total":{}}}}}"#, data.join(","), ids.len()).into_bytes(),
+            );
+        }
+    }
+    host.bodies = bodies;
+    host.rows = 0;
+    let o = SyncOptions { mode: Some(SyncMode::Search), page_size: 100, ..opts() };
+    let start = std::time::Instant::now();
+    let report = run(&mut host, o.clone()).unwrap();
+    let search = start.elapsed();
+    assert_eq!((report.added, host.rows), (N as u64, N));
+    // Differential no-op in search mode: everything stored already.
+    host.stored = (0..N).map(|i| {
+        let s = skill(i);
+        let id = s[7..43].to_string();
+        (id, ts(i as u64))
+    }).collect();
+    host.rows = 0;
+    let start = std::time::Instant::now();
+    let report = run(&mut host, o).unwrap();
+    let noop = start.elapsed();
+    assert_eq!((report.unchanged, host.rows), (N as u64, 0));
+    println!(
+        "100k skills ({} MB of JSON): feed {feed:?}, search {search:?}, search no-op {noop:?}",
+        bytes / 1_000_000
+    );
+}

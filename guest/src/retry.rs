@@ -1,0 +1,572 @@
+//! Sending requests through the host with retries and rate-limit pacing:
+//! exponential backoff with jitter, `Retry-After` and `X-RateLimit-Reset`
+//! honoured (on the registry's clock, since the guest has none), a per-request
+//! waiting budget, and proactive pacing once `X-RateLimit-Remaining` hits 0.
+//! Every wait goes through `Host::sleep`, announced with `Host::progress`, and
+//! either may cancel the run.
+
+use crate::domain::{
+    Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Progress, SyncError,
+};
+use crate::protocol;
+use crate::warnings::Warnings;
+
+/// First backoff step; doubles per attempt.
+pub const BASE_BACKOFF_MS: u64 = 500;
+/// Longest single backoff step (before a `Retry-After` overrides it).
+pub const MAX_BACKOFF_MS: u64 = 30_000;
+/// Attempts per request, the first included. The waiting budget normally ends
+/// retrying first; this bounds a host whose sleeps return at once.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Why a sync stops before finishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// It failed.
+    Failed(SyncError),
+    /// The host said `stop`.
+    Cancelled,
+}
+
+impl From<SyncError> for Halt {
+    fn from(e: SyncError) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+/// A request in flight, with what retrying it needs.
+pub struct InFlight<P> {
+    request: HttpRequest,
+    pending: P,
+    waited_ms: u64,
+    final_statuses: &'static [u16],
+}
+
+impl<P> InFlight<P> {
+    /// The request.
+    pub fn request(&self) -> &HttpRequest {
+        &self.request
+    }
+}
+
+/// Sends requests and waits for their responses, retrying and pacing.
+#[derive(Debug)]
+pub struct Client {
+    budget_ms: u64,
+    pace_ms: Option<u64>,
+    requests: u32,
+    progress: Progress,
+    warned_unknown_reset: bool,
+}
+
+enum Verdict {
+    Done,
+    Retry,
+    Fail(SyncError),
+}
+
+enum Failure {
+    Transport(HttpError),
+    Status(u16, Option<String>),
+}
+
+impl Client {
+    /// A client that waits at most `budget_ms` for any one request.
+    pub fn new(budget_ms: u64, progress: Progress) -> Client {
+        Client {
+            budget_ms,
+            pace_ms: None,
+            requests: 0,
+            progress,
+            warned_unknown_reset: false,
+        }
+    }
+
+    /// Requests sent so far, retries included.
+    pub fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// What to report with `waiting_ms` while waiting.
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
+    }
+
+    /// Sends `request`, first waiting out the rate-limit window if the last
+    /// response said none was left. Statuses in `final_statuses` are returned
+    /// as they are even where they would be retried (a `/health` 503 is an
+    /// answer, not a hiccup).
+    pub fn send<H: Host>(
+        &mut self,
+        host: &mut H,
+        request: HttpRequest,
+        final_statuses: &'static [u16],
+    ) -> Result<InFlight<H::Pending>, Halt> {
+        let mut waited_ms = 0;
+        if let Some(ms) = self.pace_ms.take() {
+            if ms > self.budget_ms {
+                return Err(Halt::Failed(SyncError::RateLimited(format!(
+                    "the registry's rate limit is used up and resets in {} s, longer than the \
+                     retry budget of {} s; try again later, or use an API key with a higher limit",
+                    ms.div_ceil(1000),
+                    self.budget_ms / 1000
+                ))));
+            }
+            host.log(
+                Level::Info,
+                &format!("rate limit used up; waiting {ms} ms for the window to reset"),
+            );
+            self.pause(host, ms)?;
+            waited_ms = ms;
+        }
+        let pending = host.http_send(request.clone());
+        self.requests += 1;
+        Ok(InFlight {
+            request,
+            pending,
+            waited_ms,
+            final_statuses,
+        })
+    }
+
+    /// Waits for the response, retrying timeouts, connection failures, 5xx
+    /// and 429 within the budget. Returns any other response (2xx, 3xx,
+    /// 4xx) for the caller to interpret; 401, 403 and an exhausted monthly
+    /// quota are errors here because no caller can do anything else with them.
+    pub fn wait<H: Host>(
+        &mut self,
+        host: &mut H,
+        flight: InFlight<H::Pending>,
+        warnings: &mut Warnings,
+    ) -> Result<HttpResponse, Halt> {
+        let InFlight {
+            request,
+            mut pending,
+            mut waited_ms,
+            final_statuses,
+        } = flight;
+        let mut attempt = 1;
+        loop {
+            let (failure, hint) = match host.http_wait(pending) {
+                Ok(resp) => {
+                    self.note_rate_limit(&resp, warnings);
+                    match verdict(&resp, final_statuses) {
+                        Verdict::Done => return Ok(resp),
+                        Verdict::Fail(e) => return Err(Halt::Failed(e)),
+                        Verdict::Retry => {
+                            let hint = protocol::retry_after_ms(&resp).or_else(|| {
+                                (resp.status == 429)
+                                    .then(|| protocol::reset_wait_ms(&resp))
+                                    .flatten()
+                            });
+                            let code = protocol::error_code(&resp.body);
+                            (Failure::Status(resp.status, code), hint)
+                        }
+                    }
+                }
+                Err(e @ (HttpError::Timeout | HttpError::Connection(_))) => {
+                    (Failure::Transport(e), None)
+                }
+                Err(e) => return Err(Halt::Failed(SyncError::Unreachable(e))),
+            };
+            let delay = hint
+                .unwrap_or_else(|| backoff(host, attempt))
+                .max(self.pace_ms.take().unwrap_or(0));
+            if attempt >= MAX_ATTEMPTS || waited_ms.saturating_add(delay) > self.budget_ms {
+                return Err(Halt::Failed(give_up(
+                    failure,
+                    attempt,
+                    delay,
+                    self.budget_ms,
+                )));
+            }
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{} failed ({}); retrying in {delay} ms (attempt {} of at most {MAX_ATTEMPTS})",
+                    request.url,
+                    describe(&failure),
+                    attempt + 1
+                ),
+            );
+            self.pause(host, delay)?;
+            waited_ms += delay;
+            attempt += 1;
+            pending = host.http_send(request.clone());
+            self.requests += 1;
+        }
+    }
+
+    /// Sleeps through the host, telling it first how long; either may stop.
+    fn pause<H: Host>(&mut self, host: &mut H, ms: u64) -> Result<(), Halt> {
+        if ms == 0 {
+            return Ok(());
+        }
+        let report = Progress {
+            waiting_ms: ms,
+            ..self.progress
+        };
+        if host.progress(report) == Directive::Stop || host.sleep(ms) == Directive::Stop {
+            return Err(Halt::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Plans a pause before the next request when this response used up the
+    /// rate-limit window.
+    fn note_rate_limit(&mut self, resp: &HttpResponse, warnings: &mut Warnings) {
+        if protocol::rate_limit(resp).remaining != Some(0) {
+            return;
+        }
+        match protocol::reset_wait_ms(resp) {
+            // Reset times have one-second resolution: a reset "now" may still
+            // be most of a second away.
+            Some(ms) => self.pace_ms = Some(ms.max(1000)),
+            None if !self.warned_unknown_reset => {
+                self.warned_unknown_reset = true;
+                warnings.push(
+                    "X-RateLimit-Remaining is 0 but X-RateLimit-Reset or Date is missing; \
+                     cannot pace requests"
+                        .into(),
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+fn verdict(resp: &HttpResponse, final_statuses: &[u16]) -> Verdict {
+    let status = resp.status;
+    if final_statuses.contains(&status) {
+        return Verdict::Done;
+    }
+    match status {
+        401 | 403 => Verdict::Fail(SyncError::Unauthorized(unauthorized_message(
+            status,
+            protocol::error_code(&resp.body),
+        ))),
+        429 => match protocol::error_code(&resp.body) {
+            Some(code) if code == "monthly_quota_exceeded" => {
+                Verdict::Fail(SyncError::QuotaExceeded(
+                    "the monthly request quota of this API key is used up (HTTP 429 \
+                 monthly_quota_exceeded); retrying will not help: wait for the quota to reset, or \
+                 upgrade the plan"
+                        .into(),
+                ))
+            }
+            _ => Verdict::Retry,
+        },
+        500..=599 => Verdict::Retry,
+        _ => Verdict::Done,
+    }
+}
+
+fn unauthorized_message(status: u16, code: Option<String>) -> String {
+    let detail = code.map(|c| format!(": {c}")).unwrap_or_default();
+    if status == 401 {
+        format!(
+            "the registry refused the request (HTTP 401{detail}): set SKILLSMITH_API_KEY to a \
+             valid API key, or check the one that is set"
+        )
+    } else {
+        format!(
+            "the registry denied access (HTTP 403{detail}): check that SKILLSMITH_API_KEY is \
+             right and that its plan includes this registry"
+        )
+    }
+}
+
+/// Equal-jitter exponential backoff: half the step fixed, half random, so
+/// that clients failing together do not retry together.
+fn backoff<H: Host>(host: &mut H, attempt: u32) -> u64 {
+    let step = BASE_BACKOFF_MS
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(MAX_BACKOFF_MS)
+        .min(MAX_BACKOFF_MS);
+    step / 2 + host.random() % (step / 2 + 1)
+}
+
+fn describe(failure: &Failure) -> String {
+    match failure {
+        Failure::Transport(HttpError::Timeout) => "timed out".into(),
+        Failure::Transport(e) => format!("{e}"),
+        Failure::Status(s, Some(code)) => format!("HTTP {s}: {code}"),
+        Failure::Status(s, None) => format!("HTTP {s}"),
+    }
+}
+
+fn give_up(failure: Failure, attempts: u32, next_delay: u64, budget_ms: u64) -> SyncError {
+    let why = if attempts >= MAX_ATTEMPTS {
+        format!("after {attempts} attempts")
+    } else {
+        format!(
+            "after {attempts} attempts (waiting {} s more would exceed the retry budget of {} s)",
+            next_delay.div_ceil(1000),
+            budget_ms / 1000
+        )
+    };
+    match failure {
+        Failure::Transport(e) => SyncError::Unreachable(e),
+        Failure::Status(429, _) => SyncError::RateLimited(format!(
+            "the registry kept answering 429 Too Many Requests {why}; try again later, or use an \
+             API key with a higher rate limit"
+        )),
+        failure => SyncError::Registry(format!(
+            "the registry kept failing ({}) {why}; try again later",
+            describe(&failure)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+    use std::collections::VecDeque;
+
+    /// Just enough host for the HTTP side.
+    #[derive(Default)]
+    struct Net {
+        script: VecDeque<Result<HttpResponse, HttpError>>,
+        sent: Vec<HttpRequest>,
+        slept: Vec<u64>,
+        waits_reported: Vec<u64>,
+        stop_on_sleep: bool,
+    }
+
+    impl Host for Net {
+        type Pending = Result<HttpResponse, HttpError>;
+        fn http_send(&mut self, r: HttpRequest) -> Self::Pending {
+            self.sent.push(r);
+            self.script.pop_front().expect("unscripted request")
+        }
+        fn http_wait(&mut self, p: Self::Pending) -> Result<HttpResponse, HttpError> {
+            p
+        }
+        fn read_state(&mut self) -> Result<SyncState, StoreError> {
+            unimplemented!()
+        }
+        fn local_versions(
+            &mut self,
+            _: &[String],
+        ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+            unimplemented!()
+        }
+        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+            unimplemented!()
+        }
+        fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {
+            unimplemented!()
+        }
+        fn apply_page(&mut self, _: u64, _: Page) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        fn finish_run(&mut self, _: u64, _: RunOutcome) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        fn log(&mut self, _: Level, _: &str) {}
+        fn progress(&mut self, p: Progress) -> Directive {
+            self.waits_reported.push(p.waiting_ms);
+            Directive::Proceed
+        }
+        fn sleep(&mut self, ms: u64) -> Directive {
+            self.slept.push(ms);
+            if self.stop_on_sleep {
+                Directive::Stop
+            } else {
+                Directive::Proceed
+            }
+        }
+        fn random(&mut self) -> u64 {
+            12345
+        }
+    }
+
+    fn r(status: u16, headers: &[(&str, &str)], body: &str) -> Result<HttpResponse, HttpError> {
+        Ok(HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn req() -> HttpRequest {
+        HttpRequest {
+            url: "https://reg.example/health".into(),
+            headers: vec![],
+            timeout_ms: 0,
+        }
+    }
+
+    fn progress() -> Progress {
+        Progress {
+            phase: Phase::Fetch,
+            done: 0,
+            total: None,
+            pages: 0,
+            waiting_ms: 0,
+        }
+    }
+
+    fn fetch(net: &mut Net, budget: u64) -> (Result<HttpResponse, Halt>, u32) {
+        let mut c = Client::new(budget, progress());
+        let mut w = Warnings::new();
+        let res = c.send(net, req(), &[]).and_then(|f| c.wait(net, f, &mut w));
+        (res, c.requests())
+    }
+
+    const DATE: &str = "Wed, 25 Nov 2026 02:00:00 GMT";
+
+    #[test]
+    fn retries_transient_then_succeeds() {
+        let mut net = Net::default();
+        net.script.extend([
+            Err(HttpError::Timeout),
+            Err(HttpError::Connection("reset".into())),
+            r(503, &[], ""),
+            r(429, &[("retry-after", "3")], r#"{"error":"rate_limited"}"#),
+            r(200, &[], "{}"),
+        ]);
+        let (res, requests) = fetch(&mut net, 60_000);
+        assert_eq!(res.unwrap().status, 200);
+        assert_eq!(requests, 5);
+        assert_eq!(net.slept.len(), 4);
+        assert_eq!(net.slept[3], 3000, "Retry-After honoured");
+        assert_eq!(net.slept, net.waits_reported);
+        // Backoff grows: step 500, 1000, 2000 with equal jitter.
+        assert!((250..=500).contains(&net.slept[0]));
+        assert!((500..=1000).contains(&net.slept[1]));
+        assert!((1000..=2000).contains(&net.slept[2]));
+    }
+
+    #[test]
+    fn never_retries_auth_or_quota() {
+        for (status, body, want) in [
+            (401, "{}", "SKILLSMITH_API_KEY"),
+            (403, "{}", "SKILLSMITH_API_KEY"),
+            (429, r#"{"error":"monthly_quota_exceeded"}"#, "quota"),
+        ] {
+            let mut net = Net::default();
+            net.script.push_back(r(status, &[], body));
+            let (res, requests) = fetch(&mut net, 60_000);
+            assert_eq!(requests, 1);
+            let msg = match res {
+                Err(Halt::Failed(SyncError::Unauthorized(m))) => m,
+                Err(Halt::Failed(SyncError::QuotaExceeded(m))) => m,
+                other => panic!("{other:?}"),
+            };
+            assert!(msg.contains(want), "{msg}");
+        }
+        let mut net = Net::default();
+        net.script.push_back(r(404, &[], "{}"));
+        assert_eq!(fetch(&mut net, 60_000).0.unwrap().status, 404);
+    }
+
+    #[test]
+    fn rate_limit_reset_uses_registry_clock() {
+        let mut net = Net::default();
+        // 1795572000 is the Date; reset 20 s later.
+        net.script.extend([
+            r(
+                429,
+                &[("date", DATE), ("x-ratelimit-reset", "1795572020")],
+                "",
+            ),
+            r(200, &[], "{}"),
+        ]);
+        let (res, _) = fetch(&mut net, 60_000);
+        assert!(res.is_ok());
+        assert_eq!(net.slept, [20_000]);
+    }
+
+    #[test]
+    fn budget_exhausted() {
+        let mut net = Net::default();
+        net.script.push_back(r(429, &[("retry-after", "120")], ""));
+        let (res, requests) = fetch(&mut net, 60_000);
+        assert!(
+            matches!(res, Err(Halt::Failed(SyncError::RateLimited(_)))),
+            "{res:?}"
+        );
+        assert_eq!(requests, 1);
+        assert!(net.slept.is_empty());
+
+        let mut net = Net::default();
+        net.script
+            .extend((0..MAX_ATTEMPTS).map(|_| Err(HttpError::Timeout)));
+        let (res, requests) = fetch(&mut net, u64::MAX);
+        assert_eq!(
+            res,
+            Err(Halt::Failed(SyncError::Unreachable(HttpError::Timeout)))
+        );
+        assert_eq!(requests, MAX_ATTEMPTS);
+
+        let mut net = Net::default();
+        net.script.push_back(r(502, &[], ""));
+        let (res, _) = fetch(&mut net, 0);
+        assert!(matches!(res, Err(Halt::Failed(SyncError::Registry(_)))));
+
+        let mut net = Net::default();
+        net.script
+            .push_back(Err(HttpError::Denied("origin".into())));
+        let (res, requests) = fetch(&mut net, 60_000);
+        assert_eq!(
+            res,
+            Err(Halt::Failed(SyncError::Unreachable(HttpError::Denied(
+                "origin".into()
+            ))))
+        );
+        assert_eq!(requests, 1);
+    }
+
+    #[test]
+    fn paces_when_remaining_is_zero() {
+        let mut net = Net::default();
+        net.script.extend([
+            r(
+                200,
+                &[
+                    ("date", DATE),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1795572007"),
+                ],
+                "",
+            ),
+            r(200, &[], ""),
+        ]);
+        let mut c = Client::new(60_000, progress());
+        let mut w = Warnings::new();
+        let f = c.send(&mut net, req(), &[]).unwrap();
+        c.wait(&mut net, f, &mut w).unwrap();
+        assert!(net.slept.is_empty());
+        let f = c.send(&mut net, req(), &[]).unwrap();
+        assert_eq!(net.slept, [7000], "paced before the second request");
+        c.wait(&mut net, f, &mut w).unwrap();
+        assert_eq!(c.requests(), 2);
+    }
+
+    #[test]
+    fn stop_while_waiting_cancels() {
+        let mut net = Net {
+            stop_on_sleep: true,
+            ..Net::default()
+        };
+        net.script.push_back(Err(HttpError::Timeout));
+        assert_eq!(fetch(&mut net, 60_000).0, Err(Halt::Cancelled));
+    }
+
+    #[test]
+    fn final_statuses_are_not_retried() {
+        let mut net = Net::default();
+        net.script.push_back(r(503, &[], "{}"));
+        let mut c = Client::new(60_000, progress());
+        let f = c.send(&mut net, req(), &[503]).unwrap();
+        assert_eq!(
+            c.wait(&mut net, f, &mut Warnings::new()).unwrap().status,
+            503
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! The one implementation of the engine's imports, shared by both backends.
+//!
+//! [`SyncHost`] implements the guest's `domain::Host` trait natively over the
+//! HTTP backend, the store, an observer and a random source. The native
+//! backend hands it straight to `skillsmith_guest::engine::run`; the
+//! component backend's import traits convert WIT types and delegate to it.
+//! Comparing the two therefore measures exactly what the WebAssembly
+//! boundary costs.
+
+use std::time::{Duration, Instant};
+
+use skillsmith_guest::domain::{
+    Directive, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page, Progress,
+    RunOutcome, StoreError, SyncMode, SyncState,
+};
+
+use crate::http::{HttpBackend, Pending};
+use crate::store::Store;
+
+/// How often blocking waits (`sleep`, `http.wait`) check
+/// [`SyncObserver::should_stop`].
+pub const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// What a sync tells the program running it, and how that program stops it.
+pub trait SyncObserver: Send {
+    /// A progress report, at page boundaries.
+    fn progress(&mut self, p: &Progress);
+    /// A log line from the engine.
+    fn log(&mut self, level: Level, msg: &str);
+    /// True once the program wants the sync to stop (Ctrl-C, shutdown). The
+    /// engine stops at the next page boundary; waits return early.
+    fn should_stop(&self) -> bool;
+}
+
+/// The default observer: logs through `tracing`, never stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TracingObserver;
+
+impl SyncObserver for TracingObserver {
+    fn progress(&mut self, p: &Progress) {
+        tracing::debug!(
+            phase = ?p.phase,
+            done = p.done,
+            total = ?p.total,
+            pages = p.pages,
+            waiting_ms = p.waiting_ms,
+            "sync progress"
+        );
+    }
+
+    fn log(&mut self, level: Level, msg: &str) {
+        match level {
+            Level::Trace => tracing::trace!("{msg}"),
+            Level::Debug => tracing::debug!("{msg}"),
+            Level::Info => tracing::info!("{msg}"),
+            Level::Warn => tracing::warn!("{msg}"),
+            Level::Error => tracing::error!("{msg}"),
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// SplitMix64: tiny, fast, statistically fine for retry jitter and ids. Not
+/// for cryptography (nor does anything here need that).
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a fixed seed (tests).
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// A generator seeded from the time, the process id and an address, so
+    /// that processes started in the same instant still differ.
+    pub fn from_entropy() -> SplitMix64 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let local = 0u8;
+        let addr = &local as *const u8 as u64;
+        let mut g = SplitMix64(nanos ^ (u64::from(std::process::id()) << 32) ^ addr.rotate_left(17));
+        // Mix once so that close seeds do not give close first values.
+        g.next_u64();
+        g
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Counts of what the host did for the guest, for reports and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Import calls made (all interfaces).
+    pub imports: u64,
+    /// Pages applied.
+    pub pages: u64,
+    /// Skills upserted (before the `local` filter).
+    pub upserts: u64,
+    /// HTTP requests started.
+    pub requests: u64,
+    /// Time spent inside store calls.
+    pub store_time: Duration,
+    /// Time spent blocked in `http.wait`.
+    pub http_wait_time: Duration,
+}
+
+/// The host side of one sync: HTTP, store, observer, randomness.
+pub struct SyncHost {
+    http: HttpBackend,
+    store: Store,
+    observer: Box<dyn SyncObserver>,
+    rng: SplitMix64,
+    stats: HostStats,
+}
+
+impl std::fmt::Debug for SyncHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHost")
+            .field("http", &self.http)
+            .field("store", &self.store)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncHost {
+    /// Assembles a host.
+    pub fn new(http: HttpBackend, store: Store, observer: Box<dyn SyncObserver>) -> SyncHost {
+        SyncHost {
+            http,
+            store,
+            observer,
+            rng: SplitMix64::from_entropy(),
+            stats: HostStats::default(),
+        }
+    }
+
+    /// The store (to close a run the engine left open).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// What the host did so far.
+    pub fn stats(&self) -> HostStats {
+        self.stats
+    }
+
+    /// Whether the observer asked to stop.
+    pub fn should_stop(&self) -> bool {
+        self.observer.should_stop()
+    }
+
+    /// Logs through the observer (host-side messages, e.g. a trap).
+    pub fn log(&mut self, level: Level, msg: &str) {
+        self.observer.log(level, msg);
+    }
+
+    fn timed_store<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> T {
+        self.stats.imports += 1;
+        let started = Instant::now();
+        let out = f(&mut self.store);
+        self.stats.store_time += started.elapsed();
+        out
+    }
+}
+
+impl Host for SyncHost {
+    type Pending = Pending;
+
+    fn http_send(&mut self, request: HttpRequest) -> Pending {
+        self.stats.imports += 1;
+        self.stats.requests += 1;
+        self.http.send(request)
+    }
+
+    fn http_wait(&mut self, pending: Pending) -> Result<HttpResponse, HttpError> {
+        self.stats.imports += 1;
+        let started = Instant::now();
+        let observer = &self.observer;
+        let result = pending.wait_or_stop(STOP_POLL, || observer.should_stop());
+        self.stats.http_wait_time += started.elapsed();
+        self.store.heartbeat();
+        result
+    }
+
+    fn read_state(&mut self) -> Result<SyncState, StoreError> {
+        self.timed_store(|s| s.read_state())
+    }
+
+    fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        self.timed_store(|s| s.local_versions(ids))
+    }
+
+    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.timed_store(|s| s.registry_ids(after, limit))
+    }
+
+    fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
+        self.timed_store(|s| s.begin_run(mode))
+    }
+
+    fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
+        self.stats.pages += 1;
+        self.stats.upserts += page.upserts.len() as u64;
+        self.timed_store(|s| s.apply_page(run, &page))
+    }
+
+    fn finish_run(&mut self, run: u64, outcome: RunOutcome) -> Result<(), StoreError> {
+        self.timed_store(|s| s.finish_run(run, &outcome))
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        self.stats.imports += 1;
+        self.observer.log(level, message);
+    }
+
+    fn progress(&mut self, report: Progress) -> Directive {
+        self.stats.imports += 1;
+        self.observer.progress(&report);
+        self.store.heartbeat();
+        if self.observer.should_stop() {
+            Directive::Stop
+        } else {
+            Directive::Proceed
+        }
+    }
+
+    fn sleep(&mut self, ms: u64) -> Directive {
+        self.stats.imports += 1;
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        loop {
+            if self.observer.should_stop() {
+                return Directive::Stop;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Directive::Proceed;
+            }
+            std::thread::sleep((deadline - now).min(STOP_POLL));
+            // Rate-limit waits can outlast the lease; keep it alive.
+            self.store.heartbeat();
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.stats.imports += 1;
+        self.rng.next_u64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_is_deterministic_and_spread() {
+        let mut a = SplitMix64::new(1);
+        let mut b = SplitMix64::new(1);
+        let xs: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs[0], xs[1]);
+        assert_ne!(
+            SplitMix64::from_entropy().next_u64(),
+            SplitMix64::from_entropy().next_u64()
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The cross-process sync lease (table `sync_lease`): at most one sync per
+//! catalogue at a time, across the CLI and any number of MCP servers.
+//!
+//! A lease is taken in a `BEGIN IMMEDIATE` transaction, so two processes
+//! cannot both see it free. It expires [`LEASE_TTL`] after the last
+//! heartbeat (every applied page renews it), so a killed holder blocks
+//! others for at most a minute, and it is released on drop. Taking a lease
+//! also closes history runs a dead holder left `running`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::clock::{self, Clock};
+use crate::db::{Database, DbError};
+
+/// How long a lease lasts without a heartbeat.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Error text written to history runs found `running` when a lease is taken.
+pub const INTERRUPTED_MESSAGE: &str = "interrupted: the process running this sync stopped before it finished (killed or crashed); the next sync resumes from the last committed page";
+
+/// How often [`Lease::acquire_wait`] retries.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// The `sync_lease` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseInfo {
+    /// Opaque id of the holder (pid and a random part).
+    pub holder: String,
+    /// Holder's process id.
+    pub pid: u32,
+    /// Host time the lease was taken.
+    pub acquired_at: String,
+    /// Host time (Unix ms) it expires unless renewed.
+    pub expires_at_ms: i64,
+}
+
+/// Why a lease could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds an unexpired lease.
+    #[error("another sync of this catalogue is in progress (process {pid}, since {since})")]
+    Busy {
+        /// Holder's process id.
+        pid: u32,
+        /// Host time the holder took the lease.
+        since: String,
+    },
+    /// Our lease was taken over after it expired (this process stalled).
+    #[error("the sync lease was lost: this process stalled for over {} s and another sync took over", LEASE_TTL.as_secs())]
+    Lost,
+    /// The lease needs a database file, not an in-memory one.
+    #[error("a sync lease needs a database file")]
+    NoFile,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// The lease of one sync, released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    // A connection of its own, so that release on drop does not depend on
+    // the state of the store's connection (which may be mid-transaction
+    // after a trap).
+    conn: Connection,
+    path: std::path::PathBuf,
+    holder: String,
+    pid: u32,
+    clock: Clock,
+    released: bool,
+}
+
+/// The current unexpired lease, if any.
+pub(crate) fn current_lease(conn: &Connection, now_ms: i64) -> rusqlite::Result<Option<LeaseInfo>> {
+    conn.prepare_cached(
+        "SELECT holder, pid, acquired_at, expires_at FROM sync_lease WHERE id = 1 AND expires_at > ?1",
+    )?
+    .query_row([now_ms], |r| {
+        Ok(LeaseInfo {
+            holder: r.get(0)?,
+            pid: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            acquired_at: r.get(2)?,
+            expires_at_ms: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// Renews `holder`'s lease; `false` when it no longer holds it.
+pub(crate) fn renew(conn: &Connection, holder: &str, now_ms: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE sync_lease SET expires_at = ?1 WHERE id = 1 AND holder = ?2")?
+        .execute(params![now_ms + LEASE_TTL.as_millis() as i64, holder])?;
+    Ok(n == 1)
+}
+
+impl Lease {
+    /// Takes the lease of `db`'s catalogue, or fails with
+    /// [`LockError::Busy`] when another process holds it.
+    pub fn acquire(db: &Database) -> Result<Lease, LockError> {
+        let path = db.path().ok_or(LockError::NoFile)?;
+        let conn = crate::db::open_connection(path)?;
+        Lease::acquire_on(conn, path, db.clock())
+    }
+
+    /// Like [`Lease::acquire`], but waits up to `timeout` for the holder to
+    /// finish.
+    pub fn acquire_wait(db: &Database, timeout: Duration) -> Result<Lease, LockError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match Lease::acquire(db) {
+                Err(LockError::Busy { .. }) if Instant::now() + WAIT_POLL < deadline => {
+                    std::thread::sleep(WAIT_POLL);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn acquire_on(conn: Connection, path: &Path, clock: Clock) -> Result<Lease, LockError> {
+        let pid = std::process::id();
+        let holder = format!(
+            "pid {pid} #{:016x}",
+            crate::host::SplitMix64::from_entropy().next_u64()
+        );
+        let err = |e| LockError::Database(DbError::from_sqlite(path, e));
+        // IMMEDIATE (the connection's default): the check and the write are
+        // one step for every other process.
+        let tx = conn.unchecked_transaction().map_err(err)?;
+        let now = clock.now_ms();
+        if let Some(held) = current_lease(&tx, now).map_err(err)? {
+            return Err(LockError::Busy {
+                pid: held.pid,
+                since: held.acquired_at,
+            });
+        }
+        let now_text = clock::format_ms(now);
+        tx.execute(
+            "INSERT INTO sync_lease (id, holder, pid, acquired_at, expires_at)
+             VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid,
+                 acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+            params![holder, pid, now_text, now + LEASE_TTL.as_millis() as i64],
+        )
+        .map_err(err)?;
+        // Whoever left these running is gone: the lease was free.
+        tx.execute(
+            "UPDATE sync_history SET status = 'failed', completed_at = ?1, error_message = ?2
+             WHERE status = 'running'",
+            params![now_text, INTERRUPTED_MESSAGE],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Lease {
+            conn,
+            path: path.to_owned(),
+            holder,
+            pid,
+            clock,
+            released: false,
+        })
+    }
+
+    /// The opaque holder id (the store renews the lease with it).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// This process's id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Extends the lease by [`LEASE_TTL`] from now.
+    pub fn renew(&self) -> Result<(), LockError> {
+        match renew(&self.conn, &self.holder, self.clock.now_ms()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LockError::Lost),
+            Err(e) => Err(DbError::from_sqlite(&self.path, e).into()),
+        }
+    }
+
+    /// Releases the lease now (drop does the same, ignoring errors).
+    pub fn release(mut self) -> Result<(), LockError> {
+        self.released = true;
+        self.delete()
+            .map_err(|e| DbError::from_sqlite(&self.path, e).into())
+    }
+
+    fn delete(&self) -> rusqlite::Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM sync_lease WHERE id = 1 AND holder = ?1",
+                [&self.holder],
+            )
+            .map(drop)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.released
+            && let Err(e) = self.delete()
+        {
+            // It expires by itself within LEASE_TTL.
+            tracing::warn!("could not release the sync lease: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_twice() -> (tempfile::TempDir, Database, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        let a = Database::open(&path).unwrap();
+        let b = Database::open(&path).unwrap();
+        (dir, a, b)
+    }
+
+    #[test]
+    fn leases_exclude_each_other_and_release_on_drop() {
+        let (_dir, a, b) = open_twice();
+        let lease = Lease::acquire(&a).unwrap();
+        match Lease::acquire(&b) {
+            Err(LockError::Busy { pid, since }) => {
+                assert_eq!(pid, std::process::id());
+                assert!(since.ends_with('Z'));
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert_eq!(b.status().unwrap().running_pid, Some(std::process::id()));
+        lease.renew().unwrap();
+        drop(lease);
+        assert_eq!(b.status().unwrap().running_pid, None);
+        let again = Lease::acquire(&b).unwrap();
+        again.release().unwrap();
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over_and_its_runs_closed() {
+        let (_dir, a, b) = open_twice();
+        let stale = Lease::acquire(&a).unwrap();
+        a.conn()
+            .execute_batch(
+                "INSERT INTO sync_history (started_at, status) VALUES ('2026-01-01T00:00:00.000Z', 'running');",
+            )
+            .unwrap();
+        // Seen from a clock past the TTL, the lease has expired.
+        let later = b.with_clock(Clock::with_offset(LEASE_TTL.as_millis() as i64 + 1_000));
+        let fresh = Lease::acquire(&later).unwrap();
+        let run = &later.history(1).unwrap()[0];
+        assert_eq!(run.status, "failed");
+        assert_eq!(run.error_message.as_deref(), Some(INTERRUPTED_MESSAGE));
+        // The old holder finds out at its next heartbeat, and its drop does
+        // not release the new holder's lease.
+        assert!(matches!(stale.renew(), Err(LockError::Lost)));
+        drop(stale);
+        assert!(fresh.renew().is_ok());
+    }
+
+    #[test]
+    fn acquire_wait_waits_for_release() {
+        let (_dir, a, b) = open_twice();
+        let lease = Lease::acquire(&a).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lease);
+        });
+        let started = Instant::now();
+        let got = Lease::acquire_wait(&b, Duration::from_secs(5)).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        drop(got);
+        t.join().unwrap();
+        let _held = Lease::acquire(&a).unwrap();
+        assert!(matches!(
+            Lease::acquire_wait(&b, Duration::from_millis(300)),
+            Err(LockError::Busy { .. })
+        ));
+    }
+
+    #[test]
+    fn in_memory_databases_have_no_lease() {
+        let db = Database::open_in_memory().unwrap();
+        assert!(matches!(Lease::acquire(&db), Err(LockError::NoFile)));
+    }
+}

@@ -1,0 +1,743 @@
+//! The `store` imports on SQLite: the guest's only way to read and change
+//! the catalogue, at the level of the sync domain (no SQL crosses).
+//!
+//! This is the hot path of a sync: every skill goes through `apply_page`,
+//! and the FTS5 triggers make each row cost several B-tree writes. So: one
+//! `IMMEDIATE` transaction per page, cached statements, JSON lists encoded
+//! into reused buffers, and nothing else in the transaction but the
+//! checkpoint and the lease heartbeat that must commit with the page.
+
+use std::rc::Rc;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use skillsmith_guest::domain::{
+    LocalVersion, Page, RunOutcome, RunStatus, Skill, Source, StoreError, SyncMode, SyncState,
+};
+
+use crate::clock::{self, Clock};
+use crate::db::{self, Database, ScratchGuard};
+use crate::lock;
+
+/// Renew the lease outside pages at most this often (ms): pages renew it
+/// anyway; this covers long rate-limit waits between pages.
+const HEARTBEAT_EVERY_MS: i64 = 15_000;
+
+/// Maps a SQLite error onto the closed `store-error` variants.
+pub fn store_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
+        Some(ErrorCode::DiskFull | ErrorCode::ReadOnly) => StoreError::NoSpace,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        Some(ErrorCode::ConstraintViolation) => StoreError::Invalid(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OpenRun {
+    id: u64,
+    started_ms: i64,
+    pages: u64,
+}
+
+/// The store of one sync, over its own connection.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    clock: Clock,
+    read_only: bool,
+    lease_holder: Option<String>,
+    last_heartbeat_ms: i64,
+    open_run: Option<OpenRun>,
+    tags_buf: Vec<u8>,
+    categories_buf: Vec<u8>,
+    _scratch: Option<ScratchGuard>,
+}
+
+const UPSERT_SQL: &str = "INSERT INTO skills (id, name, description, author, repo_url, quality_score,
+        trust_tier, tags, categories, stars, content_hash, license, security_score, installable,
+        quarantined, source, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'registry', ?16, ?17)
+    ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description,
+        author = excluded.author, repo_url = excluded.repo_url,
+        quality_score = excluded.quality_score, trust_tier = excluded.trust_tier,
+        tags = excluded.tags, categories = excluded.categories, stars = excluded.stars,
+        content_hash = excluded.content_hash, license = excluded.license,
+        security_score = excluded.security_score, installable = excluded.installable,
+        quarantined = excluded.quarantined, created_at = excluded.created_at,
+        updated_at = excluded.updated_at
+    WHERE skills.source = 'registry'";
+
+impl Store {
+    /// A store over `db`. `lease_holder` is the holder id of the lease this
+    /// sync holds: each page renews it and fails if it was lost. A read-only
+    /// database (dry run) refuses every write with `invalid`.
+    pub fn new(db: Database, lease_holder: Option<String>) -> Store {
+        let clock = db.clock();
+        let read_only = db.is_read_only();
+        let (conn, scratch) = db.into_parts();
+        Store {
+            conn,
+            clock,
+            read_only,
+            lease_holder,
+            last_heartbeat_ms: clock.now_ms(),
+            open_run: None,
+            tags_buf: Vec::with_capacity(256),
+            categories_buf: Vec::with_capacity(256),
+            _scratch: scratch,
+        }
+    }
+
+    /// The id of the history run the guest opened and has not closed.
+    pub fn open_run(&self) -> Option<u64> {
+        self.open_run.map(|r| r.id)
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            Err(StoreError::Invalid(
+                "dry run: the store is read-only and a dry run writes nothing".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_run(&self, run: u64) -> Result<OpenRun, StoreError> {
+        match self.open_run {
+            Some(r) if r.id == run => Ok(r),
+            Some(r) => Err(StoreError::Invalid(format!(
+                "unknown run {run}: the open run is {}",
+                r.id
+            ))),
+            None => Err(StoreError::Invalid(format!(
+                "unknown run {run}: no run is open"
+            ))),
+        }
+    }
+
+    /// `store.read-state`.
+    pub fn read_state(&mut self) -> Result<SyncState, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Deferred,
+        )
+        .map_err(store_error)?;
+        let last_sync_at: Option<String> = tx
+            .prepare_cached("SELECT last_sync_at FROM sync_config WHERE id = 'default'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .map_err(store_error)?
+            .flatten();
+        let (mode, cursor, etag, resync_pending) = tx
+            .prepare_cached(
+                "SELECT mode, cursor, etag, resync_pending FROM sync_state WHERE id = 1",
+            )
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(store_error)?
+            .unwrap_or((None, None, None, false));
+        let registry_skills: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM skills WHERE source = 'registry'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(store_error)?;
+        tx.finish().map_err(store_error)?;
+        Ok(SyncState {
+            last_sync_at,
+            // An unknown stored mode (newer binary wrote it) means rediscover.
+            mode: mode.as_deref().and_then(SyncMode::parse),
+            cursor,
+            etag,
+            resync_pending,
+            registry_skills: registry_skills.max(0) as u64,
+        })
+    }
+
+    /// `store.local-versions`: one query per batch (`rarray`).
+    pub fn local_versions(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        let mut out = vec![None; ids.len()];
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let array: Rc<Vec<Value>> = Rc::new(ids.iter().map(|id| Value::Text(id.clone())).collect());
+        // `rarray`'s rowid is the 1-based position in the array, so results
+        // land in their slot whatever order the join produces.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT a.rowid, s.updated_at, s.source
+                 FROM rarray(?1) AS a JOIN skills AS s ON s.id = a.value",
+            )
+            .map_err(store_error)?;
+        let mut rows = stmt.query([array]).map_err(store_error)?;
+        while let Some(r) = rows.next().map_err(store_error)? {
+            let pos = r.get::<_, i64>(0).map_err(store_error)? - 1;
+            let updated_at: String = r.get(1).map_err(store_error)?;
+            let source = match r.get_ref(2).and_then(|v| Ok(v.as_str()?)) {
+                Ok("local") => Source::Local,
+                _ => Source::Registry,
+            };
+            if let Some(slot) = usize::try_from(pos).ok().and_then(|p| out.get_mut(p)) {
+                *slot = Some(LocalVersion { updated_at, source });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `store.registry-ids`.
+    pub fn registry_ids(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        // Two statements rather than `?1 IS NULL OR id > ?1`, which would
+        // stop SQLite from seeking the primary-key index.
+        let mut stmt = match after {
+            Some(_) => self.conn.prepare_cached(
+                "SELECT id FROM skills WHERE source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2",
+            ),
+            None => self.conn.prepare_cached(
+                "SELECT id FROM skills WHERE source = 'registry' ORDER BY id LIMIT ?1",
+            ),
+        }
+        .map_err(store_error)?;
+        let mut out = Vec::with_capacity(limit.min(10_000) as usize);
+        let mut rows = match after {
+            Some(a) => stmt.query(params![a, limit]),
+            None => stmt.query([limit]),
+        }
+        .map_err(store_error)?;
+        while let Some(r) = rows.next().map_err(store_error)? {
+            out.push(r.get(0).map_err(store_error)?);
+        }
+        Ok(out)
+    }
+
+    /// `store.begin-run`.
+    pub fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
+        self.writable()?;
+        if let Some(r) = self.open_run {
+            return Err(StoreError::Invalid(format!(
+                "a sync run is already open (run {}); finish it before beginning another",
+                r.id
+            )));
+        }
+        let now = self.clock.now_ms();
+        let tx = self.conn.unchecked_transaction().map_err(store_error)?;
+        let running: Option<(i64, Option<i64>, String)> = tx
+            .prepare_cached(
+                "SELECT id, pid, started_at FROM sync_history WHERE status = 'running' LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(store_error)?;
+        if let Some((id, pid, since)) = running {
+            return Err(StoreError::Invalid(format!(
+                "a sync run is already open (run {id} by process {}, since {since})",
+                pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
+            )));
+        }
+        tx.prepare_cached(
+            "INSERT INTO sync_history (started_at, status, mode, pid) VALUES (?1, 'running', ?2, ?3)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                clock::format_ms(now),
+                mode.as_str(),
+                std::process::id()
+            ])
+        })
+        .map_err(store_error)?;
+        let id = tx.last_insert_rowid() as u64;
+        tx.commit().map_err(store_error)?;
+        self.open_run = Some(OpenRun {
+            id,
+            started_ms: now,
+            pages: 0,
+        });
+        Ok(id)
+    }
+
+    /// `store.apply-page`: removals, upserts, checkpoint and lease heartbeat
+    /// in one transaction.
+    pub fn apply_page(&mut self, run: u64, page: &Page) -> Result<(), StoreError> {
+        self.writable()?;
+        self.check_run(run)?;
+        if let Some(s) = page.upserts.iter().find(|s| s.id.is_empty()) {
+            return Err(StoreError::Invalid(format!(
+                "a skill with an empty id (name {:?}) cannot be stored",
+                s.name
+            )));
+        }
+        let now = self.clock.now_ms();
+        let tx = self.conn.unchecked_transaction().map_err(store_error)?;
+        if !page.removals.is_empty() {
+            let mut del = tx
+                .prepare_cached("DELETE FROM skills WHERE id = ?1 AND source = 'registry'")
+                .map_err(store_error)?;
+            for id in &page.removals {
+                del.execute([id]).map_err(store_error)?;
+            }
+        }
+        if !page.upserts.is_empty() {
+            let mut up = tx.prepare_cached(UPSERT_SQL).map_err(store_error)?;
+            for skill in &page.upserts {
+                upsert(&mut up, skill, &mut self.tags_buf, &mut self.categories_buf)
+                    .map_err(|e| with_skill(store_error(e), skill))?;
+            }
+        }
+        let cp = &page.checkpoint;
+        tx.prepare_cached(
+            "INSERT INTO sync_state (id, mode, cursor, etag, resync_pending, updated_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET mode = excluded.mode, cursor = excluded.cursor,
+                 etag = excluded.etag, resync_pending = excluded.resync_pending,
+                 updated_at = excluded.updated_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                cp.mode.as_str(),
+                cp.cursor,
+                cp.etag,
+                cp.resync_pending,
+                clock::format_ms(now)
+            ])
+        })
+        .map_err(store_error)?;
+        if let Some(holder) = &self.lease_holder
+            && !lock::renew(&tx, holder, now).map_err(store_error)?
+        {
+            // Another process took over after our lease expired: writing on
+            // would interleave two syncs. Roll the page back.
+            return Err(StoreError::Busy);
+        }
+        tx.commit().map_err(store_error)?;
+        self.last_heartbeat_ms = now;
+        if let Some(r) = &mut self.open_run {
+            r.pages += 1;
+        }
+        Ok(())
+    }
+
+    /// `store.finish-run`: closes the history row and updates the
+    /// configuration's sync and scheduling facts, in one transaction.
+    pub fn finish_run(&mut self, run: u64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        self.writable()?;
+        let open = self.check_run(run)?;
+        let now = self.clock.now_ms();
+        let now_text = clock::format_ms(now);
+        let tx = self.conn.unchecked_transaction().map_err(store_error)?;
+        let c = &outcome.counts;
+        let error = match (outcome.status, &outcome.error) {
+            (RunStatus::Success, _) => None,
+            (_, Some(e)) => Some(e.clone()),
+            (status, None) => Some(format!("the sync ended as {}", status.as_str())),
+        };
+        let closed = tx
+            .prepare_cached(
+                "UPDATE sync_history SET completed_at = ?1, status = ?2, skills_added = ?3,
+                     skills_updated = ?4, skills_unchanged = ?5, skills_removed = ?6,
+                     skills_skipped = ?7, error_message = ?8, duration_ms = ?9
+                 WHERE id = ?10 AND status = 'running'",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    now_text,
+                    outcome.status.as_str(),
+                    c.added as i64,
+                    c.updated as i64,
+                    c.unchanged as i64,
+                    c.removed as i64,
+                    c.skipped as i64,
+                    error,
+                    (now - open.started_ms).max(0),
+                    run as i64,
+                ])
+            })
+            .map_err(store_error)?;
+        if closed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "run {run} is not open in the history (closed by another process?)"
+            )));
+        }
+        db::ensure_config_row(&tx).map_err(store_error)?;
+        let mut config = db::read_config(&tx).map_err(store_error)?;
+        let success = outcome.status == RunStatus::Success;
+        config.last_attempt_at = Some(now_text.clone());
+        if success {
+            config.last_success_at = Some(now_text.clone());
+            config.consecutive_failures = 0;
+            if outcome.last_sync_at.is_some() {
+                config.last_sync_at = outcome.last_sync_at.clone();
+            }
+            config.last_sync_count = (c.added + c.updated) as i64;
+            config.last_sync_error = None;
+        } else {
+            config.consecutive_failures = config.consecutive_failures.saturating_add(1);
+            config.last_sync_error = error;
+        }
+        let decision = skillsmith_guest::schedule::decide(
+            config.schedule_config(),
+            now,
+            db::jitter_seed(now),
+        );
+        tx.prepare_cached(
+            "UPDATE sync_config SET last_sync_at = ?1, last_sync_count = ?2, last_sync_error = ?3,
+                 last_attempt_at = ?4, last_success_at = ?5, consecutive_failures = ?6,
+                 next_sync_at = ?7, updated_at = ?8
+             WHERE id = 'default'",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                config.last_sync_at,
+                config.last_sync_count,
+                config.last_sync_error,
+                config.last_attempt_at,
+                config.last_success_at,
+                config.consecutive_failures,
+                decision.next_ms.map(clock::format_ms),
+                now_text,
+            ])
+        })
+        .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        self.open_run = None;
+        Ok(())
+    }
+
+    /// Closes the open run, if any, when the engine could not (it trapped,
+    /// or returned without finishing): `partial` if pages were applied,
+    /// else `failed`, with `error`. Scheduling counts it as a failure.
+    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
+        let Some(open) = self.open_run else {
+            return Ok(());
+        };
+        // A trap may have struck between statements of a transaction that
+        // rusqlite had not yet rolled back; never commit half a page.
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let outcome = RunOutcome {
+            status: if open.pages > 0 {
+                RunStatus::Partial
+            } else {
+                RunStatus::Failed
+            },
+            counts: Default::default(),
+            error: Some(error.to_owned()),
+            last_sync_at: None,
+        };
+        self.finish_run(open.id, &outcome)
+    }
+
+    /// Renews the lease if the last renewal is older than 15 s. Errors are
+    /// left for the next page to detect.
+    pub fn heartbeat(&mut self) {
+        let Some(holder) = &self.lease_holder else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        if now - self.last_heartbeat_ms < HEARTBEAT_EVERY_MS {
+            return;
+        }
+        match lock::renew(&self.conn, holder, now) {
+            Ok(true) => self.last_heartbeat_ms = now,
+            Ok(false) => tracing::warn!("the sync lease was taken over by another process"),
+            Err(e) => tracing::debug!("lease heartbeat failed: {e}"),
+        }
+    }
+}
+
+fn with_skill(e: StoreError, skill: &Skill) -> StoreError {
+    match e {
+        StoreError::Invalid(m) => StoreError::Invalid(format!("skill {:?}: {m}", skill.id)),
+        StoreError::Other(m) => StoreError::Other(format!("skill {:?}: {m}", skill.id)),
+        other => other,
+    }
+}
+
+/// Encodes a list as JSON into `buf` (reused across rows) and returns it.
+fn json_into<'b>(buf: &'b mut Vec<u8>, list: &[String]) -> &'b str {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, list).expect("writing strings to a Vec cannot fail");
+    // serde_json writes UTF-8.
+    std::str::from_utf8(buf).expect("serde_json writes UTF-8")
+}
+
+fn upsert(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    s: &Skill,
+    tags_buf: &mut Vec<u8>,
+    categories_buf: &mut Vec<u8>,
+) -> rusqlite::Result<usize> {
+    let tags = json_into(tags_buf, &s.tags);
+    let categories = json_into(categories_buf, &s.categories);
+    stmt.execute(params![
+        s.id,
+        s.name,
+        s.description,
+        s.author,
+        s.repo_url,
+        s.quality_score,
+        s.trust_tier.as_str(),
+        tags,
+        categories,
+        s.stars,
+        s.content_hash,
+        s.license,
+        s.security_score,
+        s.installable,
+        s.quarantined,
+        s.created_at,
+        s.updated_at,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skillsmith_guest::domain::{Checkpoint, RunCounts, TrustTier};
+
+    fn skill(id: &str, updated: &str) -> Skill {
+        Skill {
+            id: id.into(),
+            name: format!("skill {id}"),
+            description: Some("does things with git".into()),
+            author: Some("alice".into()),
+            repo_url: None,
+            quality_score: Some(0.5),
+            trust_tier: TrustTier::Community,
+            tags: vec!["git".into(), "a \"quoted\" tag".into()],
+            categories: vec!["Development".into()],
+            stars: Some(1),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: updated.into(),
+            content_hash: None,
+            license: None,
+            security_score: None,
+            installable: None,
+            quarantined: None,
+        }
+    }
+
+    fn page(upserts: Vec<Skill>, removals: Vec<&str>, cursor: &str) -> Page {
+        Page {
+            upserts,
+            removals: removals.into_iter().map(String::from).collect(),
+            checkpoint: Checkpoint {
+                mode: SyncMode::ChangesFeed,
+                cursor: Some(cursor.into()),
+                etag: None,
+                resync_pending: false,
+            },
+        }
+    }
+
+    fn success(added: u64) -> RunOutcome {
+        RunOutcome {
+            status: RunStatus::Success,
+            counts: RunCounts {
+                added,
+                ..Default::default()
+            },
+            error: None,
+            last_sync_at: Some("2026-11-20T10:00:00.000Z".into()),
+        }
+    }
+
+    fn file_store() -> (tempfile::TempDir, Store, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        let store = Store::new(Database::open(&path).unwrap(), None);
+        let reader = Database::open(&path).unwrap();
+        (dir, store, reader)
+    }
+
+    #[test]
+    fn a_sync_run_end_to_end() {
+        let (_dir, mut store, reader) = file_store();
+        let state = store.read_state().unwrap();
+        assert_eq!(state, SyncState::default());
+        let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
+        assert!(matches!(
+            store.begin_run(SyncMode::ChangesFeed),
+            Err(StoreError::Invalid(m)) if m.contains("a sync run is already open")
+        ));
+        store
+            .apply_page(
+                run,
+                &page(
+                    vec![skill("a", "2026-01-02T00:00:00.000Z"), skill("b", "2026-01-02T00:00:00.000Z")],
+                    vec![],
+                    "c1",
+                ),
+            )
+            .unwrap();
+        store
+            .apply_page(run, &page(vec![skill("c", "2026-01-03T00:00:00.000Z")], vec!["a"], "c2"))
+            .unwrap();
+        assert!(matches!(
+            store.apply_page(run + 1, &page(vec![], vec![], "x")),
+            Err(StoreError::Invalid(_))
+        ));
+        store.finish_run(run, &success(3)).unwrap();
+
+        let state = store.read_state().unwrap();
+        assert_eq!(state.mode, Some(SyncMode::ChangesFeed));
+        assert_eq!(state.cursor.as_deref(), Some("c2"));
+        assert_eq!(state.registry_skills, 2);
+        assert_eq!(state.last_sync_at.as_deref(), Some("2026-11-20T10:00:00.000Z"));
+
+        let versions = store
+            .local_versions(&["c".into(), "a".into(), "b".into(), "c".into()])
+            .unwrap();
+        assert_eq!(versions[0].as_ref().unwrap().updated_at, "2026-01-03T00:00:00.000Z");
+        assert_eq!(versions[1], None);
+        assert_eq!(versions[2].as_ref().unwrap().source, Source::Registry);
+        assert_eq!(versions[3], versions[0]);
+        assert_eq!(store.registry_ids(None, 10).unwrap(), ["b", "c"]);
+        assert_eq!(store.registry_ids(Some("b"), 10).unwrap(), ["c"]);
+        assert_eq!(store.registry_ids(None, 1).unwrap(), ["b"]);
+
+        let h = &reader.history(5).unwrap()[0];
+        assert_eq!(h.status, "success");
+        assert_eq!(h.skills_added, 3);
+        assert_eq!(h.mode.as_deref(), Some("changes-feed"));
+        assert!(h.duration_ms.is_some());
+        let c = reader.config().unwrap();
+        assert_eq!(c.last_sync_count, 3);
+        assert_eq!(c.consecutive_failures, 0);
+        assert!(c.last_success_at.is_some() && c.next_sync_at.is_some());
+        // Tags survive the JSON round trip and are searchable.
+        let hit = reader.get("b").unwrap().unwrap();
+        assert_eq!(hit.tags, ["git", "a \"quoted\" tag"]);
+        assert_eq!(reader.search("quoted", &Default::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_failing_row_leaves_nothing_of_its_page() {
+        let (_dir, mut store, reader) = file_store();
+        let run = store.begin_run(SyncMode::Search).unwrap();
+        store
+            .apply_page(run, &page(vec![skill("keep", "2026-01-02T00:00:00.000Z")], vec![], "c1"))
+            .unwrap();
+        let mut bad = skill("bad", "2026-01-02T00:00:00.000Z");
+        bad.quality_score = Some(7.0); // violates the CHECK constraint
+        let err = store
+            .apply_page(
+                run,
+                &page(
+                    vec![skill("new", "2026-01-02T00:00:00.000Z"), bad],
+                    vec!["keep"],
+                    "c2",
+                ),
+            )
+            .unwrap_err();
+        assert!(matches!(&err, StoreError::Invalid(m) if m.contains("\"bad\"")), "{err:?}");
+        // Neither the upsert before it, nor the removal, nor the checkpoint.
+        assert!(reader.get("new").unwrap().is_none());
+        assert!(reader.get("keep").unwrap().is_some());
+        assert_eq!(store.read_state().unwrap().cursor.as_deref(), Some("c1"));
+        // The store is usable afterwards.
+        store.apply_page(run, &page(vec![], vec![], "c3")).unwrap();
+        let mut failed = success(0);
+        failed.status = RunStatus::Partial;
+        failed.error = Some("registry went away".into());
+        failed.last_sync_at = None;
+        store.finish_run(run, &failed).unwrap();
+        let c = reader.config().unwrap();
+        assert_eq!(c.consecutive_failures, 1);
+        assert_eq!(c.last_sync_error.as_deref(), Some("registry went away"));
+        assert_eq!(c.last_sync_at, None);
+    }
+
+    #[test]
+    fn local_rows_are_never_overwritten_or_removed() {
+        let (_dir, mut store, reader) = file_store();
+        let mut mine = skill("mine", "2026-01-01T00:00:00.000Z");
+        mine.name = "my own".into();
+        reader.insert_local_skill(&mine).unwrap();
+        let run = store.begin_run(SyncMode::Search).unwrap();
+        let mut theirs = skill("mine", "2027-01-01T00:00:00.000Z");
+        theirs.name = "registry version".into();
+        store.apply_page(run, &page(vec![theirs], vec![], "c1")).unwrap();
+        store.apply_page(run, &page(vec![], vec!["mine"], "c2")).unwrap();
+        let row = reader.get("mine").unwrap().unwrap();
+        assert_eq!(row.name, "my own");
+        assert_eq!(row.source, "local");
+        assert_eq!(row.updated_at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(store.registry_ids(None, 10).unwrap(), Vec::<String>::new());
+        let v = store.local_versions(&["mine".into()]).unwrap();
+        assert_eq!(v[0].as_ref().unwrap().source, Source::Local);
+        assert_eq!(store.read_state().unwrap().registry_skills, 0);
+    }
+
+    #[test]
+    fn a_lost_lease_rolls_the_page_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        let db = Database::open(&path).unwrap();
+        let lease = lock::Lease::acquire(&db).unwrap();
+        let mut store = Store::new(db, Some(lease.holder().to_owned()));
+        let run = store.begin_run(SyncMode::Search).unwrap();
+        store
+            .apply_page(run, &page(vec![skill("a", "2026-01-02T00:00:00.000Z")], vec![], "c1"))
+            .unwrap();
+        lease.release().unwrap();
+        assert_eq!(
+            store.apply_page(run, &page(vec![skill("b", "2026-01-02T00:00:00.000Z")], vec![], "c2")),
+            Err(StoreError::Busy)
+        );
+        let reader = Database::open(&path).unwrap();
+        assert!(reader.get("b").unwrap().is_none());
+        store.abandon_open_run("lease lost").unwrap();
+        let h = &reader.history(1).unwrap()[0];
+        assert_eq!(h.status, "partial");
+        assert_eq!(h.error_message.as_deref(), Some("lease lost"));
+    }
+
+    #[test]
+    fn read_only_stores_refuse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        drop(Database::open(&path).unwrap());
+        let mut store = Store::new(Database::open_read_only(&path).unwrap(), None);
+        assert!(store.read_state().is_ok());
+        assert!(matches!(
+            store.begin_run(SyncMode::Search),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn error_mapping() {
+        let e = |code| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
+        };
+        use rusqlite::ffi;
+        assert_eq!(store_error(e(ffi::SQLITE_BUSY)), StoreError::Busy);
+        assert_eq!(store_error(e(ffi::SQLITE_LOCKED)), StoreError::Busy);
+        assert_eq!(store_error(e(ffi::SQLITE_FULL)), StoreError::NoSpace);
+        assert_eq!(store_error(e(ffi::SQLITE_READONLY)), StoreError::NoSpace);
+        assert!(matches!(store_error(e(ffi::SQLITE_CORRUPT)), StoreError::Corrupt(_)));
+        assert!(matches!(store_error(e(ffi::SQLITE_NOTADB)), StoreError::Corrupt(_)));
+        assert!(matches!(store_error(e(ffi::SQLITE_IOERR)), StoreError::Other(_)));
+    }
+}

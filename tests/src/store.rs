@@ -1,0 +1,393 @@
+//! The registry's mutable state: live skills, their pre-rendered JSON, the
+//! change index behind the feed, tombstones and the registry clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::catalogue::{Catalogue, Skill, TrustTier, format_rfc3339_ms, mix};
+
+/// Position in the change index: `(updated_at_ms, id)`, the feed's sort key.
+pub(crate) type Key = (i64, String);
+
+/// What the change index holds for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The skill in slot `.0`, in its latest state.
+    Live(u32),
+    /// A tombstone; the key carries id and deletion time.
+    Deleted,
+}
+
+/// A live skill with everything a request needs precomputed, so that serving
+/// a page is concatenation only.
+pub(crate) struct Rec {
+    pub skill: Skill,
+    /// The record's JSON without `trust_tier` and without the closing brace:
+    /// the tier label and `rank` vary per response and are appended.
+    json: String,
+    /// Quality as a percentage, for `min_score` and the sort order.
+    pub pct: Option<u8>,
+    /// Lowercased searchable fields.
+    pub name_lc: String,
+    pub desc_lc: String,
+    pub author_lc: String,
+    pub tags_lc: String,
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: Option<&'a str>,
+    author: Option<&'a str>,
+    repo_url: Option<&'a str>,
+    quality_score: Option<f64>,
+    tags: &'a [String],
+    categories: Vec<&'static str>,
+    stars: Option<u32>,
+    created_at: String,
+    updated_at: String,
+    license: Option<&'a str>,
+    content_hash: String,
+    // Fields the OpenAPI Skill schema does not list: clients must ignore them.
+    installable: bool,
+    quarantined: bool,
+    _links: Links,
+}
+
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    self_: String,
+}
+
+impl Rec {
+    pub fn new(skill: Skill) -> Self {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for b in skill.name.bytes().chain(skill.description.as_deref().unwrap_or("").bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        let wire = Wire {
+            id: &skill.id,
+            name: &skill.name,
+            description: skill.description.as_deref(),
+            author: skill.author.as_deref(),
+            repo_url: skill.repo_url.as_deref(),
+            quality_score: skill.quality_score,
+            tags: &skill.tags,
+            categories: skill.categories.iter().map(|c| c.as_str()).collect(),
+            stars: skill.stars,
+            created_at: skill.created_at(),
+            updated_at: skill.updated_at(),
+            license: skill.license.as_deref(),
+            content_hash: format!("{:016x}{:016x}{:016x}{:016x}", mix(h), mix(h ^ 1), mix(h ^ 2), mix(h ^ 3)),
+            installable: true,
+            quarantined: false,
+            _links: Links { self_: format!("/functions/v1/skills-get?id={}", skill.id) },
+        };
+        let mut json = serde_json::to_string(&wire).expect("skill serialises");
+        json.pop(); // the closing brace
+        Rec {
+            pct: skill.quality_pct(),
+            name_lc: skill.name.to_lowercase(),
+            desc_lc: skill.description.as_deref().unwrap_or("").to_lowercase(),
+            author_lc: skill.author.as_deref().unwrap_or("").to_lowercase(),
+            tags_lc: skill.tags.join("\n").to_lowercase(),
+            json,
+            skill,
+        }
+    }
+}
+
+/// The live registry.
+pub(crate) struct Store {
+    seed: u64,
+    next_index: u64,
+    /// Slot per skill ever created; `None` once deleted. Slots never move, so
+    /// cached search orders can hold slot numbers.
+    recs: Vec<Option<Rec>>,
+    by_id: HashMap<String, u32>,
+    /// `name`, `author/name` and lowercased `name` lookups for `/skills-get`.
+    by_name: HashMap<String, u32>,
+    /// Every live skill and tombstone, keyed by `(updated_at, id)`.
+    changes: BTreeMap<Key, Change>,
+    /// Highest key discarded by `expire_tombstones`; older cursors get 410.
+    discard_point: Option<Key>,
+    /// Highest timestamp ever issued; mutations go strictly above it.
+    clock_ms: i64,
+    /// Bumped on insert/delete: filter-only orders depend on membership only
+    /// (updates change neither quality, tier nor categories).
+    pub membership_gen: u64,
+    /// Bumped on every mutation: query matches depend on descriptions.
+    pub content_gen: u64,
+    mutations: u64,
+    /// JSON string literal presented for each internal tier.
+    labels: [String; 5],
+}
+
+impl Store {
+    pub fn new(catalogue: Catalogue) -> Self {
+        let seed = catalogue.seed();
+        let next_index = catalogue.next_index();
+        let mut store = Store {
+            seed,
+            next_index,
+            recs: Vec::with_capacity(catalogue.len()),
+            by_id: HashMap::with_capacity(catalogue.len()),
+            by_name: HashMap::with_capacity(catalogue.len() * 3),
+            changes: BTreeMap::new(),
+            discard_point: None,
+            clock_ms: 0,
+            membership_gen: 0,
+            content_gen: 0,
+            mutations: 0,
+            labels: TrustTier::ALL.map(|t| format!("\"{}\"", t.as_str())),
+        };
+        for skill in catalogue.into_skills() {
+            store.add(skill);
+        }
+        store
+    }
+
+    fn add(&mut self, skill: Skill) -> u32 {
+        let slot = self.recs.len() as u32;
+        self.clock_ms = self.clock_ms.max(skill.updated_at_ms);
+        self.by_id.insert(skill.id.clone(), slot);
+        self.by_name.insert(skill.name.clone(), slot);
+        self.by_name.entry(skill.name.to_lowercase()).or_insert(slot);
+        if let Some(a) = &skill.author {
+            self.by_name.insert(format!("{a}/{}", skill.name), slot);
+        }
+        self.changes.insert((skill.updated_at_ms, skill.id.clone()), Change::Live(slot));
+        self.recs.push(Some(Rec::new(skill)));
+        slot
+    }
+
+    fn unindex_names(&mut self, skill: &Skill, slot: u32) {
+        let mut keys = vec![skill.name.clone(), skill.name.to_lowercase()];
+        if let Some(a) = &skill.author {
+            keys.push(format!("{a}/{}", skill.name));
+        }
+        for k in keys {
+            if self.by_name.get(&k) == Some(&slot) {
+                self.by_name.remove(&k);
+            }
+        }
+    }
+
+    /// A registry time strictly above every existing timestamp, and not
+    /// behind the registry clock `now_ms`.
+    fn next_time(&mut self, now_ms: i64) -> i64 {
+        self.clock_ms = now_ms.max(self.clock_ms + 1);
+        self.clock_ms
+    }
+
+    /// Highest timestamp issued so far (for `server_time`).
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_ms
+    }
+
+    pub fn rec(&self, slot: u32) -> &Rec {
+        self.recs[slot as usize].as_ref().expect("cached slots are live")
+    }
+
+    /// Slots of the live skills, in generation order.
+    pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.recs.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i as u32)
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn tombstone_count(&self) -> usize {
+        self.changes.len() - self.by_id.len()
+    }
+
+    /// `count` live slots spread evenly over the catalogue, starting at an
+    /// offset that moves with every call so repeated calls hit other skills.
+    fn pick(&mut self, count: usize) -> Vec<u32> {
+        let live: Vec<u32> = self.live_slots().collect();
+        self.mutations += 1;
+        if count >= live.len() {
+            return live;
+        }
+        let step = live.len() / count.max(1);
+        let start = (mix(self.seed ^ self.mutations) % step as u64) as usize;
+        (0..count).map(|k| live[start + k * step]).collect()
+    }
+
+    fn slots_of(&self, ids: &[impl AsRef<str>]) -> Vec<u32> {
+        ids.iter().filter_map(|id| self.by_id.get(id.as_ref()).copied()).collect()
+    }
+
+    pub fn update(&mut self, count: usize, now_ms: i64) -> Vec<String> {
+        let slots = self.pick(count);
+        self.update_slots(&slots, now_ms)
+    }
+
+    pub fn update_ids(&mut self, ids: &[impl AsRef<str>], now_ms: i64) -> Vec<String> {
+        let slots = self.slots_of(ids);
+        self.update_slots(&slots, now_ms)
+    }
+
+    /// One timestamp for the whole batch: ties on `updated_at` exercise the
+    /// feed's `id` tie-break.
+    fn update_slots(&mut self, slots: &[u32], now_ms: i64) -> Vec<String> {
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let t = self.next_time(now_ms);
+        let mut ids = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let rec = self.recs[slot as usize].take().expect("live slot");
+            let mut skill = rec.skill;
+            self.changes.remove(&(skill.updated_at_ms, skill.id.clone()));
+            let base = skill.description.as_deref().and_then(|d| d.split(" (revision ").next()).unwrap_or("Revised");
+            skill.description = Some(format!("{base} (revision {t})"));
+            skill.updated_at_ms = t;
+            self.changes.insert((t, skill.id.clone()), Change::Live(slot));
+            ids.push(skill.id.clone());
+            self.recs[slot as usize] = Some(Rec::new(skill));
+        }
+        self.content_gen += 1;
+        ids
+    }
+
+    pub fn delete(&mut self, count: usize, now_ms: i64) -> Vec<String> {
+        let slots = self.pick(count);
+        self.delete_slots(&slots, now_ms)
+    }
+
+    pub fn delete_ids(&mut self, ids: &[impl AsRef<str>], now_ms: i64) -> Vec<String> {
+        let slots = self.slots_of(ids);
+        self.delete_slots(&slots, now_ms)
+    }
+
+    fn delete_slots(&mut self, slots: &[u32], now_ms: i64) -> Vec<String> {
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let t = self.next_time(now_ms);
+        let mut ids = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let skill = self.recs[slot as usize].take().expect("live slot").skill;
+            self.changes.remove(&(skill.updated_at_ms, skill.id.clone()));
+            self.by_id.remove(&skill.id);
+            self.unindex_names(&skill, slot);
+            self.changes.insert((t, skill.id.clone()), Change::Deleted);
+            ids.push(skill.id);
+        }
+        self.membership_gen += 1;
+        self.content_gen += 1;
+        ids
+    }
+
+    pub fn insert(&mut self, count: usize, now_ms: i64) -> Vec<String> {
+        if count == 0 {
+            return Vec::new();
+        }
+        let t = self.next_time(now_ms);
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let skill = Catalogue::skill_at(self.seed, self.next_index, t);
+            self.next_index += 1;
+            ids.push(skill.id.clone());
+            self.add(skill);
+        }
+        self.membership_gen += 1;
+        self.content_gen += 1;
+        ids
+    }
+
+    /// Discards all tombstones. Every cursor below the highest key the index
+    /// held is refused from now on: it may have missed a discarded deletion.
+    pub fn expire_tombstones(&mut self) {
+        if let Some((k, _)) = self.changes.last_key_value() {
+            let k = k.clone();
+            if self.discard_point.as_ref().is_none_or(|d| *d < k) {
+                self.discard_point = Some(k);
+            }
+        }
+        self.changes.retain(|_, c| *c != Change::Deleted);
+    }
+
+    pub fn discard_point(&self) -> Option<&Key> {
+        self.discard_point.as_ref()
+    }
+
+    pub fn changes(&self) -> &BTreeMap<Key, Change> {
+        &self.changes
+    }
+
+    pub fn set_label(&mut self, tier: TrustTier, label: &str) {
+        self.labels[tier.index()] = serde_json::to_string(label).expect("string serialises");
+    }
+
+    pub fn labels(&self) -> BTreeMap<TrustTier, String> {
+        TrustTier::ALL
+            .into_iter()
+            .map(|t| (t, serde_json::from_str(&self.labels[t.index()]).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Appends the JSON of a live skill, with `rank` when given.
+    pub fn render(&self, slot: u32, rank: Option<f64>, out: &mut String) {
+        let rec = self.rec(slot);
+        out.push_str(&rec.json);
+        out.push_str(",\"trust_tier\":");
+        out.push_str(&self.labels[rec.skill.trust_tier.index()]);
+        if let Some(r) = rank {
+            let _ = write!(out, ",\"rank\":{r}");
+        }
+        out.push('}');
+    }
+
+    /// Appends a feed entry for a change-index entry.
+    pub fn render_change(&self, key: &Key, change: Change, out: &mut String) {
+        match change {
+            Change::Live(slot) => self.render(slot, None, out),
+            Change::Deleted => {
+                let _ = write!(
+                    out,
+                    "{{\"id\":\"{}\",\"updated_at\":\"{}\",\"deleted\":true}}",
+                    key.1,
+                    format_rfc3339_ms(key.0)
+                );
+            }
+        }
+    }
+
+    /// `/skills-get` resolution: UUID, then `author/name`, then name
+    /// (exact, then case-insensitive).
+    pub fn lookup(&self, id: &str) -> Option<u32> {
+        self.by_id
+            .get(id)
+            .or_else(|| self.by_name.get(id))
+            .or_else(|| self.by_name.get(&id.to_lowercase()))
+            .copied()
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> =
+            self.live_slots().map(|s| (self.rec(s).skill.id.clone(), self.rec(s).skill.updated_at())).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn skill_json(&self, id: &str) -> Option<String> {
+        let slot = *self.by_id.get(id)?;
+        let mut s = String::new();
+        self.render(slot, None, &mut s);
+        Some(s)
+    }
+
+    pub fn catalogue(&self) -> Catalogue {
+        let mut c = Catalogue::from_skills(self.seed, self.live_slots().map(|s| self.rec(s).skill.clone()).collect());
+        // Keep insert numbering consistent with this registry.
+        c.set_next_index(self.next_index);
+        c
+    }
+}

@@ -1,0 +1,190 @@
+//! Helpers shared by the integration tests: locate the built binaries, make a
+//! fresh catalogue and registry per test, run commands, read the database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig};
+use tempfile::TempDir;
+
+/// `target/<profile>/`, where cargo put the binaries under test.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/integration-<hash>
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Path of a workspace binary; tells how to build it when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The result of one command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// Panics with both streams unless the exit code is 0.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A fresh catalogue file and a registry.
+pub struct Env {
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub registry: RegistryHandle,
+}
+
+impl Env {
+    /// A registry of `skills` generated skills (seed 7) with the feed on.
+    pub fn new(skills: usize) -> Env {
+        Env::with(ServerConfig::new(skills, 7))
+    }
+
+    /// A registry serving only the search API.
+    pub fn search_only(skills: usize) -> Env {
+        Env::with(ServerConfig { feed_enabled: false, ..ServerConfig::new(skills, 7) })
+    }
+
+    /// A registry with this configuration.
+    pub fn with(config: ServerConfig) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("skills.db");
+        let registry = RegistryServer::start(config).expect("start test registry");
+        Env { dir, db, registry }
+    }
+
+    /// `skillsmith` with this env's catalogue and registry. The compiled
+    /// component is cached in one directory for the whole suite.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(bin("skillsmith"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("SKILLSMITH_DB", &self.db)
+            .env("SKILLSMITH_API_URL", self.registry.base_url())
+            .env("SKILLSMITH_CACHE_DIR", bin_dir().join("test-component-cache"))
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1");
+        cmd
+    }
+
+    /// Runs `skillsmith ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("spawn skillsmith"))
+    }
+
+    /// Runs `skillsmith sync ARGS --json` and expects success.
+    #[track_caller]
+    pub fn sync(&self, args: &[&str]) -> Value {
+        let mut all = vec!["sync", "--json"];
+        all.extend_from_slice(args);
+        self.run(&all).ok().json()
+    }
+
+    /// A read-only connection to the catalogue.
+    pub fn conn(&self) -> Connection {
+        Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open catalogue")
+    }
+
+    /// Registry-sourced rows as (id, updated_at), sorted by id.
+    pub fn local_registry_rows(&self) -> Vec<(String, String)> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, updated_at FROM skills WHERE source = 'registry' ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// One value from the catalogue.
+    pub fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.conn().query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// A canonical dump of every table the sync touches, to show "nothing changed".
+    pub fn dump(&self) -> String {
+        let conn = self.conn();
+        let mut text = String::new();
+        for (table, order) in [
+            ("skills", "id"),
+            ("sync_config", "id"),
+            ("sync_history", "id"),
+            ("sync_state", "id"),
+        ] {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}")).unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut line = String::new();
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        line.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(line)
+                })
+                .unwrap();
+            for row in rows {
+                text.push_str(table);
+                text.push(':');
+                text.push_str(&row.unwrap());
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// The registry's live catalogue as (id, updated_at), sorted by id, in the
+/// normalised form the client stores.
+pub fn registry_rows(registry: &RegistryHandle) -> Vec<(String, String)> {
+    registry.snapshot()
+}
+
+/// Asserts the local registry rows equal the registry's catalogue.
+#[track_caller]
+pub fn assert_same_catalogue(env: &Env) {
+    let local = env.local_registry_rows();
+    let remote = registry_rows(&env.registry);
+    assert_eq!(local.len(), remote.len(), "row counts differ");
+    if let Some((i, (l, r))) = local.iter().zip(&remote).enumerate().find(|(_, (l, r))| l != r) {
+        panic!("catalogues differ at row {i}: local {l:?} vs registry {r:?}");
+    }
+}
+
+impl Env {
+    /// A writable connection, for arranging a scenario.
+    pub fn conn_rw(&self) -> Connection {
+        let conn = Connection::open(&self.db).expect("open catalogue");
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn
+    }
+}

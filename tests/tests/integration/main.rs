@@ -1,0 +1,7 @@
+//! The integration suite: one test binary (each links a lot), whose helpers run
+//! the real `skillsmith` binary, with the real WebAssembly component, in a
+//! fresh temporary directory against the test registry on loopback.
+
+mod harness;
+mod sync;
+mod faults;
