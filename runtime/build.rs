@@ -22,7 +22,8 @@ const ENV_PREBUILT: &str = "SKILLSMITH_GUEST_WASM";
 const ENV_REQUIRE: &str = "SKILLSMITH_REQUIRE_GUEST";
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let workspace = manifest_dir
         .parent()
         .expect("runtime/ lives in the workspace")
@@ -31,7 +32,13 @@ fn main() {
 
     println!("cargo:rerun-if-env-changed={ENV_PREBUILT}");
     println!("cargo:rerun-if-env-changed={ENV_REQUIRE}");
-    for p in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock", "Cargo.toml"] {
+    for p in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
 

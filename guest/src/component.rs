@@ -9,7 +9,7 @@
 mod bindings {
     wit_bindgen::generate!({
         world: "sync",
-        path: "/tmp/wit-fixed",
+        path: "../wit",
     });
 }
 

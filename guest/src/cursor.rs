@@ -3,6 +3,7 @@
 //! remove), and the changes-feed cursor.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 use crate::domain::TrustTier;
 use crate::protocol::ProtocolError;
@@ -18,18 +19,47 @@ pub const PARTITIONS: [TrustTier; 5] = [
     TrustTier::Unverified,
 ];
 
+/// Keyed SipHash for the seen-set. std's `RandomState` would do, but on
+/// `wasm32-wasip2` it makes the component import `wasi:random/insecure-seed`,
+/// which nothing else needs; the key comes from `Host::random` instead, so ids
+/// chosen by a hostile registry still cannot be made to collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedHash {
+    k0: u64,
+    k1: u64,
+}
+
+impl KeyedHash {
+    /// A hasher family with this key.
+    pub fn new(k0: u64, k1: u64) -> KeyedHash {
+        KeyedHash { k0, k1 }
+    }
+}
+
+impl BuildHasher for KeyedHash {
+    #[allow(deprecated)] // the only keyed SipHash in std; deprecated in name only
+    type Hasher = std::hash::SipHasher;
+
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> Self::Hasher {
+        std::hash::SipHasher::new_with_keys(self.k0, self.k1)
+    }
+}
+
 /// Ids seen during one enumeration. Only ids are kept, boxed without spare
 /// capacity: the catalogue can exceed 100k skills and the component runs
 /// under a memory limit, so records themselves are dropped after each page.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SeenSet {
-    ids: HashSet<Box<str>>,
+    ids: HashSet<Box<str>, KeyedHash>,
 }
 
 impl SeenSet {
-    /// An empty set.
-    pub fn new() -> SeenSet {
-        SeenSet::default()
+    /// An empty set hashing with `hasher`.
+    pub fn new(hasher: KeyedHash) -> SeenSet {
+        SeenSet {
+            ids: HashSet::with_hasher(hasher),
+        }
     }
 
     /// Adds `id`; `false` when it was already there.
@@ -295,7 +325,7 @@ mod tests {
 
     #[test]
     fn seen_set() {
-        let mut s = SeenSet::new();
+        let mut s = SeenSet::new(KeyedHash::new(1, 2));
         assert!(s.insert("a"));
         assert!(!s.insert("a"));
         assert!(s.contains("a") && !s.contains("b"));

@@ -3,8 +3,6 @@
 //! `local` are never written or removed.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 
 use crate::domain::{LocalVersion, RunCounts, Skill, Source};
 use crate::protocol::{self, Entry};
@@ -52,29 +50,33 @@ pub struct Diff {
 
 /// Removes repeated ids from a page, keeping for each id the entry with the
 /// latest `updated_at` (the first of equals), in page order. Returns how many
-/// were removed.
+/// were removed. Sorts indices rather than hashing: a page holds at most a
+/// thousand entries, and this needs no hasher key.
 pub fn dedup(entries: &mut Vec<Entry>) -> u64 {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| entries[a].id().cmp(entries[b].id()).then(a.cmp(&b)));
     let mut keep = vec![true; entries.len()];
     let mut duplicates = 0;
-    {
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            match index.entry(entry.id()) {
-                MapEntry::Vacant(v) => {
-                    v.insert(i);
+    for group in order.chunk_by(|&a, &b| entries[a].id() == entries[b].id()) {
+        if group.len() < 2 {
+            continue;
+        }
+        duplicates += group.len() as u64 - 1;
+        // Normalised timestamps: string order is time order. `group` is in
+        // page order, and only a strictly later timestamp replaces the best so far.
+        let best = group
+            .iter()
+            .copied()
+            .reduce(|best, i| {
+                if entries[i].updated_at() > entries[best].updated_at() {
+                    i
+                } else {
+                    best
                 }
-                MapEntry::Occupied(mut o) => {
-                    duplicates += 1;
-                    let kept = *o.get();
-                    // Normalised timestamps: string order is time order.
-                    if entry.updated_at() > entries[kept].updated_at() {
-                        keep[kept] = false;
-                        o.insert(i);
-                    } else {
-                        keep[i] = false;
-                    }
-                }
-            }
+            })
+            .unwrap_or(group[0]);
+        for &i in group {
+            keep[i] = i == best;
         }
     }
     if duplicates > 0 {

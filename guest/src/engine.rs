@@ -6,7 +6,7 @@
 
 use std::mem;
 
-use crate::cursor::{FeedCursor, SearchCursor, SearchRequest, SeenSet};
+use crate::cursor::{FeedCursor, KeyedHash, SearchCursor, SearchRequest, SeenSet};
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
     Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Page, Phase,
@@ -141,11 +141,13 @@ struct Sync<'h, H: Host> {
     first_date: Option<String>,
     warned_no_date: bool,
     stored: Stored,
+    hasher: KeyedHash,
 }
 
 impl<'h, H: Host> Sync<'h, H> {
     fn new(host: &'h mut H, opts: &SyncOptions, registry: Registry, state: &SyncState) -> Self {
         let phase = Phase::Discover;
+        let hasher = KeyedHash::new(host.random(), host.random());
         Sync {
             host,
             registry,
@@ -178,6 +180,7 @@ impl<'h, H: Host> Sync<'h, H> {
                 etag: state.etag.clone(),
                 resync_pending: state.resync_pending,
             },
+            hasher,
         }
     }
 
@@ -227,8 +230,8 @@ impl<'h, H: Host> Sync<'h, H> {
             resync_pending: false,
         };
         let mut cursor = SearchCursor::new(self.page_size);
-        let mut seen = SeenSet::new();
-        let mut protected = SeenSet::new();
+        let mut seen = SeenSet::new(self.hasher);
+        let mut protected = SeenSet::new(self.hasher);
         let mut buffer = Buffer::default();
         let listed = self.search_pages(
             &mut cursor,
@@ -435,8 +438,8 @@ impl<'h, H: Host> Sync<'h, H> {
         } else {
             self.stored.cursor.clone()
         });
-        let mut seen = full.then(SeenSet::new);
-        let mut protected = SeenSet::new();
+        let mut seen = full.then(|| SeenSet::new(self.hasher));
+        let mut protected = SeenSet::new(self.hasher);
         let mut last_sync_at = None;
         let mut final_etag = None;
         let mut next = Some(self.send_feed(&cursor, limit, full)?);

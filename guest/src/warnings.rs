@@ -2,7 +2,7 @@
 //! trust tiers reported once per value, and a cap so that a registry full of
 //! malformed records cannot grow the report without bound.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// Lines kept in the report. Further warnings are counted and summarised in
 /// one last line: the report crosses the component boundary and is shown to
@@ -14,7 +14,9 @@ pub const MAX_WARNING_LINES: usize = 100;
 pub struct Warnings {
     lines: Vec<String>,
     suppressed: u64,
-    unknown_tiers: HashSet<String>,
+    // Few values; a BTreeSet avoids std's randomly seeded hasher (see
+    // `cursor::KeyedHash`).
+    unknown_tiers: BTreeSet<String>,
     logged: usize,
 }
 

@@ -1,10 +1,15 @@
 //! Host bindings for the `skillsmith:sync` world, generated from `wit/`.
+//!
+//! Every import is `trappable`: its outer `wasmtime::Result` is for host
+//! bugs that must stop the guest (a missing host, a full resource table),
+//! while the WIT-level `result` inside is the guest's to handle. The
+//! `http/pending` resource is backed by [`crate::component::PendingSlot`].
 
 wasmtime::component::bindgen!({
     world: "sync",
-    path: "../wit",
+    path: "/tmp/wit-fixed",
     imports: { default: trappable },
     with: {
-        "skillsmith:sync/http.pending": crate::PendingSlot,
+        "skillsmith:sync/http.pending": crate::component::PendingSlot,
     },
 });

@@ -578,6 +578,7 @@ impl Database {
         DbError::from_sqlite(self.display_path(), e)
     }
 
+    #[cfg(test)]
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
@@ -648,11 +649,8 @@ impl Database {
             change(&tx)?;
             let now = self.clock.now_ms();
             let mut config = read_config(&tx)?;
-            let decision = skillsmith_guest::schedule::decide(
-                config.schedule_config(),
-                now,
-                jitter_seed(now),
-            );
+            let decision =
+                skillsmith_guest::schedule::decide(config.schedule_config(), now, jitter_seed(now));
             config.next_sync_at = decision.next_ms.map(clock::format_ms);
             config.updated_at = clock::format_ms(now);
             tx.execute(
@@ -683,10 +681,8 @@ impl Database {
     pub fn status(&self) -> Result<Status, DbError> {
         let run = || -> rusqlite::Result<Status> {
             // One read transaction, so that counts and state are consistent.
-            let tx = rusqlite::Transaction::new_unchecked(
-                &self.conn,
-                TransactionBehavior::Deferred,
-            )?;
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
             let config = read_config(&tx)?;
             let (mut registry, mut local) = (0u64, 0u64);
             {
@@ -712,9 +708,7 @@ impl Database {
             let lease = crate::lock::current_lease(&tx, self.clock.now_ms())?;
             let last_run = tx
                 .query_row(
-                    &format!(
-                        "SELECT {HISTORY_COLUMNS} FROM sync_history ORDER BY id DESC LIMIT 1"
-                    ),
+                    &format!("SELECT {HISTORY_COLUMNS} FROM sync_history ORDER BY id DESC LIMIT 1"),
                     [],
                     history_row,
                 )
@@ -826,7 +820,9 @@ impl Database {
             ));
         }
         if skill.id.trim().is_empty() {
-            return Err(DbError::Invalid("a local skill needs a non-empty id".into()));
+            return Err(DbError::Invalid(
+                "a local skill needs a non-empty id".into(),
+            ));
         }
         let tags = serde_json::to_string(&skill.tags).expect("strings serialise");
         let categories = serde_json::to_string(&skill.categories).expect("strings serialise");
@@ -1110,7 +1106,10 @@ mod tests {
             "{e:?}"
         );
         let text = e.to_string();
-        assert!(text.contains("newer skillsmith (schema v999, this binary knows v4)"), "{text}");
+        assert!(
+            text.contains("newer skillsmith (schema v999, this binary knows v4)"),
+            "{text}"
+        );
         assert!(text.contains("--db"), "{text}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert!(!dir.path().join("skills.db-wal").exists());

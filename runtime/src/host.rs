@@ -82,7 +82,8 @@ impl SplitMix64 {
             .map_or(0, |d| d.as_nanos() as u64);
         let local = 0u8;
         let addr = &local as *const u8 as u64;
-        let mut g = SplitMix64(nanos ^ (u64::from(std::process::id()) << 32) ^ addr.rotate_left(17));
+        let mut g =
+            SplitMix64(nanos ^ (u64::from(std::process::id()) << 32) ^ addr.rotate_left(17));
         // Mix once so that close seeds do not give close first values.
         g.next_u64();
         g

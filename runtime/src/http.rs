@@ -342,9 +342,8 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_too_large() {
-        let (base, server) = serve(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789",
-        );
+        let (base, server) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789");
         let policy = Policy::for_registry(&base).unwrap().with_max_body_bytes(50);
         let http = HttpBackend::new(policy, None).unwrap();
         assert_eq!(
@@ -356,9 +355,8 @@ mod tests {
 
     #[test]
     fn cut_bodies_and_refused_connections_are_connection_errors() {
-        let (base, server) = serve(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this",
-        );
+        let (base, server) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this");
         let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
         let r = http.send(req(format!("{base}/x"))).wait();
         assert!(matches!(r, Err(HttpError::Connection(_))), "{r:?}");
@@ -398,7 +396,8 @@ mod tests {
         let r = http.send(req("http://evil.example/".into())).wait();
         assert!(matches!(r, Err(HttpError::Denied(_))), "{r:?}");
         let mut bad = req("http://127.0.0.1:9/functions/v1/health".into());
-        bad.headers.push(("Authorization".into(), "Bearer x".into()));
+        bad.headers
+            .push(("Authorization".into(), "Bearer x".into()));
         assert!(matches!(http.send(bad).wait(), Err(HttpError::Denied(_))));
     }
 
@@ -408,9 +407,8 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let http =
-                HttpBackend::new(Policy::for_registry("http://127.0.0.1:9").unwrap(), None)
-                    .unwrap();
+            let http = HttpBackend::new(Policy::for_registry("http://127.0.0.1:9").unwrap(), None)
+                .unwrap();
             drop(http);
         });
     }

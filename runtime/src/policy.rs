@@ -223,9 +223,18 @@ mod tests {
     #[test]
     fn loopback_registry_with_port() {
         let p = Policy::for_registry("http://127.0.0.1:8787/functions/v1").unwrap();
-        assert!(p.check_url("http://127.0.0.1:8787/functions/v1/health").is_ok());
-        assert!(p.check_url("http://127.0.0.1:8788/functions/v1/health").is_err());
-        assert!(p.check_url("http://localhost:8787/functions/v1/health").is_err());
+        assert!(
+            p.check_url("http://127.0.0.1:8787/functions/v1/health")
+                .is_ok()
+        );
+        assert!(
+            p.check_url("http://127.0.0.1:8788/functions/v1/health")
+                .is_err()
+        );
+        assert!(
+            p.check_url("http://localhost:8787/functions/v1/health")
+                .is_err()
+        );
     }
 
     #[test]

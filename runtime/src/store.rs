@@ -57,7 +57,8 @@ pub struct Store {
     _scratch: Option<ScratchGuard>,
 }
 
-const UPSERT_SQL: &str = "INSERT INTO skills (id, name, description, author, repo_url, quality_score,
+const UPSERT_SQL: &str =
+    "INSERT INTO skills (id, name, description, author, repo_url, quality_score,
         trust_tier, tags, categories, stars, content_hash, license, security_score, installable,
         quarantined, source, created_at, updated_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'registry', ?16, ?17)
@@ -393,11 +394,8 @@ impl Store {
             config.consecutive_failures = config.consecutive_failures.saturating_add(1);
             config.last_sync_error = error;
         }
-        let decision = skillsmith_guest::schedule::decide(
-            config.schedule_config(),
-            now,
-            db::jitter_seed(now),
-        );
+        let decision =
+            skillsmith_guest::schedule::decide(config.schedule_config(), now, db::jitter_seed(now));
         tx.prepare_cached(
             "UPDATE sync_config SET last_sync_at = ?1, last_sync_count = ?2, last_sync_error = ?3,
                  last_attempt_at = ?4, last_success_at = ?5, consecutive_failures = ?6,
@@ -584,14 +582,24 @@ mod tests {
             .apply_page(
                 run,
                 &page(
-                    vec![skill("a", "2026-01-02T00:00:00.000Z"), skill("b", "2026-01-02T00:00:00.000Z")],
+                    vec![
+                        skill("a", "2026-01-02T00:00:00.000Z"),
+                        skill("b", "2026-01-02T00:00:00.000Z"),
+                    ],
                     vec![],
                     "c1",
                 ),
             )
             .unwrap();
         store
-            .apply_page(run, &page(vec![skill("c", "2026-01-03T00:00:00.000Z")], vec!["a"], "c2"))
+            .apply_page(
+                run,
+                &page(
+                    vec![skill("c", "2026-01-03T00:00:00.000Z")],
+                    vec!["a"],
+                    "c2",
+                ),
+            )
             .unwrap();
         assert!(matches!(
             store.apply_page(run + 1, &page(vec![], vec![], "x")),
@@ -603,12 +611,18 @@ mod tests {
         assert_eq!(state.mode, Some(SyncMode::ChangesFeed));
         assert_eq!(state.cursor.as_deref(), Some("c2"));
         assert_eq!(state.registry_skills, 2);
-        assert_eq!(state.last_sync_at.as_deref(), Some("2026-11-20T10:00:00.000Z"));
+        assert_eq!(
+            state.last_sync_at.as_deref(),
+            Some("2026-11-20T10:00:00.000Z")
+        );
 
         let versions = store
             .local_versions(&["c".into(), "a".into(), "b".into(), "c".into()])
             .unwrap();
-        assert_eq!(versions[0].as_ref().unwrap().updated_at, "2026-01-03T00:00:00.000Z");
+        assert_eq!(
+            versions[0].as_ref().unwrap().updated_at,
+            "2026-01-03T00:00:00.000Z"
+        );
         assert_eq!(versions[1], None);
         assert_eq!(versions[2].as_ref().unwrap().source, Source::Registry);
         assert_eq!(versions[3], versions[0]);
@@ -628,7 +642,10 @@ mod tests {
         // Tags survive the JSON round trip and are searchable.
         let hit = reader.get("b").unwrap().unwrap();
         assert_eq!(hit.tags, ["git", "a \"quoted\" tag"]);
-        assert_eq!(reader.search("quoted", &Default::default()).unwrap().len(), 2);
+        assert_eq!(
+            reader.search("quoted", &Default::default()).unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -636,7 +653,14 @@ mod tests {
         let (_dir, mut store, reader) = file_store();
         let run = store.begin_run(SyncMode::Search).unwrap();
         store
-            .apply_page(run, &page(vec![skill("keep", "2026-01-02T00:00:00.000Z")], vec![], "c1"))
+            .apply_page(
+                run,
+                &page(
+                    vec![skill("keep", "2026-01-02T00:00:00.000Z")],
+                    vec![],
+                    "c1",
+                ),
+            )
             .unwrap();
         let mut bad = skill("bad", "2026-01-02T00:00:00.000Z");
         bad.quality_score = Some(7.0); // violates the CHECK constraint
@@ -650,7 +674,10 @@ mod tests {
                 ),
             )
             .unwrap_err();
-        assert!(matches!(&err, StoreError::Invalid(m) if m.contains("\"bad\"")), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if m.contains("\"bad\"")),
+            "{err:?}"
+        );
         // Neither the upsert before it, nor the removal, nor the checkpoint.
         assert!(reader.get("new").unwrap().is_none());
         assert!(reader.get("keep").unwrap().is_some());
@@ -677,8 +704,12 @@ mod tests {
         let run = store.begin_run(SyncMode::Search).unwrap();
         let mut theirs = skill("mine", "2027-01-01T00:00:00.000Z");
         theirs.name = "registry version".into();
-        store.apply_page(run, &page(vec![theirs], vec![], "c1")).unwrap();
-        store.apply_page(run, &page(vec![], vec!["mine"], "c2")).unwrap();
+        store
+            .apply_page(run, &page(vec![theirs], vec![], "c1"))
+            .unwrap();
+        store
+            .apply_page(run, &page(vec![], vec!["mine"], "c2"))
+            .unwrap();
         let row = reader.get("mine").unwrap().unwrap();
         assert_eq!(row.name, "my own");
         assert_eq!(row.source, "local");
@@ -698,11 +729,17 @@ mod tests {
         let mut store = Store::new(db, Some(lease.holder().to_owned()));
         let run = store.begin_run(SyncMode::Search).unwrap();
         store
-            .apply_page(run, &page(vec![skill("a", "2026-01-02T00:00:00.000Z")], vec![], "c1"))
+            .apply_page(
+                run,
+                &page(vec![skill("a", "2026-01-02T00:00:00.000Z")], vec![], "c1"),
+            )
             .unwrap();
         lease.release().unwrap();
         assert_eq!(
-            store.apply_page(run, &page(vec![skill("b", "2026-01-02T00:00:00.000Z")], vec![], "c2")),
+            store.apply_page(
+                run,
+                &page(vec![skill("b", "2026-01-02T00:00:00.000Z")], vec![], "c2")
+            ),
             Err(StoreError::Busy)
         );
         let reader = Database::open(&path).unwrap();
@@ -736,8 +773,17 @@ mod tests {
         assert_eq!(store_error(e(ffi::SQLITE_LOCKED)), StoreError::Busy);
         assert_eq!(store_error(e(ffi::SQLITE_FULL)), StoreError::NoSpace);
         assert_eq!(store_error(e(ffi::SQLITE_READONLY)), StoreError::NoSpace);
-        assert!(matches!(store_error(e(ffi::SQLITE_CORRUPT)), StoreError::Corrupt(_)));
-        assert!(matches!(store_error(e(ffi::SQLITE_NOTADB)), StoreError::Corrupt(_)));
-        assert!(matches!(store_error(e(ffi::SQLITE_IOERR)), StoreError::Other(_)));
+        assert!(matches!(
+            store_error(e(ffi::SQLITE_CORRUPT)),
+            StoreError::Corrupt(_)
+        ));
+        assert!(matches!(
+            store_error(e(ffi::SQLITE_NOTADB)),
+            StoreError::Corrupt(_)
+        ));
+        assert!(matches!(
+            store_error(e(ffi::SQLITE_IOERR)),
+            StoreError::Other(_)
+        ));
     }
 }

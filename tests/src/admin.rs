@@ -31,7 +31,10 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/update", post(update))
         .route("/delete", post(delete))
         .route("/insert", post(insert))
-        .route("/fault", post(add_fault).delete(clear_faults).get(list_faults))
+        .route(
+            "/fault",
+            post(add_fault).delete(clear_faults).get(list_faults),
+        )
         .route("/config", post(set_config).get(get_config))
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset_stats))
@@ -42,10 +45,23 @@ pub(crate) fn router() -> Router<Arc<App>> {
 
 /// Parses a JSON body whatever its content type (an empty body is `{}`), so
 /// scripted clients need not set headers.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    serde_json::from_slice(bytes)
-        .map_err(|e| (StatusCode::BAD_REQUEST, Json(json!({"error": format!("bad admin request: {e}")}))).into_response())
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, BadRequest> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| BadRequest(e.to_string()))
+}
+
+/// A body an admin endpoint could not parse: `400 {"error": ...}`.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": format!("bad admin request: {}", self.0)}));
+        (StatusCode::BAD_REQUEST, body).into_response()
+    }
 }
 
 fn ids(ids: Vec<String>) -> Response {
@@ -54,24 +70,28 @@ fn ids(ids: Vec<String>) -> Response {
 
 async fn update(State(app): AppState, b: Bytes) -> Response {
     match body::<Target>(&b) {
-        Ok(Target { ids: Some(list), .. }) => ids(app.update_ids(&list)),
+        Ok(Target {
+            ids: Some(list), ..
+        }) => ids(app.update_ids(&list)),
         Ok(t) => ids(app.update(t.count.unwrap_or(1))),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
 async fn delete(State(app): AppState, b: Bytes) -> Response {
     match body::<Target>(&b) {
-        Ok(Target { ids: Some(list), .. }) => ids(app.delete_ids(&list)),
+        Ok(Target {
+            ids: Some(list), ..
+        }) => ids(app.delete_ids(&list)),
         Ok(t) => ids(app.delete(t.count.unwrap_or(1))),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
 async fn insert(State(app): AppState, b: Bytes) -> Response {
     match body::<Target>(&b) {
         Ok(t) => ids(app.insert(t.count.unwrap_or(1))),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -81,7 +101,7 @@ async fn add_fault(State(app): AppState, b: Bytes) -> Response {
             app.add_fault(f);
             Json(json!({"faults": app.faults()})).into_response()
         }
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -97,7 +117,7 @@ async fn list_faults(State(app): AppState) -> Json<Value> {
 async fn set_config(State(app): AppState, b: Bytes) -> Response {
     match body::<ConfigUpdate>(&b) {
         Ok(u) => Json(app.set_config(u)).into_response(),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -115,7 +135,11 @@ async fn reset_stats(State(app): AppState) -> Json<Value> {
 }
 
 async fn snapshot(State(app): AppState) -> Json<Value> {
-    let v: Vec<Value> = app.snapshot().into_iter().map(|(id, u)| json!({"id": id, "updated_at": u})).collect();
+    let v: Vec<Value> = app
+        .snapshot()
+        .into_iter()
+        .map(|(id, u)| json!({"id": id, "updated_at": u}))
+        .collect();
     Json(Value::Array(v))
 }
 
@@ -127,7 +151,11 @@ struct IdParam {
 async fn skill(State(app): AppState, Query(q): Query<IdParam>) -> Response {
     match app.skill_json(&q.id) {
         Some(v) => Json(v).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": "Skill not found"}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "Skill not found"})),
+        )
+            .into_response(),
     }
 }
 

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// The eight fixed search words of the upstream TypeScript client. A skill
 /// containing none of them (case-insensitively, as substrings of name,
 /// description, tags or author) is never seen by that client.
-pub const UPSTREAM_SEARCH_WORDS: [&str; 8] = ["git", "code", "dev", "test", "npm", "api", "cli", "doc"];
+pub const UPSTREAM_SEARCH_WORDS: [&str; 8] =
+    ["git", "code", "dev", "test", "npm", "api", "cli", "doc"];
 
 /// Unix milliseconds of 2026-01-01T00:00:00Z, the `created_at` of skill 0.
 pub const EPOCH_MS: i64 = 1_767_225_600_000;
@@ -166,7 +167,8 @@ impl Skill {
 
     /// Quality as an integer percentage, the scale `min_score` compares with.
     pub(crate) fn quality_pct(&self) -> Option<u8> {
-        self.quality_score.map(|q| (q * 100.0).round().clamp(0.0, 100.0) as u8)
+        self.quality_score
+            .map(|q| (q * 100.0).round().clamp(0.0, 100.0) as u8)
     }
 }
 
@@ -185,13 +187,21 @@ impl Catalogue {
         let skills = (0..n as u64)
             .map(|i| Self::skill_at(seed, i, EPOCH_MS + i as i64 * 1000))
             .collect();
-        Catalogue { seed, next_index: n as u64, skills }
+        Catalogue {
+            seed,
+            next_index: n as u64,
+            skills,
+        }
     }
 
     /// A catalogue of the given skills; skills inserted later are generated
     /// from `seed` starting at index `skills.len()`.
     pub fn from_skills(seed: u64, skills: Vec<Skill>) -> Self {
-        Catalogue { seed, next_index: skills.len() as u64, skills }
+        Catalogue {
+            seed,
+            next_index: skills.len() as u64,
+            skills,
+        }
     }
 
     /// Skill number `i` of `seed`, created (and last updated) at `created_at_ms`.
@@ -345,34 +355,141 @@ fn pick(list: &'static [&'static str], h: u64) -> &'static str {
 // "client", "encode", "digital" ...), so that several percent of the skills are
 // reachable only by a real enumeration. `catalogue::tests` checks the share.
 const ADJECTIVES: &[&str] = &[
-    "amber", "brisk", "calm", "crisp", "eager", "fluent", "gentle", "hazy", "jolly", "keen", "lunar",
-    "mellow", "nimble", "polar", "quiet", "rustic", "silent", "swift", "tidy", "vivid", "witty",
-    "zesty", "bold", "sunny", "git-aware", "code-first", "dev-ready", "test-driven", "npm-native",
-    "api-first", "cli-savvy", "doc-friendly",
+    "amber",
+    "brisk",
+    "calm",
+    "crisp",
+    "eager",
+    "fluent",
+    "gentle",
+    "hazy",
+    "jolly",
+    "keen",
+    "lunar",
+    "mellow",
+    "nimble",
+    "polar",
+    "quiet",
+    "rustic",
+    "silent",
+    "swift",
+    "tidy",
+    "vivid",
+    "witty",
+    "zesty",
+    "bold",
+    "sunny",
+    "git-aware",
+    "code-first",
+    "dev-ready",
+    "test-driven",
+    "npm-native",
+    "api-first",
+    "cli-savvy",
+    "doc-friendly",
 ];
 const NOUNS: &[&str] = &[
-    "falcon", "harbor", "lantern", "meadow", "orbit", "pebble", "quill", "river", "saddle", "tundra",
-    "walnut", "willow", "beacon", "canyon", "ember", "glacier", "island", "juniper", "kettle",
-    "mosaic", "nebula", "prism", "summit", "voyager", "githooks", "codegen", "devtools", "tester",
-    "npm-publisher", "api-mocker", "cli-wizard", "docs-writer",
+    "falcon",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orbit",
+    "pebble",
+    "quill",
+    "river",
+    "saddle",
+    "tundra",
+    "walnut",
+    "willow",
+    "beacon",
+    "canyon",
+    "ember",
+    "glacier",
+    "island",
+    "juniper",
+    "kettle",
+    "mosaic",
+    "nebula",
+    "prism",
+    "summit",
+    "voyager",
+    "githooks",
+    "codegen",
+    "devtools",
+    "tester",
+    "npm-publisher",
+    "api-mocker",
+    "cli-wizard",
+    "docs-writer",
 ];
 const VERBS: &[&str] = &[
-    "Organises", "Summarises", "Translates", "Schedules", "Tracks", "Polishes", "Sorts", "Drafts",
-    "Reviews", "Plans", "Tests", "Documents",
+    "Organises",
+    "Summarises",
+    "Translates",
+    "Schedules",
+    "Tracks",
+    "Polishes",
+    "Sorts",
+    "Drafts",
+    "Reviews",
+    "Plans",
+    "Tests",
+    "Documents",
 ];
 const OBJECTS: &[&str] = &[
-    "meeting notes", "travel plans", "recipes", "spreadsheets", "invoices", "poems", "photo albums",
-    "budgets", "essays", "calendars", "reading lists", "workout logs", "git branches", "source code",
-    "npm packages", "REST APIs", "CLI flags", "dev servers",
+    "meeting notes",
+    "travel plans",
+    "recipes",
+    "spreadsheets",
+    "invoices",
+    "poems",
+    "photo albums",
+    "budgets",
+    "essays",
+    "calendars",
+    "reading lists",
+    "workout logs",
+    "git branches",
+    "source code",
+    "npm packages",
+    "REST APIs",
+    "CLI flags",
+    "dev servers",
 ];
-const TOUCHES: &[&str] = &["light", "careful", "friendly", "thorough", "playful", "precise", "coder's", "tester's"];
+const TOUCHES: &[&str] = &[
+    "light", "careful", "friendly", "thorough", "playful", "precise", "coder's", "tester's",
+];
 const TAGS: &[&str] = &[
-    "writing", "travel", "finance", "music", "health", "cooking", "design", "research", "planning",
-    "photos", "notes", "language", "markdown", "typescript", "git", "testing", "api", "docs",
+    "writing",
+    "travel",
+    "finance",
+    "music",
+    "health",
+    "cooking",
+    "design",
+    "research",
+    "planning",
+    "photos",
+    "notes",
+    "language",
+    "markdown",
+    "typescript",
+    "git",
+    "testing",
+    "api",
+    "docs",
 ];
 const AUTHORS: &[&str] = &[
-    "anthropic", "acme", "lumen-labs", "northwind", "skillsmith", "community", "orchard", "devtools-inc",
-    "gitfans", "codecraft",
+    "anthropic",
+    "acme",
+    "lumen-labs",
+    "northwind",
+    "skillsmith",
+    "community",
+    "orchard",
+    "devtools-inc",
+    "gitfans",
+    "codecraft",
 ];
 
 #[cfg(test)]
@@ -398,7 +515,8 @@ mod tests {
     fn fields_are_spread() {
         let c = Catalogue::generate(10_000, 1);
         let n = c.len() as f64;
-        let share = |f: &dyn Fn(&Skill) -> bool| c.skills().iter().filter(|s| f(s)).count() as f64 / n;
+        let share =
+            |f: &dyn Fn(&Skill) -> bool| c.skills().iter().filter(|s| f(s)).count() as f64 / n;
         let null_q = share(&|s| s.quality_score.is_none());
         assert!((0.03..0.08).contains(&null_q), "null quality {null_q}");
         assert!(share(&|s| s.description.is_none()) > 0.05);
@@ -409,7 +527,11 @@ mod tests {
         }
         assert!(share(&|s| s.categories.is_empty()) > 0.2);
         assert!(c.skills().iter().all(|s| (1..=4).contains(&s.tags.len())));
-        assert!(c.skills().iter().all(|s| s.quality_score.is_none_or(|q| (0.0..=1.0).contains(&q))));
+        assert!(
+            c.skills()
+                .iter()
+                .all(|s| s.quality_score.is_none_or(|q| (0.0..=1.0).contains(&q)))
+        );
     }
 
     #[test]
@@ -429,7 +551,10 @@ mod tests {
                 s.tags.join(" ")
             )
             .to_lowercase();
-            assert!(UPSTREAM_SEARCH_WORDS.iter().all(|w| !text.contains(w)), "{text}");
+            assert!(
+                UPSTREAM_SEARCH_WORDS.iter().all(|w| !text.contains(w)),
+                "{text}"
+            );
         }
     }
 }

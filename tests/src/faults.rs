@@ -69,7 +69,12 @@ pub enum FaultKind {
 impl Fault {
     /// `kind` on every API request, from the first one on.
     pub fn new(kind: FaultKind) -> Self {
-        Fault { path: None, after: 0, times: 0, kind }
+        Fault {
+            path: None,
+            after: 0,
+            times: 0,
+            kind,
+        }
     }
 
     /// Restricts the fault to one API path, e.g. `"/skills-search"`.
@@ -126,12 +131,14 @@ impl FaultSet {
                 continue;
             }
             *seen += 1;
-            let active = *seen > fault.after && (fault.times == 0 || *seen <= fault.after + fault.times);
+            let active =
+                *seen > fault.after && (fault.times == 0 || *seen <= fault.after + fault.times);
             if active && hit.is_none() {
                 hit = Some(fault.kind.clone());
             }
         }
-        self.entries.retain(|(f, seen)| f.times == 0 || *seen < f.after + f.times);
+        self.entries
+            .retain(|(f, seen)| f.times == 0 || *seen < f.after + f.times);
         hit
     }
 }
@@ -142,13 +149,34 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let f: Fault = serde_json::from_str(r#"{"kind":"status","code":500,"path":"/skills-search","after":2,"times":1}"#)
-            .unwrap();
-        assert_eq!(f, Fault::new(FaultKind::Status { code: 500, body: None }).on("/skills-search").after(2).times(1));
-        let v = serde_json::to_value(Fault::new(FaultKind::RateLimit { retry_after_secs: 3 })).unwrap();
+        let f: Fault = serde_json::from_str(
+            r#"{"kind":"status","code":500,"path":"/skills-search","after":2,"times":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Fault::new(FaultKind::Status {
+                code: 500,
+                body: None
+            })
+            .on("/skills-search")
+            .after(2)
+            .times(1)
+        );
+        let v = serde_json::to_value(Fault::new(FaultKind::RateLimit {
+            retry_after_secs: 3,
+        }))
+        .unwrap();
         assert_eq!(v["kind"], "rate_limit");
         assert_eq!(v["retry_after_secs"], 3);
-        for k in ["truncate", "malformed", "quota", "bad_record", "hang", "unauthorized"] {
+        for k in [
+            "truncate",
+            "malformed",
+            "quota",
+            "bad_record",
+            "hang",
+            "unauthorized",
+        ] {
             let f: Fault = serde_json::from_str(&format!(r#"{{"kind":"{k}"}}"#)).unwrap();
             assert_eq!(serde_json::to_value(&f).unwrap()["kind"], k);
         }
@@ -157,7 +185,12 @@ mod tests {
     #[test]
     fn after_and_times() {
         let mut set = FaultSet::default();
-        set.push(Fault::new(FaultKind::Malformed).on("/functions/v1/skills-search").after(1).times(2));
+        set.push(
+            Fault::new(FaultKind::Malformed)
+                .on("/functions/v1/skills-search")
+                .after(1)
+                .times(2),
+        );
         assert_eq!(set.take("/health"), None);
         assert_eq!(set.take("/skills-search"), None);
         assert_eq!(set.take("/skills-search"), Some(FaultKind::Malformed));

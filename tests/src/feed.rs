@@ -40,13 +40,21 @@ fn etag(next_cursor: &str, has_more: bool) -> String {
 
 fn if_none_match_hits(header: Option<&str>, etag: &str) -> bool {
     header.is_some_and(|h| {
-        h.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+        h.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
     })
 }
 
 /// Serves one feed page. `now_ms` is the registry clock; `corrupt` replaces
 /// one entry with a malformed record.
-pub(crate) fn respond(store: &Store, params: &Params, if_none_match: Option<&str>, now_ms: i64, corrupt: bool) -> Reply {
+pub(crate) fn respond(
+    store: &Store,
+    params: &Params,
+    if_none_match: Option<&str>,
+    now_ms: i64,
+    corrupt: bool,
+) -> Reply {
     let limit = match params.get("limit").filter(|s| !s.is_empty()) {
         None => 100,
         Some(s) => match s.parse::<usize>().ok().filter(|v| (1..=1000).contains(v)) {
@@ -65,7 +73,11 @@ pub(crate) fn respond(store: &Store, params: &Params, if_none_match: Option<&str
         Some(s) => match decode_cursor(s) {
             Some(k) => Some(k),
             None => {
-                return Reply::error(400, "invalid_cursor", json!({"parameter": "since", "received": s}));
+                return Reply::error(
+                    400,
+                    "invalid_cursor",
+                    json!({"parameter": "since", "received": s}),
+                );
             }
         },
     };
@@ -88,7 +100,10 @@ pub(crate) fn respond(store: &Store, params: &Params, if_none_match: Option<&str
     let next_key = match page.last() {
         Some((k, _)) => (*k).clone(),
         // Nothing new: the client stays where it is (or at the start).
-        None => since.clone().or_else(|| store.discard_point().cloned()).unwrap_or((0, String::new())),
+        None => since
+            .clone()
+            .or_else(|| store.discard_point().cloned())
+            .unwrap_or((0, String::new())),
     };
     let next_cursor = encode_cursor(next_key.0, &next_key.1);
     let tag = etag(&next_cursor, has_more);
@@ -111,7 +126,8 @@ pub(crate) fn respond(store: &Store, params: &Params, if_none_match: Option<&str
     }
     out.push_str("],\"meta\":");
     let server_time = format_rfc3339_ms(now_ms.max(store.clock_ms()));
-    let meta = json!({"next_cursor": next_cursor, "has_more": has_more, "server_time": server_time});
+    let meta =
+        json!({"next_cursor": next_cursor, "has_more": has_more, "server_time": server_time});
     out.push_str(&meta.to_string());
     out.push('}');
     Reply::json(200, out).header("etag", tag)
@@ -124,9 +140,18 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode_cursor(1_767_225_600_123, "0b1c-id");
-        assert_eq!(decode_cursor(&c), Some((1_767_225_600_123, "0b1c-id".to_string())));
+        assert_eq!(
+            decode_cursor(&c),
+            Some((1_767_225_600_123, "0b1c-id".to_string()))
+        );
         assert!(!c.contains('=') && !c.contains('+') && !c.contains('/'));
-        for bad in ["", "!!!", "bm9jb2xvbg", &URL_SAFE_NO_PAD.encode("-5:x"), &URL_SAFE_NO_PAD.encode("12a:x")] {
+        for bad in [
+            "",
+            "!!!",
+            "bm9jb2xvbg",
+            &URL_SAFE_NO_PAD.encode("-5:x"),
+            &URL_SAFE_NO_PAD.encode("12a:x"),
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }

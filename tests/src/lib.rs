@@ -33,7 +33,9 @@ mod store;
 
 pub use catalogue::{Catalogue, Category, Skill, TrustTier, UPSTREAM_SEARCH_WORDS};
 pub use faults::{Fault, FaultKind};
-pub use server::{ConfigUpdate, ConfigView, HealthStatus, RegistryHandle, RegistryServer, ServerConfig};
+pub use server::{
+    ConfigUpdate, ConfigView, HealthStatus, RegistryHandle, RegistryServer, ServerConfig,
+};
 pub use stats::{RequestRecord, Stats};
 
 #[cfg(test)]

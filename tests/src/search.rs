@@ -12,8 +12,7 @@ use crate::store::{Rec, Store};
 
 /// The record the `BadRecord` fault puts in place of a real one: no `id`,
 /// wrong types everywhere else.
-pub(crate) const BAD_RECORD: &str =
-    r#"{"name":12345,"description":["not","a","string"],"quality_score":"high","trust_tier":7,"tags":"oops","updated_at":false}"#;
+pub(crate) const BAD_RECORD: &str = r#"{"name":12345,"description":["not","a","string"],"quality_score":"high","trust_tier":7,"tags":"oops","updated_at":false}"#;
 
 /// The filters of a search; the cache key of a filter-only result order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -47,7 +46,11 @@ pub(crate) struct SearchParams {
 /// Validates the query string per the OpenAPI file; `Err` is the 400 reply.
 pub(crate) fn parse(params: &Params) -> Result<SearchParams, Reply> {
     let bad = |parameter: &str, received: &str, msg: &str| {
-        Reply::error(400, msg, json!({"parameter": parameter, "received": received}))
+        Reply::error(
+            400,
+            msg,
+            json!({"parameter": parameter, "received": received}),
+        )
     };
     let query = params.get("query").map(str::trim).filter(|q| !q.is_empty());
     let category = match params.get("category").filter(|s| !s.is_empty()) {
@@ -69,7 +72,13 @@ pub(crate) fn parse(params: &Params) -> Result<SearchParams, Reply> {
                 .parse::<i64>()
                 .ok()
                 .filter(|v| (lo..=hi).contains(v))
-                .ok_or_else(|| bad(name, s, &format!("Invalid {name}: must be an integer between {lo} and {hi}"))),
+                .ok_or_else(|| {
+                    bad(
+                        name,
+                        s,
+                        &format!("Invalid {name}: must be an integer between {lo} and {hi}"),
+                    )
+                }),
         }
     };
     let min_score = match params.get("min_score").filter(|s| !s.is_empty()) {
@@ -78,17 +87,28 @@ pub(crate) fn parse(params: &Params) -> Result<SearchParams, Reply> {
     };
     let limit = int("limit", 1, 100, 20)? as usize;
     let offset = int("offset", 0, i64::MAX, 0)? as usize;
-    let filters = Filters { category, tier, min_score };
+    let filters = Filters {
+        category,
+        tier,
+        min_score,
+    };
     match query {
-        Some(q) if q.chars().count() < 3 => {
-            Err(bad("query", q, "Search query must be at least 3 characters"))
-        }
+        Some(q) if q.chars().count() < 3 => Err(bad(
+            "query",
+            q,
+            "Search query must be at least 3 characters",
+        )),
         None if filters.is_empty() => Err(Reply::error(
             400,
             "Provide a search query or at least one filter (category, trust_tier, min_score)",
             json!({"parameter": "query", "received": params.get("query")}),
         )),
-        _ => Ok(SearchParams { query: query.map(str::to_string), filters, limit, offset }),
+        _ => Ok(SearchParams {
+            query: query.map(str::to_string),
+            filters,
+            limit,
+            offset,
+        }),
     }
 }
 
@@ -102,8 +122,11 @@ pub(crate) struct SearchCache {
     /// Live slots by (quality desc nulls last, id asc).
     global: Option<Arc<[u32]>>,
     filtered: HashMap<Filters, Arc<[u32]>>,
-    queries: HashMap<(String, Filters), Arc<[(u32, f64)]>>,
+    queries: HashMap<(String, Filters), Ranked>,
 }
+
+/// Slots with their relevance, best first.
+type Ranked = Arc<[(u32, f64)]>;
 
 /// Bound on cached query results, so a client probing many queries cannot
 /// grow the cache without limit.
@@ -148,7 +171,13 @@ impl SearchCache {
             None => Hits::Ordered(
                 self.filtered
                     .entry(filters)
-                    .or_insert_with(|| global.iter().copied().filter(|&s| filters.matches(store.rec(s))).collect())
+                    .or_insert_with(|| {
+                        global
+                            .iter()
+                            .copied()
+                            .filter(|&s| filters.matches(store.rec(s)))
+                            .collect()
+                    })
                     .clone(),
             ),
             Some(q) => {
@@ -195,8 +224,17 @@ fn relevance(rec: &Rec, q: &str) -> Option<f64> {
 }
 
 /// Serves one page. `corrupt` replaces one record with [`BAD_RECORD`].
-pub(crate) fn respond(store: &Store, cache: &std::sync::Mutex<SearchCache>, p: &SearchParams, corrupt: bool) -> Reply {
-    let hits = cache.lock().unwrap_or_else(|e| e.into_inner()).hits(store, p.query.as_deref(), p.filters);
+pub(crate) fn respond(
+    store: &Store,
+    cache: &std::sync::Mutex<SearchCache>,
+    p: &SearchParams,
+    corrupt: bool,
+) -> Reply {
+    let hits =
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hits(store, p.query.as_deref(), p.filters);
     let total = match &hits {
         Hits::Ordered(h) => h.len(),
         Hits::Ranked(h) => h.len(),

@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
@@ -96,7 +97,11 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// `skills` generated skills from `seed`, defaults otherwise.
     pub fn new(skills: usize, seed: u64) -> Self {
-        ServerConfig { skills, seed, ..Default::default() }
+        ServerConfig {
+            skills,
+            seed,
+            ..Default::default()
+        }
     }
 }
 
@@ -124,7 +129,9 @@ pub struct ConfigUpdate {
 }
 
 /// Distinguishes an explicit `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -190,8 +197,12 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl App {
     fn new(config: ServerConfig) -> Self {
-        let catalogue = config.catalogue.unwrap_or_else(|| Catalogue::generate(config.skills, config.seed));
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let catalogue = config
+            .catalogue
+            .unwrap_or_else(|| Catalogue::generate(config.skills, config.seed));
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         App {
             store: RwLock::new(Store::new(catalogue)),
             cache: Mutex::default(),
@@ -212,7 +223,10 @@ impl App {
 
     /// The registry clock: wall clock plus the configured offset.
     pub fn now_ms(&self) -> i64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
         wall + read(&self.settings).clock_offset_ms
     }
 
@@ -266,7 +280,9 @@ impl App {
     }
 
     pub fn skill_json(&self, id: &str) -> Option<serde_json::Value> {
-        read(&self.store).skill_json(id).map(|s| serde_json::from_str(&s).expect("rendered JSON parses"))
+        read(&self.store)
+            .skill_json(id)
+            .map(|s| serde_json::from_str(&s).expect("rendered JSON parses"))
     }
 
     pub fn catalogue(&self) -> Catalogue {
@@ -326,14 +342,22 @@ pub(crate) struct Params(Vec<(String, String)>);
 impl Params {
     fn parse(query: Option<&str>) -> Self {
         let pairs = query
-            .and_then(|q| axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{q}").parse().ok()?).ok())
+            .and_then(|q| {
+                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+                    &format!("/?{q}").parse().ok()?,
+                )
+                .ok()
+            })
             .map(|q| q.0)
             .unwrap_or_default();
         Params(pairs)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -346,34 +370,54 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: String) -> Self {
-        Reply { status, body: Some(body), headers: Vec::new() }
+        Reply {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
     }
 
     pub fn empty(status: u16) -> Self {
-        Reply { status, body: None, headers: Vec::new() }
+        Reply {
+            status,
+            body: None,
+            headers: Vec::new(),
+        }
     }
 
     /// The OpenAPI Error shape; `details` is left out when null.
     pub fn error(status: u16, error: &str, details: serde_json::Value) -> Self {
-        let body = if details.is_null() { json!({"error": error}) } else { json!({"error": error, "details": details}) };
+        let body = if details.is_null() {
+            json!({"error": error})
+        } else {
+            json!({"error": error, "details": details})
+        };
         Reply::json(status, body.to_string())
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((HeaderName::from_static(name), value.into()));
+        self.headers
+            .push((HeaderName::from_static(name), value.into()));
         self
     }
 }
 
 fn reason(code: u16) -> &'static str {
-    StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
+    StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
 }
 
 /// Every API request: stats, faults, auth, rate limit, then the endpoint.
 async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let full = parts.uri.path();
-    let path = full.strip_prefix(API_PREFIX).filter(|p| !p.is_empty()).unwrap_or(full).to_string();
+    let path = full
+        .strip_prefix(API_PREFIX)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(full)
+        .to_string();
     let query = parts.uri.query();
     let seq = lock(&app.stats).begin(parts.method.as_str(), &path, query, &parts.headers);
     let now = app.now_ms();
@@ -384,7 +428,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let (count, window_start) = {
         let mut w = lock(&app.rate);
         if now >= w.start_ms + 60_000 || w.count == 0 {
-            *w = RateWindow { start_ms: now, count: 0 };
+            *w = RateWindow {
+                start_ms: now,
+                count: 0,
+            };
         }
         w.count += 1;
         (w.count, w.start_ms)
@@ -405,39 +452,66 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
                 let body = body.unwrap_or_else(|| json!({"error": reason(code)}));
                 break 'reply Reply::json(code, body.to_string());
             }
-            Some(FaultKind::Malformed) => break 'reply Reply::json(200, "{\"data\":[{\"id\":\"trunc".to_string()),
+            Some(FaultKind::Malformed) => {
+                break 'reply Reply::json(200, "{\"data\":[{\"id\":\"trunc".to_string());
+            }
             Some(FaultKind::RateLimit { retry_after_secs }) => {
                 remaining = 0;
                 reset_ms = now + retry_after_secs as i64 * 1000;
-                break 'reply Reply::error(429, "Too many requests. Please try again later.", serde_json::Value::Null)
-                    .header("retry-after", retry_after_secs.to_string());
+                break 'reply Reply::error(
+                    429,
+                    "Too many requests. Please try again later.",
+                    serde_json::Value::Null,
+                )
+                .header("retry-after", retry_after_secs.to_string());
             }
             Some(FaultKind::Quota) => {
                 break 'reply Reply::error(429, "monthly_quota_exceeded", serde_json::Value::Null);
             }
             Some(FaultKind::Redirect { location }) => {
-                break 'reply Reply::error(302, "Found", serde_json::Value::Null).header("location", location);
+                break 'reply Reply::error(302, "Found", serde_json::Value::Null)
+                    .header("location", location);
             }
             Some(FaultKind::Unauthorized) => {
-                break 'reply Reply::error(401, "Unauthorized", json!({"reason": "invalid API key"}));
+                break 'reply Reply::error(
+                    401,
+                    "Unauthorized",
+                    json!({"reason": "invalid API key"}),
+                );
             }
         }
         if let Some(key) = &api_key {
-            let sent = parts.headers.get("x-api-key").map(|v| v.as_bytes()).or_else(|| {
-                parts.headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            });
+            let sent = parts
+                .headers
+                .get("x-api-key")
+                .map(|v| v.as_bytes())
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                });
             if sent != Some(key.as_bytes()) {
-                let why = if sent.is_some() { "invalid API key" } else { "missing API key" };
+                let why = if sent.is_some() {
+                    "invalid API key"
+                } else {
+                    "missing API key"
+                };
                 break 'reply Reply::error(401, "Unauthorized", json!({"reason": why}));
             }
         }
         if count > limit {
             let secs = ((reset_ms - now).max(0) + 999) / 1000;
-            break 'reply Reply::error(429, "Too many requests. Please try again later.", serde_json::Value::Null)
-                .header("retry-after", secs.to_string());
+            break 'reply Reply::error(
+                429,
+                "Too many requests. Please try again later.",
+                serde_json::Value::Null,
+            )
+            .header("retry-after", secs.to_string());
         }
         if parts.method != Method::GET && parts.method != Method::HEAD {
-            break 'reply Reply::error(405, "Method not allowed", serde_json::Value::Null).header("allow", "GET");
+            break 'reply Reply::error(405, "Method not allowed", serde_json::Value::Null)
+                .header("allow", "GET");
         }
         let params = Params::parse(query);
         match path.as_str() {
@@ -448,7 +522,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             },
             "/skills-get" => get_reply(&app, &params, corrupt),
             "/skills-changes" if feed_enabled => {
-                let inm = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+                let inm = parts
+                    .headers
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok());
                 crate::feed::respond(&read(&app.store), &params, inm, now, corrupt)
             }
             _ => Reply::error(404, "Not found", json!({"path": path})),
@@ -463,10 +540,22 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             h.insert(name, v);
         }
     };
-    set(HeaderName::from_static("x-ratelimit-limit"), limit.to_string());
-    set(HeaderName::from_static("x-ratelimit-remaining"), remaining.to_string());
-    set(HeaderName::from_static("x-ratelimit-reset"), ((reset_ms + 999) / 1000).to_string());
-    set(HeaderName::from_static("x-request-id"), uuid_from(mix(app.nonce ^ seq), mix(seq)));
+    set(
+        HeaderName::from_static("x-ratelimit-limit"),
+        limit.to_string(),
+    );
+    set(
+        HeaderName::from_static("x-ratelimit-remaining"),
+        remaining.to_string(),
+    );
+    set(
+        HeaderName::from_static("x-ratelimit-reset"),
+        ((reset_ms + 999) / 1000).to_string(),
+    );
+    set(
+        HeaderName::from_static("x-request-id"),
+        uuid_from(mix(app.nonce ^ seq), mix(seq)),
+    );
     set(header::DATE, http_date(now));
     for (name, value) in reply.headers {
         set(name, value);
@@ -474,30 +563,59 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let Some(body) = reply.body else {
         return builder.body(Body::empty()).expect("valid response");
     };
-    set(header::CONTENT_TYPE, "application/json; charset=utf-8".to_string());
+    set(
+        header::CONTENT_TYPE,
+        "application/json; charset=utf-8".to_string(),
+    );
     if truncate {
         // Announce the whole body, send half, then fail the stream: hyper
         // closes the connection and the client sees a body cut short.
         let full = Bytes::from(body);
         set(header::CONTENT_LENGTH, full.len().to_string());
-        let half = full.slice(..full.len() / 2);
-        let chunks: [Result<Bytes, std::io::Error>; 2] = [Ok(half), Err(std::io::Error::other("truncated by fault"))];
-        return builder.body(Body::from_stream(futures_util::stream::iter(chunks))).expect("valid response");
+        let half = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+            full.slice(..full.len() / 2),
+        )));
+        // Fail only after hyper has flushed head and half body; an immediate
+        // error would drop the buffered bytes and look like no response.
+        let cut = futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(std::io::Error::other("truncated by fault"))
+        });
+        return builder
+            .body(Body::from_stream(half.chain(cut)))
+            .expect("valid response");
     }
     builder.body(Body::from(body)).expect("valid response")
 }
 
 /// IMF-fixdate, e.g. `Wed, 25 Nov 2026 03:36:48 GMT`.
 fn http_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 fn health_reply(app: &App, health: HealthStatus, feed: bool, now: i64) -> Reply {
     let check = |name: &str, status: HealthStatus| json!({"name": name, "status": status.as_str(), "latencyMs": 1});
     let checks = [
-        check("database", if health == HealthStatus::Unhealthy { health } else { HealthStatus::Healthy }),
+        check(
+            "database",
+            if health == HealthStatus::Unhealthy {
+                health
+            } else {
+                HealthStatus::Healthy
+            },
+        ),
         check("skills_data", HealthStatus::Healthy),
-        check("search", if health == HealthStatus::Degraded { health } else { HealthStatus::Healthy }),
+        check(
+            "search",
+            if health == HealthStatus::Degraded {
+                health
+            } else {
+                HealthStatus::Healthy
+            },
+        ),
     ];
     let n = |s: HealthStatus| checks.iter().filter(|c| c["status"] == s.as_str()).count();
     let mut body = json!({
@@ -516,12 +634,23 @@ fn health_reply(app: &App, health: HealthStatus, feed: bool, now: i64) -> Reply 
     if feed {
         body["capabilities"] = json!(["skills-changes"]);
     }
-    Reply::json(if health == HealthStatus::Unhealthy { 503 } else { 200 }, body.to_string())
+    Reply::json(
+        if health == HealthStatus::Unhealthy {
+            503
+        } else {
+            200
+        },
+        body.to_string(),
+    )
 }
 
 fn get_reply(app: &App, params: &Params, corrupt: bool) -> Reply {
     let Some(id) = params.get("id").filter(|s| !s.is_empty()) else {
-        return Reply::error(400, "Missing required parameter: id", json!({"parameter": "id", "received": null}));
+        return Reply::error(
+            400,
+            "Missing required parameter: id",
+            json!({"parameter": "id", "received": null}),
+        );
     };
     let store = read(&app.store);
     let Some(slot) = store.lookup(id) else {
@@ -557,28 +686,35 @@ impl RegistryServer {
             .enable_all()
             .build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("skillsmith-registry".into()).spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!("registry listener: {e}"),
-                };
-                // Small request/response exchanges: Nagle would add latency.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
+        let thread = std::thread::Builder::new()
+            .name("skillsmith-registry".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return tracing::error!("registry listener: {e}"),
+                    };
+                    // Small request/response exchanges: Nagle would add latency.
+                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    let server = axum::serve(listener, router);
+                    tokio::select! {
+                        r = server => if let Err(e) = r { tracing::error!("registry server: {e}") },
+                        _ = stop_rx => {}
+                    }
                 });
-                let server = axum::serve(listener, router);
-                tokio::select! {
-                    r = server => if let Err(e) = r { tracing::error!("registry server: {e}") },
-                    _ = stop_rx => {}
-                }
-            });
-            // Dropping the runtime cancels every connection task, including
-            // hanging ones, so shutdown never waits for a client.
-            runtime.shutdown_timeout(Duration::from_millis(100));
-        })?;
+                // Dropping the runtime cancels every connection task, including
+                // hanging ones, so shutdown never waits for a client.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })?;
         tracing::debug!("registry listening on {addr}");
-        Ok(RegistryHandle { app, addr, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(RegistryHandle {
+            app,
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -673,39 +809,60 @@ impl RegistryHandle {
 
     /// Serves `/skills-changes` (and advertises it) or answers it with 404.
     pub fn set_feed_enabled(&self, enabled: bool) {
-        self.app.set_config(ConfigUpdate { feed_enabled: Some(enabled), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            feed_enabled: Some(enabled),
+            ..Default::default()
+        });
     }
 
     /// Requires this API key (or none).
     pub fn set_api_key(&self, key: Option<&str>) {
-        self.app.set_config(ConfigUpdate { api_key: Some(key.map(str::to_string)), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            api_key: Some(key.map(str::to_string)),
+            ..Default::default()
+        });
     }
 
     /// Requests per minute before `429`.
     pub fn set_rate_limit(&self, per_minute: u32) {
-        self.app.set_config(ConfigUpdate { rate_limit_per_minute: Some(per_minute), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            rate_limit_per_minute: Some(per_minute),
+            ..Default::default()
+        });
     }
 
     /// Presents skills of internal tier `tier` with `trust_tier: label`,
     /// like a newer registry with new tier values.
     pub fn tier_label(&self, tier: TrustTier, label: &str) {
         let labels = BTreeMap::from([(tier, label.to_string())]);
-        self.app.set_config(ConfigUpdate { tier_labels: Some(labels), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            tier_labels: Some(labels),
+            ..Default::default()
+        });
     }
 
     /// Discards all tombstones; cursors behind the newest change then get 410.
     pub fn expire_tombstones(&self) {
-        self.app.set_config(ConfigUpdate { expire_tombstones: true, ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            expire_tombstones: true,
+            ..Default::default()
+        });
     }
 
     /// What `/health` reports.
     pub fn set_health(&self, status: HealthStatus) {
-        self.app.set_config(ConfigUpdate { health: Some(status), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            health: Some(status),
+            ..Default::default()
+        });
     }
 
     /// Registry clock offset relative to the wall clock.
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
-        self.app.set_config(ConfigUpdate { clock_offset_ms: Some(offset_ms), ..Default::default() });
+        self.app.set_config(ConfigUpdate {
+            clock_offset_ms: Some(offset_ms),
+            ..Default::default()
+        });
     }
 
     /// Request counters and recent request headers.
@@ -754,6 +911,8 @@ impl Drop for RegistryHandle {
 
 impl std::fmt::Debug for RegistryHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("RegistryHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }

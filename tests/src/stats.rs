@@ -71,11 +71,21 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Records a request as it arrives; returns its sequence number.
-    pub fn begin(&mut self, method: &str, path: &str, query: Option<&str>, headers: &HeaderMap) -> u64 {
+    pub fn begin(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> u64 {
         self.seq += 1;
         self.total += 1;
         *self.by_path.entry(path.to_string()).or_default() += 1;
-        let header = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
         if self.recent.len() == RECENT_REQUESTS {
             self.recent.pop_front();
         }
@@ -95,8 +105,12 @@ impl Recorder {
 
     /// Fills in the status of request `seq` if it is still in the window.
     pub fn finish(&mut self, seq: u64, status: u16) {
-        let Some(first) = self.recent.front().map(|r| r.seq) else { return };
-        if let Some(r) = seq.checked_sub(first).and_then(|i| self.recent.get_mut(i as usize))
+        let Some(first) = self.recent.front().map(|r| r.seq) else {
+            return;
+        };
+        if let Some(r) = seq
+            .checked_sub(first)
+            .and_then(|i| self.recent.get_mut(i as usize))
             && r.seq == seq
         {
             r.status = status;
@@ -104,12 +118,19 @@ impl Recorder {
     }
 
     pub fn snapshot(&self) -> Stats {
-        Stats { total: self.total, by_path: self.by_path.clone(), recent: self.recent.iter().cloned().collect() }
+        Stats {
+            total: self.total,
+            by_path: self.by_path.clone(),
+            recent: self.recent.iter().cloned().collect(),
+        }
     }
 
     pub fn reset(&mut self) {
         // The sequence keeps counting so in-flight requests cannot mark a
         // newer record with their status.
-        *self = Recorder { seq: self.seq, ..Recorder::default() };
+        *self = Recorder {
+            seq: self.seq,
+            ..Recorder::default()
+        };
     }
 }

@@ -66,7 +66,11 @@ struct Links {
 impl Rec {
     pub fn new(skill: Skill) -> Self {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for b in skill.name.bytes().chain(skill.description.as_deref().unwrap_or("").bytes()) {
+        for b in skill
+            .name
+            .bytes()
+            .chain(skill.description.as_deref().unwrap_or("").bytes())
+        {
             h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
         }
         let wire = Wire {
@@ -82,10 +86,18 @@ impl Rec {
             created_at: skill.created_at(),
             updated_at: skill.updated_at(),
             license: skill.license.as_deref(),
-            content_hash: format!("{:016x}{:016x}{:016x}{:016x}", mix(h), mix(h ^ 1), mix(h ^ 2), mix(h ^ 3)),
+            content_hash: format!(
+                "{:016x}{:016x}{:016x}{:016x}",
+                mix(h),
+                mix(h ^ 1),
+                mix(h ^ 2),
+                mix(h ^ 3)
+            ),
             installable: true,
             quarantined: false,
-            _links: Links { self_: format!("/functions/v1/skills-get?id={}", skill.id) },
+            _links: Links {
+                self_: format!("/functions/v1/skills-get?id={}", skill.id),
+            },
         };
         let mut json = serde_json::to_string(&wire).expect("skill serialises");
         json.pop(); // the closing brace
@@ -156,11 +168,14 @@ impl Store {
         self.clock_ms = self.clock_ms.max(skill.updated_at_ms);
         self.by_id.insert(skill.id.clone(), slot);
         self.by_name.insert(skill.name.clone(), slot);
-        self.by_name.entry(skill.name.to_lowercase()).or_insert(slot);
+        self.by_name
+            .entry(skill.name.to_lowercase())
+            .or_insert(slot);
         if let Some(a) = &skill.author {
             self.by_name.insert(format!("{a}/{}", skill.name), slot);
         }
-        self.changes.insert((skill.updated_at_ms, skill.id.clone()), Change::Live(slot));
+        self.changes
+            .insert((skill.updated_at_ms, skill.id.clone()), Change::Live(slot));
         self.recs.push(Some(Rec::new(skill)));
         slot
     }
@@ -190,12 +205,18 @@ impl Store {
     }
 
     pub fn rec(&self, slot: u32) -> &Rec {
-        self.recs[slot as usize].as_ref().expect("cached slots are live")
+        self.recs[slot as usize]
+            .as_ref()
+            .expect("cached slots are live")
     }
 
     /// Slots of the live skills, in generation order.
     pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
-        self.recs.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i as u32)
+        self.recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some())
+            .map(|(i, _)| i as u32)
     }
 
     pub fn live_count(&self) -> usize {
@@ -220,7 +241,9 @@ impl Store {
     }
 
     fn slots_of(&self, ids: &[impl AsRef<str>]) -> Vec<u32> {
-        ids.iter().filter_map(|id| self.by_id.get(id.as_ref()).copied()).collect()
+        ids.iter()
+            .filter_map(|id| self.by_id.get(id.as_ref()).copied())
+            .collect()
     }
 
     pub fn update(&mut self, count: usize, now_ms: i64) -> Vec<String> {
@@ -244,11 +267,17 @@ impl Store {
         for &slot in slots {
             let rec = self.recs[slot as usize].take().expect("live slot");
             let mut skill = rec.skill;
-            self.changes.remove(&(skill.updated_at_ms, skill.id.clone()));
-            let base = skill.description.as_deref().and_then(|d| d.split(" (revision ").next()).unwrap_or("Revised");
+            self.changes
+                .remove(&(skill.updated_at_ms, skill.id.clone()));
+            let base = skill
+                .description
+                .as_deref()
+                .and_then(|d| d.split(" (revision ").next())
+                .unwrap_or("Revised");
             skill.description = Some(format!("{base} (revision {t})"));
             skill.updated_at_ms = t;
-            self.changes.insert((t, skill.id.clone()), Change::Live(slot));
+            self.changes
+                .insert((t, skill.id.clone()), Change::Live(slot));
             ids.push(skill.id.clone());
             self.recs[slot as usize] = Some(Rec::new(skill));
         }
@@ -274,7 +303,8 @@ impl Store {
         let mut ids = Vec::with_capacity(slots.len());
         for &slot in slots {
             let skill = self.recs[slot as usize].take().expect("live slot").skill;
-            self.changes.remove(&(skill.updated_at_ms, skill.id.clone()));
+            self.changes
+                .remove(&(skill.updated_at_ms, skill.id.clone()));
             self.by_id.remove(&skill.id);
             self.unindex_names(&skill, slot);
             self.changes.insert((t, skill.id.clone()), Change::Deleted);
@@ -329,7 +359,12 @@ impl Store {
     pub fn labels(&self) -> BTreeMap<TrustTier, String> {
         TrustTier::ALL
             .into_iter()
-            .map(|t| (t, serde_json::from_str(&self.labels[t.index()]).unwrap_or_default()))
+            .map(|t| {
+                (
+                    t,
+                    serde_json::from_str(&self.labels[t.index()]).unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -371,8 +406,10 @@ impl Store {
     }
 
     pub fn snapshot(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.live_slots().map(|s| (self.rec(s).skill.id.clone(), self.rec(s).skill.updated_at())).collect();
+        let mut v: Vec<(String, String)> = self
+            .live_slots()
+            .map(|s| (self.rec(s).skill.id.clone(), self.rec(s).skill.updated_at()))
+            .collect();
         v.sort_unstable();
         v
     }
@@ -385,7 +422,12 @@ impl Store {
     }
 
     pub fn catalogue(&self) -> Catalogue {
-        let mut c = Catalogue::from_skills(self.seed, self.live_slots().map(|s| self.rec(s).skill.clone()).collect());
+        let mut c = Catalogue::from_skills(
+            self.seed,
+            self.live_slots()
+                .map(|s| self.rec(s).skill.clone())
+                .collect(),
+        );
         // Keep insert numbering consistent with this registry.
         c.set_next_index(self.next_index);
         c

@@ -2,11 +2,10 @@
 //! Python tests and for benchmarks. Prints one line,
 //! `listening on http://127.0.0.1:PORT/functions/v1`, when ready.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use clap::Parser;
 use skillsmith_testkit::{RegistryServer, ServerConfig, server::UNLIMITED};
-use tokio::io::AsyncReadExt as _;
 
 /// A Skillsmith registry serving generated skills, with admin endpoints
 /// under /_admin for mutations, faults and stats.
@@ -73,15 +72,24 @@ fn main() -> anyhow::Result<()> {
     drop(out);
 
     // The server runs on its own runtime; this one only waits for the end.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let stdin_closed = async {
             if !args.exit_on_stdin_close {
                 return std::future::pending().await;
             }
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 256];
-            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+            // A blocking reader thread: tokio's stdin needs a feature this
+            // workspace does not enable, and this is one read loop.
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
         };
         #[cfg(unix)]
         let terminate = async {

@@ -1,0 +1,1169 @@
+//! Loading and running the sync component under wasmtime, confined.
+//!
+//! One process-wide [`Engine`] with epoch interruption, ticked by a thread
+//! that runs only while guest code may be executing. The embedded component
+//! is compiled once per machine and cached as
+//! `<cache dir>/skillsmith-sync-<sha256(wasm + engine hash)>.cwasm`, written
+//! atomically. Each run gets a fresh [`Store`] with:
+//! - WASI with nothing in it: no preopens, env, args, sockets or inherited
+//!   stdio; the guest's stderr goes to a bounded in-memory tail that is shown
+//!   when the guest traps (a panic message);
+//! - a memory cap ([`ComponentLimits::memory_bytes`]);
+//! - a wall-time cap on guest code between imports
+//!   ([`ComponentLimits::max_guest_run`]): time spent in the host (HTTP,
+//!   SQLite, sleeps) does not count, a guest spinning without calling the
+//!   host is stopped.
+//!
+//! A trap is a typed [`ComponentError::Trap`]; the store keeps its last
+//! committed page (the caller closes the history run).
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use skillsmith_guest::domain::{
+    self, Decision, ScheduleConfig, SyncError, SyncOptions, SyncReport,
+};
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::exports::skillsmith::sync::{engine as wit_engine, schedule as wit_schedule};
+use crate::bindings::skillsmith::sync::{
+    host as wit_host, http as wit_http, store as wit_store, types as wit_types,
+};
+use crate::bindings::{Sync as SyncWorld, SyncPre};
+use crate::host::SyncHost;
+
+/// The WIT package (and so interface versions) this host implements.
+pub const WIT_PACKAGE: &str = "skillsmith:sync@0.1.0";
+
+/// The export a component must have to be run by this host.
+pub const ENGINE_EXPORT: &str = "skillsmith:sync/engine@0.1.0";
+
+/// Environment variable naming the compiled-component cache directory.
+pub const CACHE_DIR_ENV: &str = "SKILLSMITH_CACHE_DIR";
+
+/// The component built from `guest/` by `build.rs` (empty when that build
+/// failed; see [`ComponentError::NotEmbedded`]).
+static EMBEDDED_WASM: &[u8] = include_bytes!(env!("SKILLSMITH_GUEST_WASM"));
+
+/// Epoch tick period: the resolution of the guest run-time cap.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Deadline checks happen every this many ticks (100 ms).
+const TICKS_PER_CHECK: u64 = 10;
+
+/// Resource limits of one component run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComponentLimits {
+    /// Most linear memory the guest may have, in bytes.
+    pub memory_bytes: usize,
+    /// Most wall time the guest may run without calling an import.
+    pub max_guest_run: Duration,
+    /// How much of the guest's stderr is kept (its tail) for error messages.
+    pub stderr_tail_bytes: usize,
+}
+
+impl Default for ComponentLimits {
+    fn default() -> Self {
+        ComponentLimits {
+            memory_bytes: 128 * 1024 * 1024,
+            max_guest_run: Duration::from_secs(10),
+            stderr_tail_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// What stopped the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// It panicked or aborted (`unreachable`).
+    Panic,
+    /// It ran longer than [`ComponentLimits::max_guest_run`] without
+    /// calling the host.
+    Deadline,
+    /// It tried to grow its memory past [`ComponentLimits::memory_bytes`].
+    MemoryLimit,
+    /// It exhausted its stack.
+    StackOverflow,
+    /// The host failed in a way that must stop the guest (a bug).
+    HostFault,
+    /// Any other trap (out-of-bounds access, bad conversion, ...).
+    Other,
+}
+
+impl TrapKind {
+    fn describe(self) -> &'static str {
+        match self {
+            TrapKind::Panic => "it panicked",
+            TrapKind::Deadline => "it ran too long without calling the host",
+            TrapKind::MemoryLimit => "it exceeded its memory limit",
+            TrapKind::StackOverflow => "it exhausted its stack",
+            TrapKind::HostFault => "the host failed",
+            TrapKind::Other => "it trapped",
+        }
+    }
+}
+
+/// Why the component could not be loaded or run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ComponentError {
+    /// This binary was built without the component (the guest did not build).
+    #[error(
+        "this skillsmith was built without its sync component ({reason}); rebuild it, or run the sync natively"
+    )]
+    NotEmbedded {
+        /// The build error, as far as known.
+        reason: String,
+    },
+    /// The wasmtime engine could not be created.
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The bytes are not a valid component for this engine.
+    #[error("cannot compile the sync component: {0}")]
+    Compile(String),
+    /// The component was built for another version of the WIT interfaces.
+    #[error(
+        "the sync component does not match this host: the host implements {expected} and needs the export {ENGINE_EXPORT}; {detail}"
+    )]
+    Incompatible {
+        /// [`WIT_PACKAGE`].
+        expected: &'static str,
+        /// What the component has instead.
+        detail: String,
+    },
+    /// Instantiation failed (the guest's start code trapped, limits).
+    #[error("cannot instantiate the sync component: {0}")]
+    Instantiate(String),
+    /// The guest trapped while running. The catalogue keeps every page
+    /// committed before the trap.
+    #[error("the sync component crashed ({}): {message}{}", kind.describe(), fmt_stderr(stderr))]
+    Trap {
+        /// What kind of trap.
+        kind: TrapKind,
+        /// wasmtime's description (with the guest backtrace when known).
+        message: String,
+        /// The tail of what the guest wrote to stderr (its panic message).
+        stderr: String,
+    },
+}
+
+fn fmt_stderr(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; guest stderr: {s}")
+    }
+}
+
+/// How the compiled component was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadSource {
+    /// Compiled in memory (no cache configured or usable).
+    Compiled,
+    /// Compiled, and written to the cache for next time.
+    CompiledAndCached,
+    /// Loaded from the cache.
+    CacheHit,
+}
+
+/// Where loading the component spent its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadTimings {
+    /// Compiled or cached.
+    pub source: LoadSource,
+    /// Compiling, or deserialising the cache file.
+    pub load: Duration,
+    /// Linking: type-checking imports and exports (`instantiate_pre`).
+    pub link: Duration,
+    /// Size of the component.
+    pub wasm_bytes: usize,
+    /// The cache file used or written.
+    pub cache_file: Option<PathBuf>,
+}
+
+/// Counts of one component run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestStats {
+    /// Instantiation time.
+    pub instantiate: Duration,
+    /// The `run` call, guest and host time together.
+    pub call: Duration,
+    /// Import calls the guest made.
+    pub imports: u64,
+}
+
+/// The result of [`ComponentRuntime::run`]: the engine's answer (or why
+/// there is none), and the host back, for closing an open run.
+#[derive(Debug)]
+pub struct ComponentRun {
+    /// The engine's result, or the trap/instantiation failure.
+    pub result: Result<Result<SyncReport, SyncError>, ComponentError>,
+    /// The host, with its store.
+    pub host: SyncHost,
+    /// Timings and counts.
+    pub stats: GuestStats,
+}
+
+/// The value of the `http/pending` resource: a request in flight, until its
+/// result is taken by `wait`.
+#[derive(Debug)]
+pub struct PendingSlot(Option<crate::http::Pending>);
+
+/// A failure of the host that must trap the guest.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HostFault(String);
+
+/// The guest ran too long without an import.
+#[derive(Debug, thiserror::Error)]
+#[error("the guest ran for over {0:?} without calling the host")]
+struct GuestStalled(Duration);
+
+/// The data of a component [`Store`].
+pub(crate) struct ComponentState {
+    /// `None` in stores that only run `schedule.decide` or measure
+    /// instantiation: an import call then traps as a host fault.
+    host: Option<SyncHost>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: StderrTail,
+    last_host_return: Instant,
+    max_guest_run: Duration,
+    imports: u64,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Runs `f` on the host, counting the import and restarting the guest's
+/// run-time allowance when it returns.
+fn on_host<R>(
+    state: &mut ComponentState,
+    f: impl FnOnce(&mut SyncHost) -> R,
+) -> wasmtime::Result<R> {
+    state.imports += 1;
+    let host = state.host.as_mut().ok_or_else(|| {
+        wasmtime::Error::new(HostFault(
+            "the guest called a sync import where none is available (only `schedule.decide` may be called here)".into(),
+        ))
+    })?;
+    let r = f(host);
+    state.last_host_return = Instant::now();
+    Ok(r)
+}
+
+// ---- the engine and its ticker ------------------------------------------
+
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+static ACTIVE_CALLS: AtomicUsize = AtomicUsize::new(0);
+static TICKER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+
+/// The process-wide engine.
+pub fn engine() -> Result<&'static Engine, ComponentError> {
+    ENGINE
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.epoch_interruption(true);
+            Engine::new(&config).map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| ComponentError::Engine(e.clone()))
+}
+
+/// Keeps the epoch ticking while guest code may run; the ticker thread
+/// parks otherwise, so an idle MCP server does not wake 100 times a second.
+struct Ticking;
+
+impl Ticking {
+    fn start(engine: &'static Engine) -> Ticking {
+        ACTIVE_CALLS.fetch_add(1, Ordering::SeqCst);
+        let ticker = TICKER.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("skillsmith-epoch".into())
+                .spawn(move || {
+                    loop {
+                        if ACTIVE_CALLS.load(Ordering::SeqCst) == 0 {
+                            std::thread::park();
+                            continue;
+                        }
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map(|h| h.thread().clone())
+                .map_err(|e| tracing::warn!("no epoch ticker ({e}): guest run time is not capped"))
+                .ok()
+        });
+        if let Some(t) = ticker {
+            t.unpark();
+        }
+        Ticking
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        ACTIVE_CALLS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// ---- the guest's stderr -----------------------------------------------
+
+/// The guest's stderr: keeps the last `cap` bytes, never blocks or fails
+/// (wasmtime's `MemoryOutputPipe` traps the guest once full).
+#[derive(Clone)]
+struct StderrTail {
+    buf: Arc<Mutex<VecDeque<u8>>>,
+    cap: usize,
+}
+
+impl StderrTail {
+    fn new(cap: usize) -> StderrTail {
+        StderrTail {
+            buf: Arc::new(Mutex::new(VecDeque::with_capacity(cap.min(4096)))),
+            cap,
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = &bytes[bytes.len().saturating_sub(self.cap)..];
+        let excess = (buf.len() + bytes.len()).saturating_sub(self.cap);
+        buf.drain(..excess);
+        buf.extend(bytes);
+    }
+
+    fn text(&self) -> String {
+        let buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        let (a, b) = buf.as_slices();
+        let mut v = Vec::with_capacity(a.len() + b.len());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+impl IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrTail {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for StderrTail {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrTail {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for StderrTail {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+// ---- loading ----------------------------------------------------------
+
+/// Feeds `Hash` output into SHA-256, to turn the engine's compatibility hash
+/// (an `impl Hash`) into a stable cache key.
+struct ShaHasher<'a>(&'a mut Sha256);
+
+impl Hasher for ShaHasher<'_> {
+    fn finish(&self) -> u64 {
+        0 // unused: the digest is read from the Sha256
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut sha = Sha256::new();
+    sha.update(wasm);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut ShaHasher(&mut sha));
+    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cache directory: `SKILLSMITH_CACHE_DIR`, else the platform's cache
+/// directory, else none (compile in memory every time).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    crate::project_dirs().map(|d| d.cache_dir().to_owned())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{:x}.tmp",
+        path.file_name()
+            .map_or("cwasm".into(), |n| n.to_string_lossy()),
+        std::process::id(),
+        crate::host::SplitMix64::from_entropy().next_u64()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        // Rename is atomic: readers see the old file or the whole new one,
+        // and a reader that mapped the old one keeps its (unlinked) inode.
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, ComponentError> {
+    if wasm.is_empty() {
+        return Err(ComponentError::NotEmbedded {
+            reason: option_env!("SKILLSMITH_GUEST_BUILD_ERROR")
+                .filter(|r| !r.is_empty())
+                .unwrap_or("the component is empty")
+                .to_owned(),
+        });
+    }
+    Component::new(engine, wasm).map_err(|e| ComponentError::Compile(format!("{e:#}")))
+}
+
+/// Compiles `wasm` or loads it from `cache_dir`.
+fn load_component(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> Result<(Component, LoadSource, Option<PathBuf>), ComponentError> {
+    let Some(dir) = cache_dir else {
+        return Ok((compile(engine, wasm)?, LoadSource::Compiled, None));
+    };
+    if wasm.is_empty() {
+        compile(engine, wasm)?;
+    }
+    let file = dir.join(format!("skillsmith-sync-{}.cwasm", cache_key(engine, wasm)));
+    if file.is_file() {
+        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
+        // compiled code. It is: only `write_atomically` below writes these
+        // files, each named by the SHA-256 of the component and of this
+        // engine's compatibility hash, and written to a temporary name then
+        // renamed, so no partial or foreign-engine file can carry this name
+        // (wasmtime also checks the engine header and refuses mismatches).
+        // A cache directory writable by an attacker is out of scope: such an
+        // attacker can already replace the binary's own files.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(engine, &file) };
+        match loaded {
+            Ok(c) => return Ok((c, LoadSource::CacheHit, Some(file))),
+            Err(e) => tracing::warn!(
+                "ignoring the compiled-component cache {}: {e:#}",
+                file.display()
+            ),
+        }
+    }
+    let component = compile(engine, wasm)?;
+    let source = match component
+        .serialize()
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        .and_then(|bytes| write_atomically(&file, &bytes))
+    {
+        Ok(()) => LoadSource::CompiledAndCached,
+        Err(e) => {
+            tracing::warn!(
+                "could not cache the compiled component in {}: {e}",
+                dir.display()
+            );
+            LoadSource::Compiled
+        }
+    };
+    Ok((
+        component,
+        source,
+        Some(file).filter(|_| source == LoadSource::CompiledAndCached),
+    ))
+}
+
+/// Explains a link failure: which `skillsmith:sync` names the component has.
+fn incompatible(engine: &Engine, component: &Component, e: &wasmtime::Error) -> ComponentError {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty
+        .exports(engine)
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("skillsmith:"))
+        .collect();
+    let imports: Vec<&str> = ty
+        .imports(engine)
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("skillsmith:"))
+        .collect();
+    ComponentError::Incompatible {
+        expected: WIT_PACKAGE,
+        detail: format!(
+            "the component exports [{}] and imports [{}] ({e:#})",
+            exports.join(", "),
+            imports.join(", ")
+        ),
+    }
+}
+
+/// A compiled, linked sync component, ready to instantiate.
+pub struct ComponentRuntime {
+    engine: &'static Engine,
+    pre: SyncPre<ComponentState>,
+    timings: LoadTimings,
+    limits: ComponentLimits,
+}
+
+impl std::fmt::Debug for ComponentRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentRuntime")
+            .field("timings", &self.timings)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+static EMBEDDED: OnceLock<Result<ComponentRuntime, ComponentError>> = OnceLock::new();
+
+impl ComponentRuntime {
+    /// The component embedded in this binary, loaded once per process
+    /// through the cache of [`default_cache_dir`].
+    pub fn embedded() -> Result<&'static ComponentRuntime, ComponentError> {
+        EMBEDDED
+            .get_or_init(|| {
+                ComponentRuntime::from_bytes(EMBEDDED_WASM, default_cache_dir().as_deref())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The embedded component's bytes (what `scripts/build-component.sh`
+    /// produces); empty when the guest did not build.
+    pub fn embedded_wasm() -> &'static [u8] {
+        EMBEDDED_WASM
+    }
+
+    /// Compiles `wasm` in memory, bypassing any cache (benchmarks: the cost
+    /// of a first run on a machine).
+    pub fn load_cold(wasm: &[u8]) -> Result<ComponentRuntime, ComponentError> {
+        ComponentRuntime::from_bytes(wasm, None)
+    }
+
+    /// Loads `wasm` through the cache in `cache_dir`, compiling and writing
+    /// the cache entry when missing.
+    pub fn load_cached(wasm: &[u8], cache_dir: &Path) -> Result<ComponentRuntime, ComponentError> {
+        ComponentRuntime::from_bytes(wasm, Some(cache_dir))
+    }
+
+    /// Loads a component file (any component: hostile-guest tests load
+    /// their own).
+    pub fn from_file(
+        path: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<ComponentRuntime, ComponentError> {
+        let wasm = std::fs::read(path)
+            .map_err(|e| ComponentError::Compile(format!("cannot read {}: {e}", path.display())))?;
+        ComponentRuntime::from_bytes(&wasm, cache_dir)
+    }
+
+    /// Loads a component from bytes, through `cache_dir` when given, and
+    /// links it against this host's imports and expected exports.
+    pub fn from_bytes(
+        wasm: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<ComponentRuntime, ComponentError> {
+        let engine = engine()?;
+        let started = Instant::now();
+        let (component, source, cache_file) = load_component(engine, wasm, cache_dir)?;
+        let load = started.elapsed();
+
+        let started = Instant::now();
+        let mut linker = Linker::<ComponentState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
+        SyncWorld::add_to_linker::<ComponentState, HasSelf<ComponentState>>(&mut linker, |s| s)
+            .map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
+        // Fails when the component imports a `skillsmith:sync` version this
+        // host does not provide ...
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| incompatible(engine, &component, &e))?;
+        // ... or lacks the exports of `skillsmith:sync/*@0.1.0`.
+        let pre = SyncPre::new(instance_pre).map_err(|e| incompatible(engine, &component, &e))?;
+        let link = started.elapsed();
+
+        Ok(ComponentRuntime {
+            engine,
+            pre,
+            timings: LoadTimings {
+                source,
+                load,
+                link,
+                wasm_bytes: wasm.len(),
+                cache_file,
+            },
+            limits: ComponentLimits::default(),
+        })
+    }
+
+    /// Replaces the limits of later runs.
+    pub fn with_limits(mut self, limits: ComponentLimits) -> ComponentRuntime {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits of runs.
+    pub fn limits(&self) -> ComponentLimits {
+        self.limits
+    }
+
+    /// How loading went.
+    pub fn timings(&self) -> &LoadTimings {
+        &self.timings
+    }
+
+    fn new_store(&self, host: Option<SyncHost>, limits: ComponentLimits) -> Store<ComponentState> {
+        let stderr = StderrTail::new(limits.stderr_tail_bytes);
+        // Nothing but a stderr we capture: no files, env, args or network.
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let state = ComponentState {
+            host,
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            stderr,
+            last_host_return: Instant::now(),
+            max_guest_run: limits.max_guest_run,
+            imports: 0,
+        };
+        let mut store = Store::new(self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(TICKS_PER_CHECK);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if state.last_host_return.elapsed() > state.max_guest_run {
+                Err(wasmtime::Error::new(GuestStalled(state.max_guest_run)))
+            } else {
+                Ok(UpdateDeadline::Continue(TICKS_PER_CHECK))
+            }
+        });
+        store
+    }
+
+    fn instantiate_in(
+        &self,
+        store: &mut Store<ComponentState>,
+    ) -> Result<SyncWorld, ComponentError> {
+        self.pre.instantiate(&mut *store).map_err(|e| {
+            match classify(&e, store.data().stderr.text()) {
+                ComponentError::Trap {
+                    kind,
+                    message,
+                    stderr,
+                } if kind != TrapKind::Other => ComponentError::Trap {
+                    kind,
+                    message,
+                    stderr,
+                },
+                _ => ComponentError::Instantiate(format!("{e:#}")),
+            }
+        })
+    }
+
+    /// Instantiates the component in a fresh store without a host and
+    /// returns how long that took (benchmarks).
+    pub fn instantiate(&self) -> Result<Duration, ComponentError> {
+        let _ticking = Ticking::start(self.engine);
+        let mut store = self.new_store(None, self.limits);
+        let started = Instant::now();
+        self.instantiate_in(&mut store)?;
+        Ok(started.elapsed())
+    }
+
+    /// Runs one sync in a fresh instance.
+    pub fn run(&self, host: SyncHost, options: SyncOptions) -> ComponentRun {
+        self.run_limited(host, options, self.limits)
+    }
+
+    /// Like [`ComponentRuntime::run`], with other limits for this run.
+    pub fn run_limited(
+        &self,
+        host: SyncHost,
+        options: SyncOptions,
+        limits: ComponentLimits,
+    ) -> ComponentRun {
+        let _ticking = Ticking::start(self.engine);
+        let mut store = self.new_store(Some(host), limits);
+        let mut stats = GuestStats::default();
+        let started = Instant::now();
+        let result = self.instantiate_in(&mut store).and_then(|sync| {
+            stats.instantiate = started.elapsed();
+            let started = Instant::now();
+            store.data_mut().last_host_return = Instant::now();
+            let r = sync
+                .skillsmith_sync_engine()
+                .call_run(&mut store, &options_to_wit(options));
+            stats.call = started.elapsed();
+            r.map(|r| r.map(report_from_wit).map_err(sync_error_from_wit))
+                .map_err(|e| classify(&e, store.data().stderr.text()))
+        });
+        let state = store.into_data();
+        stats.imports = state.imports;
+        ComponentRun {
+            result,
+            host: state.host.expect("the store was created with a host"),
+            stats,
+        }
+    }
+
+    /// Calls the component's `schedule.decide` in a fresh instance.
+    pub fn decide(
+        &self,
+        config: ScheduleConfig,
+        now_ms: i64,
+        jitter_seed: u64,
+    ) -> Result<Decision, ComponentError> {
+        let _ticking = Ticking::start(self.engine);
+        let mut store = self.new_store(None, self.limits);
+        let sync = self.instantiate_in(&mut store)?;
+        let config = wit_schedule::ScheduleConfig {
+            enabled: config.enabled,
+            interval_ms: config.interval_ms,
+            last_attempt_ms: config.last_attempt_ms,
+            last_success_ms: config.last_success_ms,
+            consecutive_failures: config.consecutive_failures,
+        };
+        store.data_mut().last_host_return = Instant::now();
+        let d = sync
+            .skillsmith_sync_schedule()
+            .call_decide(&mut store, config, now_ms, jitter_seed)
+            .map_err(|e| classify(&e, store.data().stderr.text()))?;
+        Ok(Decision {
+            due: d.due,
+            next_ms: d.next_ms,
+        })
+    }
+}
+
+/// Turns a wasmtime error from a guest call into a [`ComponentError::Trap`].
+fn classify(e: &wasmtime::Error, stderr: String) -> ComponentError {
+    let message = format!("{e:#}");
+    let kind = if e.downcast_ref::<GuestStalled>().is_some() {
+        TrapKind::Deadline
+    } else if e.downcast_ref::<HostFault>().is_some() {
+        TrapKind::HostFault
+    } else if message.contains("forcing trap when growing memory") {
+        // StoreLimits' error for `trap_on_grow_failure`; it has no type.
+        TrapKind::MemoryLimit
+    } else {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::UnreachableCodeReached) => TrapKind::Panic,
+            Some(Trap::StackOverflow) => TrapKind::StackOverflow,
+            _ => TrapKind::Other,
+        }
+    };
+    ComponentError::Trap {
+        kind,
+        message,
+        stderr,
+    }
+}
+
+// ---- imports: WIT <-> domain, delegated to SyncHost -------------------
+
+impl wit_types::Host for ComponentState {}
+
+impl wit_http::HostPending for ComponentState {
+    fn wait(
+        &mut self,
+        pending: Resource<PendingSlot>,
+    ) -> wasmtime::Result<Result<wit_http::Response, wit_http::HttpError>> {
+        let slot = self.table.get_mut(&pending)?;
+        let Some(p) = slot.0.take() else {
+            return Ok(Err(wit_http::HttpError::Other(
+                "this response was already taken by an earlier wait".into(),
+            )));
+        };
+        let r = on_host(self, |h| domain::Host::http_wait(h, p))?;
+        Ok(r.map(|r| wit_http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+        .map_err(http_error_to_wit))
+    }
+
+    fn drop(&mut self, pending: Resource<PendingSlot>) -> wasmtime::Result<()> {
+        // Dropping the slot drops the `Pending`, which aborts the request.
+        self.table.delete(pending)?;
+        Ok(())
+    }
+}
+
+impl wit_http::Host for ComponentState {
+    fn send(&mut self, request: wit_http::Request) -> wasmtime::Result<Resource<PendingSlot>> {
+        let request = domain::HttpRequest {
+            url: request.url,
+            headers: request.headers,
+            timeout_ms: request.timeout_ms,
+        };
+        let pending = on_host(self, |h| domain::Host::http_send(h, request))?;
+        Ok(self.table.push(PendingSlot(Some(pending)))?)
+    }
+}
+
+impl wit_store::Host for ComponentState {
+    fn read_state(
+        &mut self,
+    ) -> wasmtime::Result<Result<wit_store::SyncState, wit_store::StoreError>> {
+        let r = on_host(self, domain::Host::read_state)?;
+        Ok(r.map(|s| wit_store::SyncState {
+            last_sync_at: s.last_sync_at,
+            mode: s.mode.map(mode_to_wit),
+            cursor: s.cursor,
+            etag: s.etag,
+            resync_pending: s.resync_pending,
+            registry_skills: s.registry_skills,
+        })
+        .map_err(store_error_to_wit))
+    }
+
+    fn local_versions(
+        &mut self,
+        ids: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<wit_store::LocalVersion>>, wit_store::StoreError>> {
+        let r = on_host(self, |h| domain::Host::local_versions(h, &ids))?;
+        Ok(r.map(|v| {
+            v.into_iter()
+                .map(|o| {
+                    o.map(|l| wit_store::LocalVersion {
+                        updated_at: l.updated_at,
+                        source: match l.source {
+                            domain::Source::Registry => wit_store::Source::Registry,
+                            domain::Source::Local => wit_store::Source::Local,
+                        },
+                    })
+                })
+                .collect()
+        })
+        .map_err(store_error_to_wit))
+    }
+
+    fn registry_ids(
+        &mut self,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, wit_store::StoreError>> {
+        let r = on_host(self, |h| {
+            domain::Host::registry_ids(h, after.as_deref(), limit)
+        })?;
+        Ok(r.map_err(store_error_to_wit))
+    }
+
+    fn begin_run(
+        &mut self,
+        mode: wit_types::SyncMode,
+    ) -> wasmtime::Result<Result<u64, wit_store::StoreError>> {
+        let r = on_host(self, |h| domain::Host::begin_run(h, mode_from_wit(mode)))?;
+        Ok(r.map_err(store_error_to_wit))
+    }
+
+    fn apply_page(
+        &mut self,
+        run: u64,
+        page: wit_store::Page,
+    ) -> wasmtime::Result<Result<(), wit_store::StoreError>> {
+        let page = domain::Page {
+            upserts: page.upserts.into_iter().map(skill_from_wit).collect(),
+            removals: page.removals,
+            checkpoint: domain::Checkpoint {
+                mode: mode_from_wit(page.checkpoint.mode),
+                cursor: page.checkpoint.cursor,
+                etag: page.checkpoint.etag,
+                resync_pending: page.checkpoint.resync_pending,
+            },
+        };
+        let r = on_host(self, |h| domain::Host::apply_page(h, run, page))?;
+        Ok(r.map_err(store_error_to_wit))
+    }
+
+    fn finish_run(
+        &mut self,
+        run: u64,
+        outcome: wit_store::RunOutcome,
+    ) -> wasmtime::Result<Result<(), wit_store::StoreError>> {
+        let c = outcome.counts;
+        let outcome = domain::RunOutcome {
+            status: match outcome.status {
+                wit_store::RunStatus::Success => domain::RunStatus::Success,
+                wit_store::RunStatus::Partial => domain::RunStatus::Partial,
+                wit_store::RunStatus::Failed => domain::RunStatus::Failed,
+            },
+            counts: domain::RunCounts {
+                added: c.added,
+                updated: c.updated,
+                unchanged: c.unchanged,
+                removed: c.removed,
+                skipped: c.skipped,
+            },
+            error: outcome.error,
+            last_sync_at: outcome.last_sync_at,
+        };
+        let r = on_host(self, |h| domain::Host::finish_run(h, run, outcome))?;
+        Ok(r.map_err(store_error_to_wit))
+    }
+}
+
+/// The WIT record `host.progress-report`.
+type WitProgress = wit_host::ProgressReport;
+
+impl wit_host::Host for ComponentState {
+    fn log(&mut self, level: wit_host::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit_host::Level::Trace => domain::Level::Trace,
+            wit_host::Level::Debug => domain::Level::Debug,
+            wit_host::Level::Info => domain::Level::Info,
+            wit_host::Level::Warn => domain::Level::Warn,
+            wit_host::Level::Error => domain::Level::Error,
+        };
+        on_host(self, |h| domain::Host::log(h, level, &message))
+    }
+
+    fn progress(&mut self, report: WitProgress) -> wasmtime::Result<wit_host::Directive> {
+        let report = domain::Progress {
+            phase: match report.phase {
+                wit_host::Phase::Discover => domain::Phase::Discover,
+                wit_host::Phase::Fetch => domain::Phase::Fetch,
+                wit_host::Phase::Prune => domain::Phase::Prune,
+            },
+            done: report.done,
+            total: report.total,
+            pages: report.pages,
+            waiting_ms: report.waiting_ms,
+        };
+        on_host(self, |h| {
+            directive_to_wit(domain::Host::progress(h, report))
+        })
+    }
+
+    fn sleep(&mut self, ms: u64) -> wasmtime::Result<wit_host::Directive> {
+        on_host(self, |h| directive_to_wit(domain::Host::sleep(h, ms)))
+    }
+
+    fn random(&mut self) -> wasmtime::Result<u64> {
+        on_host(self, domain::Host::random)
+    }
+}
+
+fn directive_to_wit(d: domain::Directive) -> wit_host::Directive {
+    match d {
+        domain::Directive::Proceed => wit_host::Directive::Proceed,
+        domain::Directive::Stop => wit_host::Directive::Stop,
+    }
+}
+
+fn mode_to_wit(m: domain::SyncMode) -> wit_types::SyncMode {
+    match m {
+        domain::SyncMode::ChangesFeed => wit_types::SyncMode::ChangesFeed,
+        domain::SyncMode::Search => wit_types::SyncMode::Search,
+    }
+}
+
+fn mode_from_wit(m: wit_types::SyncMode) -> domain::SyncMode {
+    match m {
+        wit_types::SyncMode::ChangesFeed => domain::SyncMode::ChangesFeed,
+        wit_types::SyncMode::Search => domain::SyncMode::Search,
+    }
+}
+
+fn tier_from_wit(t: wit_types::TrustTier) -> domain::TrustTier {
+    use wit_types::TrustTier as W;
+    match t {
+        W::Official => domain::TrustTier::Official,
+        W::Verified => domain::TrustTier::Verified,
+        W::Curated => domain::TrustTier::Curated,
+        W::Community => domain::TrustTier::Community,
+        W::Unverified => domain::TrustTier::Unverified,
+        W::Experimental => domain::TrustTier::Experimental,
+        W::Unknown => domain::TrustTier::Unknown,
+    }
+}
+
+fn skill_from_wit(s: wit_types::Skill) -> domain::Skill {
+    domain::Skill {
+        id: s.id,
+        name: s.name,
+        description: s.description,
+        author: s.author,
+        repo_url: s.repo_url,
+        quality_score: s.quality_score,
+        trust_tier: tier_from_wit(s.trust_tier),
+        tags: s.tags,
+        categories: s.categories,
+        stars: s.stars,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        content_hash: s.content_hash,
+        license: s.license,
+        security_score: s.security_score,
+        installable: s.installable,
+        quarantined: s.quarantined,
+    }
+}
+
+fn http_error_to_wit(e: domain::HttpError) -> wit_http::HttpError {
+    match e {
+        domain::HttpError::Timeout => wit_http::HttpError::Timeout,
+        domain::HttpError::Connection(t) => wit_http::HttpError::Connection(t),
+        domain::HttpError::TooLarge(n) => wit_http::HttpError::TooLarge(n),
+        domain::HttpError::Denied(t) => wit_http::HttpError::Denied(t),
+        domain::HttpError::Other(t) => wit_http::HttpError::Other(t),
+    }
+}
+
+fn http_error_from_wit(e: wit_http::HttpError) -> domain::HttpError {
+    match e {
+        wit_http::HttpError::Timeout => domain::HttpError::Timeout,
+        wit_http::HttpError::Connection(t) => domain::HttpError::Connection(t),
+        wit_http::HttpError::TooLarge(n) => domain::HttpError::TooLarge(n),
+        wit_http::HttpError::Denied(t) => domain::HttpError::Denied(t),
+        wit_http::HttpError::Other(t) => domain::HttpError::Other(t),
+    }
+}
+
+fn store_error_to_wit(e: domain::StoreError) -> wit_store::StoreError {
+    match e {
+        domain::StoreError::Busy => wit_store::StoreError::Busy,
+        domain::StoreError::Invalid(t) => wit_store::StoreError::Invalid(t),
+        domain::StoreError::NoSpace => wit_store::StoreError::NoSpace,
+        domain::StoreError::Corrupt(t) => wit_store::StoreError::Corrupt(t),
+        domain::StoreError::Other(t) => wit_store::StoreError::Other(t),
+    }
+}
+
+fn store_error_from_wit(e: wit_store::StoreError) -> domain::StoreError {
+    match e {
+        wit_store::StoreError::Busy => domain::StoreError::Busy,
+        wit_store::StoreError::Invalid(t) => domain::StoreError::Invalid(t),
+        wit_store::StoreError::NoSpace => domain::StoreError::NoSpace,
+        wit_store::StoreError::Corrupt(t) => domain::StoreError::Corrupt(t),
+        wit_store::StoreError::Other(t) => domain::StoreError::Other(t),
+    }
+}
+
+fn options_to_wit(o: SyncOptions) -> wit_engine::SyncOptions {
+    wit_engine::SyncOptions {
+        registry: o.registry,
+        force: o.force,
+        dry_run: o.dry_run,
+        page_size: o.page_size,
+        mode: o.mode.map(mode_to_wit),
+        now_ms: o.now_ms,
+        retry_budget_ms: o.retry_budget_ms,
+    }
+}
+
+fn report_from_wit(r: wit_engine::SyncReport) -> SyncReport {
+    SyncReport {
+        mode: mode_from_wit(r.mode),
+        added: r.added,
+        updated: r.updated,
+        unchanged: r.unchanged,
+        removed: r.removed,
+        skipped: r.skipped,
+        pages: r.pages,
+        requests: r.requests,
+        warnings: r.warnings,
+        last_sync_at: r.last_sync_at,
+        cancelled: r.cancelled,
+    }
+}
+
+fn sync_error_from_wit(e: wit_engine::SyncError) -> SyncError {
+    match e {
+        wit_engine::SyncError::Unreachable(h) => SyncError::Unreachable(http_error_from_wit(h)),
+        wit_engine::SyncError::Unauthorized(t) => SyncError::Unauthorized(t),
+        wit_engine::SyncError::QuotaExceeded(t) => SyncError::QuotaExceeded(t),
+        wit_engine::SyncError::RateLimited(t) => SyncError::RateLimited(t),
+        wit_engine::SyncError::Registry(t) => SyncError::Registry(t),
+        wit_engine::SyncError::Protocol(t) => SyncError::Protocol(t),
+        wit_engine::SyncError::Store(s) => SyncError::Store(store_error_from_wit(s)),
+        wit_engine::SyncError::Busy => SyncError::Busy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_tail_keeps_the_end() {
+        let t = StderrTail::new(8);
+        t.push(b"hello ");
+        t.push(b"world!");
+        assert_eq!(t.text(), "o world!");
+        t.push(b"0123456789abc");
+        assert_eq!(t.text(), "56789abc");
+    }
+}

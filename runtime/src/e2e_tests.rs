@@ -1,0 +1,242 @@
+//! End-to-end tests of the runtime: the embedded component (loading,
+//! caching, instantiation) and whole syncs through both backends against a
+//! small fake registry and real SQLite files.
+
+use std::time::{Duration, Instant};
+
+use crate::component::{ComponentError, ComponentRuntime, LoadSource};
+use crate::db::Database;
+use crate::lock::Lease;
+use crate::sync::{Backend, SyncFailure, SyncRunner};
+use crate::testutil::FakeRegistry;
+use crate::{ScheduleConfig, SyncMode};
+
+fn embedded_or_skip() -> Option<&'static [u8]> {
+    let wasm = ComponentRuntime::embedded_wasm();
+    if wasm.is_empty() {
+        eprintln!("skipped: this build has no embedded component");
+        None
+    } else {
+        Some(wasm)
+    }
+}
+
+#[test]
+fn component_loads_from_cache_and_instantiates() {
+    let Some(wasm) = embedded_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let first = ComponentRuntime::load_cached(wasm, dir.path()).unwrap();
+    let cold = t.elapsed();
+    assert_eq!(first.timings().source, LoadSource::CompiledAndCached);
+    let file = first.timings().cache_file.clone().unwrap();
+    assert!(file.is_file());
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("skillsmith-sync-")
+    );
+
+    let t = Instant::now();
+    let second = ComponentRuntime::load_cached(wasm, dir.path()).unwrap();
+    let warm = t.elapsed();
+    assert_eq!(second.timings().source, LoadSource::CacheHit);
+    let inst = second.instantiate().unwrap();
+    eprintln!(
+        "component {} bytes: cold load {cold:?} (compile {:?}), cached load {warm:?} \
+         (deserialize {:?}, link {:?}), instantiate {inst:?}",
+        wasm.len(),
+        first.timings().load,
+        second.timings().load,
+        second.timings().link
+    );
+
+    // A damaged cache entry is ignored and replaced. (Replaced by rename,
+    // as the cache itself does: truncating a file that a loaded component
+    // has mapped would pull the code from under it.)
+    drop((first, second));
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"not a compiled component").unwrap();
+    std::fs::rename(&garbage, &file).unwrap();
+    let third = ComponentRuntime::load_cached(wasm, dir.path()).unwrap();
+    assert_eq!(third.timings().source, LoadSource::CompiledAndCached);
+    assert_eq!(
+        ComponentRuntime::load_cached(wasm, dir.path())
+            .unwrap()
+            .timings()
+            .source,
+        LoadSource::CacheHit
+    );
+}
+
+#[test]
+fn garbage_is_not_a_component() {
+    assert!(matches!(
+        ComponentRuntime::load_cold(b"\0asm garbage"),
+        Err(ComponentError::Compile(_))
+    ));
+    assert!(matches!(
+        ComponentRuntime::load_cold(b""),
+        Err(ComponentError::NotEmbedded { .. })
+    ));
+}
+
+#[test]
+fn component_schedule_matches_native() {
+    if embedded_or_skip().is_none() {
+        return;
+    }
+    let rt = ComponentRuntime::embedded().unwrap();
+    let now = 1_795_000_000_000;
+    for config in [
+        ScheduleConfig {
+            enabled: true,
+            interval_ms: 86_400_000,
+            last_attempt_ms: None,
+            last_success_ms: None,
+            consecutive_failures: 0,
+        },
+        ScheduleConfig {
+            enabled: true,
+            interval_ms: 86_400_000,
+            last_attempt_ms: Some(now - 1_000),
+            last_success_ms: Some(now - 90_000_000),
+            consecutive_failures: 3,
+        },
+        ScheduleConfig {
+            enabled: false,
+            interval_ms: 604_800_000,
+            last_attempt_ms: Some(now),
+            last_success_ms: Some(now),
+            consecutive_failures: 0,
+        },
+    ] {
+        for seed in [0, 1, u64::MAX] {
+            assert_eq!(
+                rt.decide(config, now, seed).unwrap(),
+                skillsmith_guest::schedule::decide(config, now, seed)
+            );
+        }
+    }
+    crate::sync::decide_schedule(
+        ScheduleConfig {
+            enabled: true,
+            interval_ms: 86_400_000,
+            last_attempt_ms: None,
+            last_success_ms: None,
+            consecutive_failures: 0,
+        },
+        now,
+    )
+    .unwrap();
+}
+
+#[test]
+fn syncs_through_both_backends() {
+    let registry = FakeRegistry::start(12);
+    let backends: &[Backend] = if embedded_or_skip().is_some() {
+        &[Backend::Component, Backend::Native]
+    } else {
+        &[Backend::Native]
+    };
+    for &backend in backends {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        let run = || {
+            SyncRunner::new(&path, format!("{}/", registry.base))
+                .backend(backend)
+                .retry_budget(Duration::from_secs(2))
+                .run()
+        };
+        let first = run().unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!(first.mode, SyncMode::Search, "{backend:?}");
+        assert_eq!(first.added, 12, "{backend:?}: {:?}", first.report);
+        assert!(!first.cancelled);
+        assert_eq!(first.backend, backend);
+        if backend == Backend::Component {
+            let g = first.guest.unwrap();
+            assert!(g.imports > 0 && g.instantiate > Duration::ZERO);
+        }
+        let second = run().unwrap();
+        assert_eq!(second.added + second.updated, 0, "{:?}", second.report);
+        assert_eq!(second.unchanged, 12);
+
+        let db = Database::open(&path).unwrap();
+        let status = db.status().unwrap();
+        assert_eq!(status.registry_skills, 12);
+        assert_eq!(status.running_pid, None, "the lease is released");
+        assert_eq!(status.mode.as_deref(), Some("search"));
+        let history = db.history(10).unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|h| h.status == "success"), "{history:?}");
+        let config = db.config().unwrap();
+        assert!(config.last_sync_at.is_some() && config.next_sync_at.is_some());
+        assert_eq!(db.search("skill", &Default::default()).unwrap().len(), 12);
+        serde_json::to_string(&second).unwrap();
+    }
+}
+
+#[test]
+fn dry_runs_write_nothing() {
+    let registry = FakeRegistry::start(5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skills.db");
+    let dry = || {
+        SyncRunner::new(&path, &registry.base)
+            .backend(Backend::Native)
+            .dry_run(true)
+            .run()
+            .unwrap()
+    };
+    let r = dry();
+    assert_eq!(r.added, 5);
+    assert!(r.dry_run);
+    assert!(!path.exists(), "a dry run must not create the catalogue");
+
+    SyncRunner::new(&path, &registry.base)
+        .backend(Backend::Native)
+        .run()
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let r = dry();
+    assert_eq!(r.unchanged, 5);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(Database::open(&path).unwrap().history(10).unwrap().len(), 1);
+}
+
+#[test]
+fn failures_have_exit_codes_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skills.db");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = SyncRunner::new(&path, format!("http://127.0.0.1:{port}/functions/v1"))
+        .backend(Backend::Native)
+        .retry_budget(Duration::from_millis(300))
+        .run()
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    let db = Database::open(&path).unwrap();
+    assert!(db.status().unwrap().running_pid.is_none());
+
+    let e = SyncRunner::new(&path, "ftp://example.com/")
+        .run()
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+
+    let registry = FakeRegistry::start(1);
+    let _held = Lease::acquire(&db).unwrap();
+    let e = SyncRunner::new(&path, &registry.base)
+        .backend(Backend::Native)
+        .run()
+        .unwrap_err();
+    assert!(matches!(e, SyncFailure::Busy { .. }), "{e}");
+    assert_eq!(e.exit_code(), 7);
+}

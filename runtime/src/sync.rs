@@ -1,0 +1,463 @@
+//! The entry point of a sync for the CLI and the MCP server: [`SyncRunner`].
+//!
+//! It opens the catalogue (read-only for a dry run: no lease, no history, no
+//! writes at all), takes the sync lease, runs the engine through the chosen
+//! backend, closes any run the engine left open, releases the lease and
+//! returns the report, or a [`SyncFailure`] whose text says what happened
+//! and what to do.
+//!
+//! # Exit codes
+//!
+//! [`SyncFailure::exit_code`] maps failures onto the CLI's documented codes:
+//!
+//! | code | meaning                                                           |
+//! |------|-------------------------------------------------------------------|
+//! | 0    | success                                                           |
+//! | 1    | any other error (HTTP client could not start, ...)                |
+//! | 2    | usage: bad flags (clap) or an unusable registry URL               |
+//! | 3    | registry unreachable, or answering with errors after retries      |
+//! | 4    | not authorised (401/403), quota used up, or rate limited too long |
+//! | 5    | the registry broke the protocol (malformed or truncated data)     |
+//! | 6    | local database error (cannot open, newer schema, full disk, ...)  |
+//! | 7    | another sync of this catalogue is in progress                     |
+//! | 8    | the sync component failed to load or crashed (trap)               |
+//!
+//! A cancelled sync (Ctrl-C, shutdown) is not a failure: it returns a report
+//! with `cancelled = true`; the CLI gives it its own code.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use skillsmith_guest::domain::{
+    Decision, HttpError, ScheduleConfig, StoreError, SyncError, SyncMode, SyncOptions, SyncReport,
+};
+
+use crate::component::{ComponentError, ComponentLimits, ComponentRuntime, GuestStats};
+use crate::db::{Database, DbError};
+use crate::host::{HostStats, SyncHost, TracingObserver};
+use crate::http::{HttpBackend, HttpInitError};
+use crate::lock::{Lease, LockError};
+use crate::policy::{Policy, PolicyError};
+use crate::store::Store;
+
+pub use crate::host::SyncObserver;
+
+/// Which implementation of the engine runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The WebAssembly component, confined by the host (the default).
+    #[default]
+    Component,
+    /// The same engine compiled into this binary (comparison, fallback).
+    Native,
+}
+
+/// Why a sync did not complete. The texts are for users.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncFailure {
+    /// The registry URL is unusable.
+    #[error(transparent)]
+    InvalidRegistry(#[from] PolicyError),
+    /// Another process is syncing this catalogue.
+    #[error(
+        "another sync of this catalogue is in progress (process {pid}, since {since}); wait for it to finish or pass --wait"
+    )]
+    Busy {
+        /// The holder's process id.
+        pid: u32,
+        /// Host time it started.
+        since: String,
+    },
+    /// The engine reported a failure (recorded in history).
+    #[error("{}", describe_sync_error(.0))]
+    Sync(SyncError),
+    /// The catalogue could not be opened or written.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The HTTP client could not start.
+    #[error(transparent)]
+    Http(#[from] HttpInitError),
+    /// The component could not be loaded, or trapped (recorded in history).
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+}
+
+fn describe_sync_error(e: &SyncError) -> String {
+    match e {
+        SyncError::Unauthorized(m) => {
+            format!("the registry refused access ({m}); set SKILLSMITH_API_KEY to a valid API key")
+        }
+        SyncError::QuotaExceeded(m) => format!(
+            "the monthly request quota is used up ({m}); syncing again will not help until it resets"
+        ),
+        SyncError::RateLimited(m) => format!(
+            "the registry kept rate-limiting this client for longer than the retry budget ({m}); try again later or raise --retry-budget"
+        ),
+        SyncError::Registry(m) => format!(
+            "the registry kept answering with errors ({m}); it may be down, try again later"
+        ),
+        SyncError::Unreachable(HttpError::Denied(m)) => format!(
+            "the sync component made a request the host refused ({m}); this is a bug, please report it"
+        ),
+        // The guest's own texts already say what to do.
+        other => other.to_string(),
+    }
+}
+
+impl From<LockError> for SyncFailure {
+    fn from(e: LockError) -> SyncFailure {
+        match e {
+            LockError::Busy { pid, since } => SyncFailure::Busy { pid, since },
+            LockError::Database(d) => SyncFailure::Database(d),
+            LockError::Lost | LockError::NoFile => SyncFailure::Sync(SyncError::Busy),
+        }
+    }
+}
+
+impl SyncFailure {
+    /// The process exit code (see the module documentation's table).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SyncFailure::InvalidRegistry(_) => 2,
+            SyncFailure::Busy { .. } => 7,
+            SyncFailure::Sync(e) => match e {
+                SyncError::Unreachable(HttpError::Denied(_)) => 8,
+                SyncError::Unreachable(_) | SyncError::Registry(_) => 3,
+                SyncError::Unauthorized(_)
+                | SyncError::QuotaExceeded(_)
+                | SyncError::RateLimited(_) => 4,
+                SyncError::Protocol(_) => 5,
+                SyncError::Store(StoreError::Busy) | SyncError::Busy => 7,
+                SyncError::Store(_) => 6,
+            },
+            SyncFailure::Database(_) => 6,
+            SyncFailure::Http(_) => 1,
+            SyncFailure::Component(_) => 8,
+        }
+    }
+}
+
+/// A completed (or cancelled) sync. Dereferences to its [`SyncReport`].
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    /// What the engine did.
+    pub report: SyncReport,
+    /// Which backend ran.
+    pub backend: Backend,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Wall time, opening the database to releasing the lease.
+    pub duration: Duration,
+    /// What the host did.
+    pub host: HostStats,
+    /// Component timings (component backend only).
+    pub guest: Option<GuestStats>,
+}
+
+impl std::ops::Deref for SyncOutcome {
+    type Target = SyncReport;
+
+    fn deref(&self) -> &SyncReport {
+        &self.report
+    }
+}
+
+impl Serialize for SyncOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            mode: &'static str,
+            backend: Backend,
+            dry_run: bool,
+            added: u64,
+            updated: u64,
+            unchanged: u64,
+            removed: u64,
+            skipped: u64,
+            pages: u32,
+            requests: u32,
+            warnings: &'a [String],
+            last_sync_at: &'a Option<String>,
+            cancelled: bool,
+            duration_ms: u64,
+        }
+        let r = &self.report;
+        View {
+            mode: r.mode.as_str(),
+            backend: self.backend,
+            dry_run: self.dry_run,
+            added: r.added,
+            updated: r.updated,
+            unchanged: r.unchanged,
+            removed: r.removed,
+            skipped: r.skipped,
+            pages: r.pages,
+            requests: r.requests,
+            warnings: &r.warnings,
+            last_sync_at: &r.last_sync_at,
+            cancelled: r.cancelled,
+            duration_ms: self.duration.as_millis() as u64,
+        }
+        .serialize(s)
+    }
+}
+
+/// Configures and runs one sync.
+pub struct SyncRunner {
+    db_path: PathBuf,
+    registry: String,
+    api_key: Option<String>,
+    force: bool,
+    dry_run: bool,
+    page_size: u32,
+    mode: Option<SyncMode>,
+    backend: Backend,
+    retry_budget: Duration,
+    observer: Box<dyn SyncObserver>,
+    wait_for_lease: Option<Duration>,
+    limits: Option<ComponentLimits>,
+    max_body_bytes: Option<u64>,
+}
+
+impl std::fmt::Debug for SyncRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRunner")
+            .field("db_path", &self.db_path)
+            .field("registry", &self.registry)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("force", &self.force)
+            .field("dry_run", &self.dry_run)
+            .field("page_size", &self.page_size)
+            .field("mode", &self.mode)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncRunner {
+    /// A differential sync of the catalogue at `db_path` from the registry
+    /// at `registry_url` (e.g. [`crate::DEFAULT_REGISTRY_URL`]), through the
+    /// component, 100 skills per request, 120 s retry budget.
+    pub fn new(db_path: impl Into<PathBuf>, registry_url: impl Into<String>) -> SyncRunner {
+        SyncRunner {
+            db_path: db_path.into(),
+            registry: registry_url.into(),
+            api_key: None,
+            force: false,
+            dry_run: false,
+            page_size: 100,
+            mode: None,
+            backend: Backend::Component,
+            retry_budget: Duration::from_secs(120),
+            observer: Box::new(TracingObserver),
+            wait_for_lease: None,
+            limits: None,
+            max_body_bytes: None,
+        }
+    }
+
+    /// The API key, sent as `X-API-Key` to the registry's origin only.
+    pub fn api_key(mut self, key: Option<String>) -> SyncRunner {
+        self.api_key = key.filter(|k| !k.is_empty());
+        self
+    }
+
+    /// Full resync: refetch everything, remove what the registry dropped.
+    pub fn force(mut self, force: bool) -> SyncRunner {
+        self.force = force;
+        self
+    }
+
+    /// Report what would change; write nothing, not even history.
+    pub fn dry_run(mut self, dry_run: bool) -> SyncRunner {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Skills per request (the engine clamps it per endpoint).
+    pub fn page_size(mut self, n: u32) -> SyncRunner {
+        self.page_size = n;
+        self
+    }
+
+    /// Force a protocol instead of discovering it.
+    pub fn mode(mut self, mode: Option<SyncMode>) -> SyncRunner {
+        self.mode = mode;
+        self
+    }
+
+    /// Component (default) or native.
+    pub fn backend(mut self, backend: Backend) -> SyncRunner {
+        self.backend = backend;
+        self
+    }
+
+    /// Most total waiting on retries of a failing request.
+    pub fn retry_budget(mut self, budget: Duration) -> SyncRunner {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// Receives progress and logs, and can stop the sync.
+    pub fn observer(mut self, observer: Box<dyn SyncObserver>) -> SyncRunner {
+        self.observer = observer;
+        self
+    }
+
+    /// Wait up to `timeout` for another process's sync instead of failing
+    /// with [`SyncFailure::Busy`].
+    pub fn wait_for_lease(mut self, timeout: Duration) -> SyncRunner {
+        self.wait_for_lease = Some(timeout);
+        self
+    }
+
+    /// Limits for the component (memory, guest run time).
+    pub fn component_limits(mut self, limits: ComponentLimits) -> SyncRunner {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Cap on one response body (default 16 MiB).
+    pub fn max_body_bytes(mut self, bytes: u64) -> SyncRunner {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Runs the sync.
+    pub fn run(self) -> Result<SyncOutcome, SyncFailure> {
+        let started = Instant::now();
+        let registry = self.registry.trim().trim_end_matches('/').to_owned();
+        let mut policy = Policy::for_registry(&registry)?;
+        if let Some(cap) = self.max_body_bytes {
+            policy = policy.with_max_body_bytes(cap);
+        }
+        // Load the component before touching the catalogue: a component that
+        // cannot load must not take the lease or leave a history row.
+        let component = match self.backend {
+            Backend::Component => Some(ComponentRuntime::embedded()?),
+            Backend::Native => None,
+        };
+        let http = HttpBackend::new(policy, self.api_key)?;
+        let (db, lease) = if self.dry_run {
+            (Database::open_read_only(&self.db_path)?, None)
+        } else {
+            let db = Database::open(&self.db_path)?;
+            let lease = match self.wait_for_lease {
+                Some(t) => Lease::acquire_wait(&db, t)?,
+                None => Lease::acquire(&db)?,
+            };
+            (db, Some(lease))
+        };
+        let clock = db.clock();
+        let store = Store::new(db, lease.as_ref().map(|l| l.holder().to_owned()));
+        let host = SyncHost::new(http, store, self.observer);
+        let options = SyncOptions {
+            registry,
+            force: self.force,
+            dry_run: self.dry_run,
+            page_size: self.page_size,
+            mode: self.mode,
+            now_ms: clock.now_ms(),
+            retry_budget_ms: self.retry_budget.as_millis().min(u128::from(u64::MAX)) as u64,
+        };
+
+        let (result, mut host, guest) = match component {
+            None => {
+                let mut host = host;
+                let r = skillsmith_guest::engine::run(&mut host, options);
+                (Ok(r), host, None)
+            }
+            Some(c) => {
+                // Limits are per run: the loaded component is shared.
+                let limits = self.limits.unwrap_or_else(|| c.limits());
+                let run = c.run_limited(host, options, limits);
+                (run.result, run.host, Some(run.stats))
+            }
+        };
+
+        // The engine closes its run itself; if it could not (trap, a bug),
+        // close it here so history never shows a dead run as `running`.
+        if host.store_mut().open_run().is_some() {
+            let why = match &result {
+                Err(trap) => trap.to_string(),
+                Ok(Err(e)) => describe_sync_error(e),
+                Ok(Ok(_)) => "the sync engine returned without closing its run".to_owned(),
+            };
+            if let Err(e) = host.store_mut().abandon_open_run(&why) {
+                tracing::warn!("could not close the interrupted sync run: {e}");
+            }
+        }
+        let stats = host.stats();
+        drop(host);
+        if let Some(lease) = lease
+            && let Err(e) = lease.release()
+        {
+            tracing::warn!("could not release the sync lease (it expires by itself): {e}");
+        }
+        let report = result?.map_err(SyncFailure::Sync)?;
+        Ok(SyncOutcome {
+            report,
+            backend: self.backend,
+            dry_run: self.dry_run,
+            duration: started.elapsed(),
+            host: stats,
+            guest,
+        })
+    }
+}
+
+/// Whether a background sync is due, decided by the component's `schedule`
+/// export (the same code the store uses natively after each run).
+pub fn decide_schedule(config: ScheduleConfig, now_ms: i64) -> Result<Decision, ComponentError> {
+    let seed = crate::host::SplitMix64::from_entropy().next_u64();
+    ComponentRuntime::embedded()?.decide(config, now_ms, seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let s = |e| SyncFailure::Sync(e).exit_code();
+        assert_eq!(s(SyncError::Unreachable(HttpError::Timeout)), 3);
+        assert_eq!(s(SyncError::Registry("503".into())), 3);
+        assert_eq!(s(SyncError::Unauthorized("401".into())), 4);
+        assert_eq!(s(SyncError::QuotaExceeded("q".into())), 4);
+        assert_eq!(s(SyncError::RateLimited("r".into())), 4);
+        assert_eq!(s(SyncError::Protocol("p".into())), 5);
+        assert_eq!(s(SyncError::Store(StoreError::NoSpace)), 6);
+        assert_eq!(s(SyncError::Store(StoreError::Busy)), 7);
+        assert_eq!(s(SyncError::Busy), 7);
+        assert_eq!(
+            SyncFailure::Busy {
+                pid: 1,
+                since: "x".into()
+            }
+            .exit_code(),
+            7
+        );
+        assert_eq!(
+            SyncFailure::InvalidRegistry(Policy::for_registry("x").unwrap_err()).exit_code(),
+            2
+        );
+        assert_eq!(
+            SyncFailure::Component(ComponentError::Engine("x".into())).exit_code(),
+            8
+        );
+    }
+
+    #[test]
+    fn failure_texts_say_what_to_do() {
+        let t = SyncFailure::Sync(SyncError::Unauthorized("401 Unauthorized".into())).to_string();
+        assert!(t.contains("SKILLSMITH_API_KEY"), "{t}");
+        let t = SyncFailure::Busy {
+            pid: 42,
+            since: "2026-01-01T00:00:00.000Z".into(),
+        }
+        .to_string();
+        assert!(t.contains("42") && t.contains("--wait"), "{t}");
+    }
+}

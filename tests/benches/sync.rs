@@ -1,0 +1,202 @@
+//! The sync benchmark: real `skillsmith` release binaries against the test
+//! registry on loopback, timed and measured (wall time, peak RSS, requests),
+//! beside the physical bound (the same rows inserted straight into the same
+//! schema with rusqlite) and the component's load and instantiate costs.
+//!
+//! Run with `scripts/bench.sh` (it builds the release binaries first).
+//! `BENCH_SIZES=20000,100000` picks the catalogue sizes; `BENCH_REPEAT=3` the
+//! repetitions per row (the median is reported). Results go to stdout as a
+//! Markdown table, for `docs/PERFORMANCE.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use serde_json::Value;
+use skillsmith_runtime::component::ComponentRuntime;
+use skillsmith_runtime::db::Database;
+use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig};
+
+/// One measured command.
+struct Sample {
+    wall: Duration,
+    rss_kib: u64,
+    report: Value,
+}
+
+fn release_dir() -> PathBuf {
+    // target/release/deps/sync-<hash> -> target/release
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// `--rss-of CMD ARGS...`: this binary re-executes itself as a wrapper so that
+/// `RUSAGE_CHILDREN` covers exactly one child, the measured one.
+fn rss_wrapper(args: &[String]) -> ! {
+    let status = Command::new(&args[0]).args(&args[1..]).status().expect("spawn measured command");
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    eprintln!("BENCH_MAX_RSS_KIB={}", usage.max_rss());
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn skillsmith(db: &Path, registry: &RegistryHandle, args: &[&str]) -> Sample {
+    let me = std::env::current_exe().unwrap();
+    let started = Instant::now();
+    let out = Command::new(me)
+        .arg("--rss-of")
+        .arg(release_dir().join("skillsmith"))
+        .args(["--db", db.to_str().unwrap(), "--registry", &registry.base_url(), "sync", "--json"])
+        .args(args)
+        .env("SKILLSMITH_CACHE_DIR", release_dir().join("bench-component-cache"))
+        .output()
+        .expect("run skillsmith");
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "skillsmith {args:?} failed:\n{stderr}");
+    let rss_kib = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_MAX_RSS_KIB="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rss line");
+    let report = serde_json::from_slice(&out.stdout).expect("json report");
+    Sample { wall, rss_kib, report }
+}
+
+fn median(mut xs: Vec<Sample>) -> Sample {
+    xs.sort_by_key(|s| s.wall);
+    let mid = xs.len() / 2;
+    xs.swap_remove(mid)
+}
+
+fn row(label: &str, n: usize, s: &Sample) {
+    println!(
+        "| {label} | {n} | {:.3} | {:.1} | {} | {} | {} | {} |",
+        s.wall.as_secs_f64(),
+        s.rss_kib as f64 / 1024.0,
+        s.report["requests"],
+        s.report["added"],
+        s.report["updated"],
+        s.report["removed"],
+    );
+}
+
+/// Full, no-op and 1%-changed syncs for one protocol and backend, each on a
+/// fresh registry and catalogue so repetitions see the same work.
+fn sync_rows(n: usize, feed: bool, native: bool, repeat: usize) {
+    let mode = if feed { "feed" } else { "search" };
+    let backend = if native { "native" } else { "component" };
+    let extra: Vec<&str> = if native { vec!["--mode", mode, "--native"] } else { vec!["--mode", mode] };
+    let (mut full, mut noop, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let registry = RegistryServer::start(ServerConfig { feed_enabled: feed, ..ServerConfig::new(n, 7) }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("skills.db");
+        full.push(skillsmith(&db, &registry, &extra));
+        noop.push(skillsmith(&db, &registry, &extra));
+        registry.update(n / 100);
+        changed.push(skillsmith(&db, &registry, &extra));
+    }
+    row(&format!("{mode} / {backend}: full sync"), n, &median(full));
+    row(&format!("{mode} / {backend}: no-op sync"), n, &median(noop));
+    row(&format!("{mode} / {backend}: 1% changed"), n, &median(changed));
+}
+
+/// The physical bound: the registry's rows inserted into the same schema
+/// (FTS5 triggers included) with plain rusqlite, in transactions of `batch`.
+fn raw_insert(n: usize, batch: usize) -> Duration {
+    let catalogue = skillsmith_testkit::Catalogue::generate(n, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("raw.db")).unwrap();
+    drop(db);
+    let mut conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.pragma_update(None, "synchronous", "normal").unwrap();
+    let skills: Vec<Value> = catalogue.skills().iter().map(|s| serde_json::to_value(s).unwrap()).collect();
+    let started = Instant::now();
+    for chunk in skills.chunks(batch) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO skills (id, name, description, author, repo_url, quality_score, trust_tier, \
+                     tags, categories, stars, created_at, updated_at, source) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'registry')",
+                )
+                .unwrap();
+            for s in chunk {
+                stmt.execute(params![
+                    s["id"].as_str(),
+                    s["name"].as_str(),
+                    s["description"].as_str(),
+                    s["author"].as_str(),
+                    s["repo_url"].as_str(),
+                    s["quality_score"].as_f64(),
+                    s["trust_tier"].as_str(),
+                    s["tags"].to_string(),
+                    s["categories"].to_string(),
+                    s["stars"].as_i64(),
+                    s["created_at"].as_str(),
+                    s["updated_at"].as_str(),
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    started.elapsed()
+}
+
+fn component_rows() {
+    let wasm = ComponentRuntime::embedded_wasm();
+    let cache = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let cold = ComponentRuntime::load_cold(wasm).unwrap();
+    let cold_t = started.elapsed();
+    // Fill the cache, then time a load from it.
+    ComponentRuntime::load_cached(wasm, cache.path()).unwrap();
+    let started = Instant::now();
+    let _cached = ComponentRuntime::load_cached(wasm, cache.path()).unwrap();
+    let cached_t = started.elapsed();
+    let inst = (0..20).map(|_| cold.instantiate().unwrap()).min().unwrap();
+    println!("\n| component | time |\n|---|---|");
+    println!("| size | {} KiB |", wasm.len() / 1024);
+    println!("| load, cold (Cranelift compile) | {:.1} ms |", cold_t.as_secs_f64() * 1e3);
+    println!("| load, from the compiled cache | {:.2} ms |", cached_t.as_secs_f64() * 1e3);
+    println!("| instantiate (best of 20) | {:.1} us |", inst.as_secs_f64() * 1e6);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--rss-of") {
+        rss_wrapper(&args[1..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a listing; nothing to list.
+    }
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| "20000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("BENCH_SIZES: comma-separated numbers"))
+        .collect();
+    let repeat: usize = std::env::var("BENCH_REPEAT").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    assert!(release_dir().join("skillsmith").exists(), "build the release binaries first: scripts/bench.sh");
+
+    println!("| run | skills | wall s | peak RSS MiB | requests | added | updated | removed |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &n in &sizes {
+        for feed in [false, true] {
+            for native in [false, true] {
+                sync_rows(n, feed, native, repeat);
+            }
+        }
+    }
+    println!("\n| raw bound: rusqlite inserts, same schema incl. FTS5 | skills | wall s |\n|---|---|---|");
+    for &n in &sizes {
+        for batch in [100, 500, n] {
+            let t = (0..repeat).map(|_| raw_insert(n, batch)).min().unwrap();
+            println!("| transactions of {batch} rows | {n} | {:.3} |", t.as_secs_f64());
+        }
+    }
+    component_rows();
+}
