@@ -763,6 +763,50 @@ mod tests {
         ));
     }
 
+    /// Throughput of `apply_page`, the sync's bottleneck. Run with
+    /// `cargo test -p skillsmith-runtime --release --lib apply_page_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark"]
+    fn apply_page_throughput() {
+        let (_dir, mut store, _reader) = file_store();
+        let n = 20_000;
+        let pages: Vec<Page> = (0..n / 1000)
+            .map(|p| {
+                let upserts = (0..1000)
+                    .map(|i| {
+                        let mut s = skill(&format!("{:08}", p * 1000 + i), "2026-01-02T00:00:00.000Z");
+                        s.description = Some(format!("skill number {i} helps with git and testing"));
+                        s
+                    })
+                    .collect();
+                page(upserts, vec![], &format!("c{p}"))
+            })
+            .collect();
+        let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
+        let t = std::time::Instant::now();
+        for p in &pages {
+            store.apply_page(run, p).unwrap();
+        }
+        let insert = t.elapsed();
+        let t = std::time::Instant::now();
+        for p in &pages {
+            store.apply_page(run, p).unwrap();
+        }
+        let update = t.elapsed();
+        let ids: Vec<String> = (0..1000).map(|i| format!("{i:08}")).collect();
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            store.local_versions(&ids).unwrap();
+        }
+        let lookup = t.elapsed();
+        eprintln!(
+            "apply_page: insert {:.0} rows/s, update {:.0} rows/s; local_versions {:.0} ids/s",
+            n as f64 / insert.as_secs_f64(),
+            n as f64 / update.as_secs_f64(),
+            20_000.0 / lookup.as_secs_f64()
+        );
+    }
+
     #[test]
     fn error_mapping() {
         let e = |code| {

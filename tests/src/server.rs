@@ -532,8 +532,26 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         }
     };
     lock(&app.stats).finish(seq, reply.status);
+    let rate = RateHeaders {
+        limit,
+        remaining,
+        reset_secs: (reset_ms + 999) / 1000,
+    };
+    finish(&app, seq, reply, rate, truncate)
+}
 
-    let mut builder = Response::builder().status(reply.status);
+/// The `X-RateLimit-*` values of one response.
+struct RateHeaders {
+    limit: u32,
+    remaining: u32,
+    reset_secs: i64,
+}
+
+/// Adds the headers every API response carries and builds the response.
+fn finish(app: &App, seq: u64, reply: Reply, rate: RateHeaders, truncate: bool) -> Response {
+    // A fault may ask for any code; an impossible one becomes a 500.
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = Response::builder().status(status);
     let h = builder.headers_mut().expect("fresh builder");
     let mut set = |name: HeaderName, value: String| {
         if let Ok(v) = HeaderValue::try_from(value) {
@@ -542,21 +560,22 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     set(
         HeaderName::from_static("x-ratelimit-limit"),
-        limit.to_string(),
+        rate.limit.to_string(),
     );
     set(
         HeaderName::from_static("x-ratelimit-remaining"),
-        remaining.to_string(),
+        rate.remaining.to_string(),
     );
     set(
         HeaderName::from_static("x-ratelimit-reset"),
-        ((reset_ms + 999) / 1000).to_string(),
+        rate.reset_secs.to_string(),
     );
     set(
         HeaderName::from_static("x-request-id"),
         uuid_from(mix(app.nonce ^ seq), mix(seq)),
     );
-    set(header::DATE, http_date(now));
+    // Taken now rather than on arrival, so a Delay fault shows in it.
+    set(header::DATE, http_date(app.now_ms()));
     for (name, value) in reply.headers {
         set(name, value);
     }

@@ -96,11 +96,14 @@ impl Rec {
             installable: true,
             quarantined: false,
             _links: Links {
-                self_: format!("/functions/v1/skills-get?id={}", skill.id),
+                self_: format!("{}/skills-get?id={}", crate::server::API_PREFIX, skill.id),
             },
         };
+        // `trust_tier` and `rank` are appended per response: drop the closing brace.
         let mut json = serde_json::to_string(&wire).expect("skill serialises");
-        json.pop(); // the closing brace
+        json.pop();
+        // serde grows the buffer by doubling; 100k records make the slack count.
+        json.shrink_to_fit();
         Rec {
             pct: skill.quality_pct(),
             name_lc: skill.name.to_lowercase(),
@@ -431,5 +434,45 @@ impl Store {
         // Keep insert numbering consistent with this registry.
         c.set_next_index(self.next_index);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Category;
+
+    #[test]
+    fn rendered_records_are_valid_json_with_every_field() {
+        let mut skill = Catalogue::skill_at(5, 0, 1_767_225_600_000);
+        skill.name = "quote\" back\\slash\ttab \u{1} ünï €".into();
+        skill.description = None;
+        skill.quality_score = Some(0.85);
+        skill.categories = vec![Category::DevOps];
+        let store = Store::new(Catalogue::from_skills(5, vec![skill.clone()]));
+        let mut out = String::new();
+        store.render(0, Some(0.5), &mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["name"], skill.name.as_str());
+        assert_eq!(v["description"], serde_json::Value::Null);
+        assert_eq!(v["quality_score"], 0.85);
+        assert_eq!(v["categories"], serde_json::json!(["DevOps"]));
+        assert_eq!(v["created_at"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(v["rank"], 0.5);
+        assert_eq!(v["installable"], true);
+        assert_eq!(v["trust_tier"], skill.trust_tier.as_str());
+        assert_eq!(v["content_hash"].as_str().unwrap().len(), 64);
+        for field in [
+            "id",
+            "author",
+            "repo_url",
+            "tags",
+            "stars",
+            "updated_at",
+            "license",
+            "_links",
+        ] {
+            assert!(v.get(field).is_some(), "{field}");
+        }
     }
 }

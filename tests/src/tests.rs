@@ -624,6 +624,15 @@ async fn faults_status_after_times() {
     assert!(resp.header("x-ratelimit-limit").is_some());
     r.clear_faults();
     assert_eq!(get(&r, "/health").await.status, 200);
+    // An impossible code cannot take the server down.
+    r.set_fault(
+        Fault::new(FaultKind::Status {
+            code: 1000,
+            body: None,
+        })
+        .times(1),
+    );
+    assert_eq!(get(&r, "/health").await.status, 500);
 }
 
 #[tokio::test]
