@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::component::{ComponentError, ComponentRuntime, LoadSource};
+use crate::component::{ComponentError, ComponentLimits, ComponentRuntime, LoadSource, TrapKind};
 use crate::db::Database;
 use crate::lock::Lease;
 use crate::sync::{Backend, SyncFailure, SyncRunner};
@@ -239,4 +239,49 @@ fn failures_have_exit_codes_and_history() {
         .unwrap_err();
     assert!(matches!(e, SyncFailure::Busy { .. }), "{e}");
     assert_eq!(e.exit_code(), 7);
+}
+
+#[test]
+fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
+    if embedded_or_skip().is_none() {
+        return;
+    }
+    let registry = FakeRegistry::start(3);
+    // Each response takes longer than a deadline check period, so the guest
+    // resumes after the deadline has passed; with no run time allowed at
+    // all, the first check after an import stops it.
+    registry
+        .delay_ms
+        .store(150, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skills.db");
+    let e = SyncRunner::new(&path, &registry.base)
+        .component_limits(ComponentLimits {
+            max_guest_run: Duration::ZERO,
+            ..ComponentLimits::default()
+        })
+        .run()
+        .unwrap_err();
+    match &e {
+        SyncFailure::Component(ComponentError::Trap { kind, .. }) => {
+            assert_eq!(*kind, TrapKind::Deadline, "{e}")
+        }
+        other => panic!("expected a deadline trap, got {other}"),
+    }
+    assert_eq!(e.exit_code(), 8);
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.status().unwrap().running_pid, None);
+    for h in db.history(10).unwrap() {
+        assert_ne!(h.status, "running", "{h:?}");
+    }
+
+    // Too little memory to even start.
+    let e = SyncRunner::new(&path, &registry.base)
+        .component_limits(ComponentLimits {
+            memory_bytes: 64 * 1024,
+            ..ComponentLimits::default()
+        })
+        .run()
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 8, "{e}");
 }

@@ -21,6 +21,8 @@ pub struct FakeRegistry {
     pub base: String,
     pub skills: Arc<Mutex<Vec<FakeSkill>>>,
     pub requests: Arc<AtomicU64>,
+    /// Milliseconds to wait before answering each request.
+    pub delay_ms: Arc<AtomicU64>,
 }
 
 const TIERS: [&str; 5] = ["official", "verified", "curated", "community", "unverified"];
@@ -37,13 +39,14 @@ impl FakeRegistry {
             .collect();
         let skills = Arc::new(Mutex::new(skills));
         let requests = Arc::new(AtomicU64::new(0));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}/functions/v1", listener.local_addr().unwrap());
-        let (s, r) = (skills.clone(), requests.clone());
+        let (s, r, d) = (skills.clone(), requests.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                let (s, r) = (s.clone(), r.clone());
+                let (s, r, d) = (s.clone(), r.clone(), d.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     let mut line = String::new();
@@ -57,6 +60,7 @@ impl FakeRegistry {
                         }
                     }
                     r.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(d.load(Ordering::SeqCst)));
                     let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let (status, body) = respond(&target, &s.lock().unwrap());
                     let reply = format!(
@@ -74,6 +78,7 @@ impl FakeRegistry {
             base,
             skills,
             requests,
+            delay_ms,
         }
     }
 }

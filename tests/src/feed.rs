@@ -12,19 +12,26 @@ use crate::search::BAD_RECORD;
 use crate::server::{Params, Reply};
 use crate::store::{Key, Store};
 
-/// Opaque cursor: base64url of `"{updated_at_ms}:{id}"`, the last key served.
-pub fn encode_cursor(updated_at_ms: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{updated_at_ms}:{id}"))
+/// Opaque cursor: base64url of `"{generation}:{updated_at_ms}:{id}"`: the last
+/// key served, and how many tombstone discards the registry had made when it
+/// issued the cursor. A cursor issued after a discard cannot have missed the
+/// discarded tombstones (its listing started later), so only older
+/// generations can expire.
+pub fn encode_cursor(generation: u64, updated_at_ms: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{generation}:{updated_at_ms}:{id}"))
 }
 
-/// Inverse of [`encode_cursor`]; `None` for anything it did not produce.
-pub fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
+/// Inverse of [`encode_cursor`]: `(generation, key)`; `None` for anything it
+/// did not produce.
+pub fn decode_cursor(cursor: &str) -> Option<(u64, (i64, String))> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let (ms, id) = raw.split_once(':')?;
-    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+    let (generation, rest) = raw.split_once(':')?;
+    let (ms, id) = rest.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(generation) || !digits(ms) {
         return None;
     }
-    Some((ms.parse().ok()?, id.to_string()))
+    Some((generation.parse().ok()?, (ms.parse().ok()?, id.to_string())))
 }
 
 /// The ETag of a feed response depends only on where it leaves the client
@@ -68,10 +75,14 @@ pub(crate) fn respond(
             }
         },
     };
+    let mut cursor_generation = store.discard_generation();
     let since: Option<Key> = match params.get("since").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match decode_cursor(s) {
-            Some(k) => Some(k),
+            Some((generation, k)) => {
+                cursor_generation = generation;
+                Some(k)
+            }
             None => {
                 return Reply::error(
                     400,
@@ -83,6 +94,7 @@ pub(crate) fn respond(
     };
     if let (Some(since), Some(discarded)) = (&since, store.discard_point())
         && since < discarded
+        && cursor_generation < store.discard_generation()
     {
         return Reply::error(
             410,
@@ -105,7 +117,7 @@ pub(crate) fn respond(
             .or_else(|| store.discard_point().cloned())
             .unwrap_or((0, String::new())),
     };
-    let next_cursor = encode_cursor(next_key.0, &next_key.1);
+    let next_cursor = encode_cursor(cursor_generation.max(store.discard_generation()), next_key.0, &next_key.1);
     let tag = etag(&next_cursor, has_more);
     if page.is_empty() && !has_more && if_none_match_hits(if_none_match, &tag) {
         return Reply::empty(304).header("etag", tag);
@@ -139,10 +151,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = encode_cursor(1_767_225_600_123, "0b1c-id");
+        let c = encode_cursor(0, 1_767_225_600_123, "0b1c-id");
         assert_eq!(
             decode_cursor(&c),
-            Some((1_767_225_600_123, "0b1c-id".to_string()))
+            Some((0, (1_767_225_600_123, "0b1c-id".to_string())))
         );
         assert!(!c.contains('=') && !c.contains('+') && !c.contains('/'));
         for bad in [

@@ -130,6 +130,8 @@ pub(crate) struct Store {
     changes: BTreeMap<Key, Change>,
     /// Highest key discarded by `expire_tombstones`; older cursors get 410.
     discard_point: Option<Key>,
+    /// How many times tombstones were discarded (see `feed::encode_cursor`).
+    discard_generation: u64,
     /// Highest timestamp ever issued; mutations go strictly above it.
     clock_ms: i64,
     /// Bumped on insert/delete: filter-only orders depend on membership only
@@ -154,6 +156,7 @@ impl Store {
             by_name: HashMap::with_capacity(catalogue.len() * 3),
             changes: BTreeMap::new(),
             discard_point: None,
+            discard_generation: 0,
             clock_ms: 0,
             membership_gen: 0,
             content_gen: 0,
@@ -345,6 +348,11 @@ impl Store {
             }
         }
         self.changes.retain(|_, c| *c != Change::Deleted);
+        self.discard_generation += 1;
+    }
+
+    pub fn discard_generation(&self) -> u64 {
+        self.discard_generation
     }
 
     pub fn discard_point(&self) -> Option<&Key> {

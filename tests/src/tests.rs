@@ -520,6 +520,10 @@ async fn feed_cursor_errors_and_expiry() {
     let (all, _, _) = feed_all(&r, None, 1000).await;
     assert_eq!(all.len(), 296);
     assert!(all.iter().all(|e| e.get("deleted").is_none()));
+    // A full resync started after the discard pages with small pages too:
+    // its cursors postdate the discard, so none of them expires.
+    let (small_pages, _, _) = feed_all(&r, None, 7).await;
+    assert_eq!(small_pages.len(), 296);
     let _ = etag;
 }
 

@@ -8,14 +8,19 @@
 //! |----------------------------|----------------------------------------------------|
 //! | `spin`                     | loops forever without calling the host             |
 //! | `spin-calling-host`        | loops forever calling `host.random`                |
-//! | `sleep SECS`               | `std::thread::sleep` (WASI monotonic clock)        |
+//! | `sleep SECS`               | `std::thread::sleep` (WASI monotonic clock) [^a]    |
 //! | `grow`                     | allocates memory without bound                     |
 //! | `panic`                    | panics                                             |
 //! | `fetch URL [NAME=VALUE..]` | one `http.send`; an error comes back as `unreachable` |
 //! | `garbage`                  | calls the store with invalid and out-of-order calls |
 //! | `rewind`                   | writes a checkpoint, then an older one             |
-//! | `ambient TCP-ADDR`         | looks for env, args, files, sockets, clocks        |
+//! | `ambient TCP-ADDR`         | looks for env, args, files, sockets, clocks [^a]    |
 //! | `stderr-flood MIB`         | writes MIB mebibytes to stderr, then returns       |
+//!
+//! [^a]: Only with the `ambient` feature. These make the component import
+//! `wasi:clocks`, `wasi:filesystem` and `wasi:sockets` (through the standard
+//! library); without them it imports only the WASI the real guest imports, so
+//! that the other behaviours keep loading in a host that links no more.
 //!
 //! Probes that return observations put them in `sync-report.warnings`, one
 //! `name => result` line each, so the test asserts on what the guest saw.
@@ -30,6 +35,7 @@ mod bindings {
 
 use std::fmt::Debug;
 use std::io::Write as _;
+#[cfg(feature = "ambient")]
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bindings::exports::skillsmith::sync::{engine, schedule};
@@ -55,6 +61,7 @@ impl engine::Guest for Hostile {
             ["spin-calling-host"] => loop {
                 std::hint::black_box(host::random());
             },
+            #[cfg(feature = "ambient")]
             ["sleep", secs] => {
                 std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(3600)));
                 Ok(report(vec!["sleep => woke up".into()]))
@@ -64,6 +71,7 @@ impl engine::Guest for Hostile {
             ["fetch", url, headers @ ..] => fetch(url, headers),
             ["garbage"] => Ok(report(garbage())),
             ["rewind"] => Ok(report(rewind())),
+            #[cfg(feature = "ambient")]
             ["ambient", tcp] => Ok(report(ambient(tcp))),
             ["stderr-flood", mib] => {
                 let chunk = vec![b'x'; 64 * 1024];
@@ -296,6 +304,7 @@ fn rewind() -> Vec<String> {
 
 /// Looks for ambient authority through the WASI interfaces the Rust standard
 /// library uses. Whatever the host links, these must find nothing.
+#[cfg(feature = "ambient")]
 fn ambient(tcp: &str) -> Vec<String> {
     let mut lines = vec![
         format!("env => {:?}", std::env::vars_os().collect::<Vec<_>>()),

@@ -1,10 +1,11 @@
 //! Deliberately misbehaving `skillsmith:sync` components, for the sandbox
 //! tests in `tests/tests/integration/sandbox.rs`.
 //!
-//! Built for `wasm32-wasip2` only, by the tests themselves (see `build.sh`
-//! and `sandbox.rs`). The default build is a 0.1.0 guest whose `engine.run`
-//! misbehaves as its options ask ([`hostile`]); the `future-wit` feature
-//! builds a guest for another version of the contract ([`future`]).
+//! Built for `wasm32-wasip2` only, by the sandbox tests themselves, in three
+//! flavours: the default is a 0.1.0 guest whose `engine.run` misbehaves as
+//! its options ask ([`hostile`]); `ambient` adds probes for files, sockets
+//! and clocks (so it imports those WASI interfaces); `future-wit` builds a
+//! guest for another version of the contract ([`future`]).
 
 #[cfg(not(feature = "future-wit"))]
 pub mod hostile;

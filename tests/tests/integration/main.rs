@@ -5,3 +5,4 @@
 mod harness;
 mod sync;
 mod faults;
+mod sandbox;

@@ -1,0 +1,531 @@
+//! The sandbox, tested: small hostile components (`tests/hostile/`) run by
+//! the real runtime, in this process, against a real catalogue and the test
+//! registry. Each must be stopped or refused with a clear error, leave the
+//! catalogue as it was, and leave the host able to run a normal sync.
+//!
+//! The hostile crate is built here, on first use, with the same cargo that
+//! built this test (its own workspace and target directory, so the nested
+//! build neither waits for nor disturbs the outer one).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use skillsmith_guest::domain::SyncOptions;
+use skillsmith_runtime::component::{ComponentError, ComponentLimits, ComponentRuntime, TrapKind};
+use skillsmith_runtime::db::Database;
+use skillsmith_runtime::host::{SyncHost, TracingObserver};
+use skillsmith_runtime::http::HttpBackend;
+use skillsmith_runtime::policy::Policy;
+use skillsmith_runtime::store::Store;
+use skillsmith_runtime::{HttpError, SyncError, SyncReport, SyncRunner};
+use skillsmith_testkit::{Fault, FaultKind};
+
+use crate::harness::{Env, assert_same_catalogue};
+
+/// The API key the host holds; the guest must never see or choose it.
+const API_KEY: &str = "host-only-key";
+
+/// Tight limits, so that the hostile runs end quickly.
+const LIMITS: ComponentLimits = ComponentLimits {
+    memory_bytes: 64 * 1024 * 1024,
+    max_guest_run: Duration::from_millis(500),
+    stderr_tail_bytes: 4096,
+};
+
+/// Paths of the builds of `tests/hostile`.
+struct HostileBuilds {
+    /// `skillsmith:sync@0.1.0`, misbehaving on request; imports the same
+    /// WASI interfaces as the real guest and no others.
+    hostile: PathBuf,
+    /// The same with the `ambient` probes, which import wasi:clocks,
+    /// wasi:filesystem and wasi:sockets.
+    ambient: PathBuf,
+    /// `skillsmith:sync@0.2.0` (feature `future-wit`).
+    future: PathBuf,
+}
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+}
+
+/// Builds every flavour once per process. One lock for all: they share a
+/// target directory and the same output file name.
+fn builds() -> &'static HostileBuilds {
+    static BUILDS: OnceLock<HostileBuilds> = OnceLock::new();
+    BUILDS.get_or_init(|| {
+        let target = workspace().join("target").join("hostile-wasm");
+        HostileBuilds {
+            hostile: build_hostile(&target, None, "skillsmith-hostile.wasm"),
+            ambient: build_hostile(&target, Some("ambient"), "skillsmith-hostile-ambient.wasm"),
+            future: build_hostile(&target, Some("future-wit"), "skillsmith-hostile-future.wasm"),
+        }
+    })
+}
+
+fn build_hostile(target: &Path, feature: Option<&str>, name: &str) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace().join("tests").join("hostile"))
+        .args(["build", "--locked", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(target);
+    if let Some(f) = feature {
+        cmd.args(["--features", f]);
+    }
+    // Flags meant for host builds (or set by the outer cargo) must not reach
+    // the wasm build; the same list as runtime/build.rs strips.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run cargo to build tests/hostile");
+    assert!(
+        out.status.success(),
+        "building tests/hostile for wasm32-wasip2 failed (is the target installed? \
+         `rustup target add wasm32-wasip2`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = target.join("wasm32-wasip2").join("release").join("skillsmith_hostile.wasm");
+    let copy = target.join(name);
+    std::fs::copy(&built, &copy).expect("copy the hostile component");
+    copy
+}
+
+/// The hostile component, compiled once per process and shared, as the
+/// CLI and the MCP server share theirs.
+fn hostile() -> &'static ComponentRuntime {
+    static RUNTIME: OnceLock<ComponentRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        ComponentRuntime::from_file(&builds().hostile, None)
+            .unwrap_or_else(|e| panic!("the hostile component must load: {e}"))
+            .with_limits(LIMITS)
+    })
+}
+
+/// The `ambient` flavour, or why the runtime refuses it (a runtime that
+/// links only the WASI the real guest needs refuses it at load time, which
+/// is as good a way to grant nothing as linking interfaces that deny).
+fn ambient() -> Result<&'static ComponentRuntime, ComponentError> {
+    static RUNTIME: OnceLock<Result<ComponentRuntime, ComponentError>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| ComponentRuntime::from_file(&builds().ambient, None).map(|r| r.with_limits(LIMITS)))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The host side of one hostile run: HTTP restricted to the registry's
+/// origin (with a key the guest never sees), the catalogue, no lease.
+fn host(env: &Env, max_body_bytes: Option<u64>) -> SyncHost {
+    let mut policy = Policy::for_registry(&env.registry.base_url()).expect("registry URL");
+    if let Some(cap) = max_body_bytes {
+        policy = policy.with_max_body_bytes(cap);
+    }
+    let http = HttpBackend::new(policy, Some(API_KEY.into())).expect("HTTP backend");
+    let store = Store::new(Database::open(&env.db).expect("open catalogue"), None);
+    SyncHost::new(http, store, Box::new(TracingObserver))
+}
+
+fn options(behaviour: &str) -> SyncOptions {
+    SyncOptions {
+        registry: behaviour.to_owned(),
+        force: false,
+        dry_run: false,
+        page_size: 100,
+        mode: None,
+        now_ms: 0,
+        retry_budget_ms: 0,
+    }
+}
+
+type GuestResult = Result<Result<SyncReport, SyncError>, ComponentError>;
+
+/// Runs `behaviour` of the hostile component in a fresh instance.
+fn run_hostile(env: &Env, behaviour: &str, max_body_bytes: Option<u64>) -> (GuestResult, Duration) {
+    run_in(hostile(), env, behaviour, max_body_bytes)
+}
+
+/// Runs `behaviour` of `component` in a fresh instance, then closes any
+/// history run the guest left open, as `SyncRunner` does after a trap.
+fn run_in(
+    component: &ComponentRuntime,
+    env: &Env,
+    behaviour: &str,
+    max_body_bytes: Option<u64>,
+) -> (GuestResult, Duration) {
+    let started = Instant::now();
+    let run = component.run(host(env, max_body_bytes), options(behaviour));
+    let elapsed = started.elapsed();
+    let mut host = run.host;
+    if host.store_mut().open_run().is_some() {
+        host.store_mut()
+            .abandon_open_run("the hostile guest left its run open")
+            .expect("close the open run");
+    }
+    (run.result, elapsed)
+}
+
+/// A registry of `skills` and a catalogue synced from it by the real
+/// runtime (the embedded component, in this process).
+fn synced_env(skills: usize) -> Env {
+    let env = Env::new(skills);
+    normal_sync(&env);
+    env
+}
+
+#[track_caller]
+fn normal_sync(env: &Env) -> SyncReport {
+    let outcome = SyncRunner::new(&env.db, env.registry.base_url())
+        .run()
+        .unwrap_or_else(|e| panic!("a normal sync must work: {e}"));
+    assert_same_catalogue(env);
+    outcome.report
+}
+
+/// The catalogue and checkpoint only: history and scheduling facts change
+/// legitimately when a guest opens and closes a run.
+fn catalogue_dump(env: &Env) -> String {
+    let keep: String = env
+        .dump()
+        .lines()
+        .filter(|l| l.starts_with("skills:") || l.starts_with("sync_state:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let last_sync_at: Option<String> =
+        env.scalar("SELECT last_sync_at FROM sync_config WHERE id = 'default'");
+    format!("{keep}last_sync_at: {last_sync_at:?}\n")
+}
+
+/// The full-text index agrees with its content table, so a rolled-back
+/// page left no index entries behind.
+#[track_caller]
+fn assert_fts_intact(env: &Env) {
+    env.conn_rw()
+        .execute("INSERT INTO skills_fts(skills_fts) VALUES ('integrity-check')", [])
+        .expect("FTS index matches the skills table");
+}
+
+#[track_caller]
+fn expect_trap(result: GuestResult, kind: TrapKind) -> String {
+    match result {
+        Err(e @ ComponentError::Trap { kind: k, .. }) if k == kind => e.to_string(),
+        other => panic!("expected a {kind:?} trap, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_report(result: GuestResult) -> SyncReport {
+    match result {
+        Ok(Ok(report)) => report,
+        other => panic!("expected the guest to return a report, got {other:?}"),
+    }
+}
+
+/// The guest's `name => result` observation lines, as a lookup.
+#[track_caller]
+fn observed<'r>(report: &'r SyncReport, name: &str) -> &'r str {
+    report
+        .warnings
+        .iter()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(" => ")))
+        .unwrap_or_else(|| panic!("no {name:?} line in {:#?}", report.warnings))
+}
+
+/// A loopback port that must never see a connection.
+fn silent_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr = listener.local_addr().expect("address").to_string();
+    (listener, addr)
+}
+
+#[track_caller]
+fn assert_never_contacted(listener: &TcpListener) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the other origin was contacted: {other:?}"),
+    }
+}
+
+#[test]
+fn spinning_guest_is_stopped_by_the_deadline() {
+    let env = synced_env(200);
+    let before = env.dump();
+    let (result, elapsed) = run_hostile(&env, "spin", None);
+    let text = expect_trap(result, TrapKind::Deadline);
+    assert!(text.contains("ran too long without calling the host"), "{text}");
+    // 500 ms allowance, checked every 100 ms: generous margin for a busy CI.
+    assert!(elapsed < Duration::from_secs(5), "stopped only after {elapsed:?}");
+    assert_eq!(env.dump(), before, "a stopped guest must leave the catalogue as it was");
+}
+
+#[test]
+fn growing_guest_is_stopped_at_the_memory_limit() {
+    let env = synced_env(200);
+    let before = env.dump();
+    let (result, _) = run_hostile(&env, "grow", None);
+    let text = expect_trap(result, TrapKind::MemoryLimit);
+    assert!(text.contains("exceeded its memory limit"), "{text}");
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn panicking_guest_is_stopped_with_its_message() {
+    let env = synced_env(50);
+    let before = env.dump();
+    let (result, _) = run_hostile(&env, "panic", None);
+    let text = expect_trap(result, TrapKind::Panic);
+    assert!(text.contains("hostile guest: deliberate panic"), "the guest's stderr is shown: {text}");
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn guest_stderr_flood_is_bounded() {
+    let env = synced_env(50);
+    // 64 MiB through WASI stderr: the host keeps only the tail, in memory it
+    // bounds, and the guest finishes normally.
+    let (result, _) = run_hostile(&env, "stderr-flood 64", None);
+    let report = expect_report(result);
+    assert_eq!(observed(&report, "stderr-flood"), "done");
+}
+
+#[test]
+fn guest_is_denied_other_origins_credentials_and_oversized_bodies() {
+    let env = synced_env(200);
+    let before = env.dump();
+    let (other, other_addr) = silent_listener();
+    let base = env.registry.base_url();
+    env.registry.reset_stats();
+
+    let denied = |behaviour: &str, max_body: Option<u64>| -> String {
+        match run_hostile(&env, behaviour, max_body).0 {
+            Ok(Err(SyncError::Unreachable(HttpError::Denied(text)))) => text,
+            other => panic!("{behaviour}: expected `denied` through the error variant, got {other:?}"),
+        }
+    };
+    // Another origin: another port on the same host is another origin.
+    let text = denied(&format!("fetch http://{other_addr}/functions/v1/health"), None);
+    assert!(text.contains("not allowed"), "{text}");
+    // Not http(s), credentials in the URL, a malformed URL.
+    denied("fetch file:///etc/passwd", None);
+    denied(&format!("fetch {}", base.replacen("http://", "http://user:pw@", 1)), None);
+    denied("fetch not-a-url", None);
+    // Headers that would steal or override the host's credentials or route.
+    for header in ["x-api-key=stolen", "Authorization=Bearer-x", "host=evil.example", "cookie=a"] {
+        let text = denied(&format!("fetch {base}/health {header}"), None);
+        assert!(text.contains("may not be set"), "{header}: {text}");
+    }
+    assert_eq!(env.registry.stats().total, 0, "no denied request may reach the registry");
+    assert_never_contacted(&other);
+
+    // The registry's own origin works, and carries the host's key, which
+    // the guest never saw.
+    let report = expect_report(run_hostile(&env, &format!("fetch {base}/health"), None).0);
+    assert!(observed(&report, "fetch").starts_with("status 200"), "{:?}", report.warnings);
+    let seen = env.registry.stats();
+    assert_eq!(seen.total, 1);
+    assert_eq!(seen.recent[0].api_key.as_deref(), Some(API_KEY));
+
+    // A body over the host's cap is `too-large`, not a response.
+    let search = format!("fetch {base}/skills-search?trust_tier=community&limit=100");
+    match run_hostile(&env, &search, Some(1024)).0 {
+        Ok(Err(SyncError::Unreachable(HttpError::TooLarge(1024)))) => {}
+        other => panic!("expected too-large(1024), got {other:?}"),
+    }
+
+    // A redirect to another origin is handed to the guest, not followed.
+    env.registry.set_fault(Fault::new(FaultKind::Redirect {
+        location: format!("http://{other_addr}/stolen"),
+    }));
+    let report = expect_report(run_hostile(&env, &format!("fetch {base}/health"), None).0);
+    assert!(observed(&report, "fetch").starts_with("status 302"), "{:?}", report.warnings);
+    env.registry.clear_faults();
+    assert_never_contacted(&other);
+
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn store_garbage_is_refused_and_changes_nothing() {
+    let env = synced_env(300);
+    let before = catalogue_dump(&env);
+    let report = expect_report(run_hostile(&env, "garbage", None).0);
+    for step in [
+        "apply-page before begin-run",
+        "finish-run before begin-run",
+        "second begin-run",
+        "apply-page to another run",
+        "apply-page with an empty id",
+        "apply-page huge with a bad last row",
+        "finish-run of another run",
+        "apply-page after finish-run",
+        "second finish-run",
+    ] {
+        let result = observed(&report, step);
+        assert!(result.starts_with("err Invalid("), "{step}: {result}");
+    }
+    // Reads of nonsense are answered, not trapped.
+    assert_eq!(observed(&report, "local-versions of garbage ids"), "ok [None, None, None]");
+    assert_eq!(observed(&report, "registry-ids past the last id"), "ok 0");
+    assert_eq!(observed(&report, "registry-ids limit 0"), "ok 0");
+    // Its one legitimate run was opened and closed as failed.
+    assert!(observed(&report, "begin-run").starts_with("ok "), "{:?}", report.warnings);
+    assert_eq!(observed(&report, "finish-run"), "ok ()");
+
+    assert_eq!(catalogue_dump(&env), before, "no garbage may reach the catalogue");
+    assert_fts_intact(&env);
+    let open: i64 = env.scalar("SELECT count(*) FROM sync_history WHERE status = 'running'");
+    assert_eq!(open, 0);
+    let last: String = env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
+    assert!(last.contains("hostile guest: garbage calls"), "{last}");
+}
+
+#[test]
+fn rewound_checkpoint_costs_only_a_resync() {
+    let env = synced_env(300);
+    let rows = env.local_registry_rows();
+    // Cursors are opaque to the host, so it cannot know that the second
+    // checkpoint is older than the first; both are written.
+    let report = expect_report(run_hostile(&env, "rewind", None).0);
+    assert_eq!(observed(&report, "apply-page hostile-cursor-2"), "ok ()");
+    assert_eq!(observed(&report, "apply-page hostile-cursor-1"), "ok ()");
+    assert_eq!(env.local_registry_rows(), rows, "no skill was touched");
+    let cursor: Option<String> = env.scalar("SELECT cursor FROM sync_state");
+    assert_eq!(cursor.as_deref(), Some("hostile-cursor-1"));
+    // The registry refuses the bogus cursor; the real engine falls back to a
+    // full resync and the catalogue converges again.
+    env.registry.update(10);
+    env.registry.delete(3);
+    let report = normal_sync(&env);
+    assert_eq!(report.updated, 10, "{report:?}");
+    assert_eq!(report.removed, 3, "{report:?}");
+}
+
+#[test]
+fn guest_has_no_ambient_authority() {
+    let env = synced_env(20);
+    let before = env.dump();
+    let (listener, addr) = silent_listener();
+    let component = match ambient() {
+        Ok(c) => c,
+        Err(e @ ComponentError::Incompatible { .. }) => {
+            // Not even linked: nothing to probe, nothing granted.
+            assert!(e.to_string().contains("wasi:"), "{e}");
+            return;
+        }
+        Err(e) => panic!("the ambient probe failed to load for another reason: {e}"),
+    };
+    let report = expect_report(run_in(component, &env, &format!("ambient {addr}"), None).0);
+    eprintln!("what the hostile guest saw:\n{}", report.warnings.join("\n"));
+    assert_eq!(observed(&report, "env"), "[]", "no environment variables");
+    assert_eq!(observed(&report, "args"), "[]", "no arguments");
+    for probe in [
+        "cwd",
+        "read-dir /",
+        "read-dir .",
+        "read /etc/passwd",
+        "create /tmp/skillsmith-hostile",
+        "tcp-connect",
+        "dns",
+    ] {
+        let result = observed(&report, probe);
+        assert!(result.starts_with("Err("), "{probe} must fail, got {result}");
+    }
+    assert_never_contacted(&listener);
+    assert!(!Path::new("/tmp/skillsmith-hostile").exists());
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn component_for_another_wit_version_is_refused() {
+    let started = Instant::now();
+    let err = ComponentRuntime::from_file(&builds().future, None)
+        .expect_err("a skillsmith:sync@0.2.0 component must be refused");
+    assert!(matches!(err, ComponentError::Incompatible { .. }), "{err:?}");
+    let text = err.to_string();
+    for needle in ["skillsmith:sync@0.1.0", "skillsmith:sync/engine@0.2.0", "skillsmith:sync/host@0.2.0"] {
+        assert!(text.contains(needle), "the message names {needle}: {text}");
+    }
+    eprintln!("refused in {:?}: {text}", started.elapsed());
+    // Bytes that are no component at all are a compile error, not a crash.
+    let err = ComponentRuntime::from_bytes(b"\0asm not really", None).expect_err("garbage bytes");
+    assert!(matches!(err, ComponentError::Compile(_)), "{err:?}");
+}
+
+#[test]
+fn host_survives_hostile_guests_then_syncs_normally() {
+    let env = synced_env(1_000);
+    let before = env.dump();
+    let (other, other_addr) = silent_listener();
+    // One after another in this process, on the same shared component, as
+    // an MCP server would run them.
+    expect_trap(run_hostile(&env, "spin", None).0, TrapKind::Deadline);
+    expect_trap(run_hostile(&env, "grow", None).0, TrapKind::MemoryLimit);
+    expect_trap(run_hostile(&env, "panic", None).0, TrapKind::Panic);
+    let stolen = run_hostile(&env, &format!("fetch http://{other_addr}/"), None).0;
+    assert!(
+        matches!(stolen, Ok(Err(SyncError::Unreachable(HttpError::Denied(_))))),
+        "{stolen:?}"
+    );
+    expect_trap(run_hostile(&env, "grow", None).0, TrapKind::MemoryLimit);
+    expect_trap(run_hostile(&env, "spin", None).0, TrapKind::Deadline);
+    assert_eq!(env.dump(), before);
+    assert_never_contacted(&other);
+
+    // The same process then runs a real differential sync.
+    env.registry.update(25);
+    env.registry.delete(5);
+    env.registry.insert(7);
+    let report = normal_sync(&env);
+    assert_eq!((report.added, report.updated, report.removed), (7, 25, 5), "{report:?}");
+}
+
+// ---- what the runtime does not stop yet (see docs/embedding.md) ----------
+
+#[test]
+#[ignore = "runtime gap: the deadline restarts at every import, so a guest that loops calling the host is never stopped"]
+fn guest_looping_through_host_calls_is_stopped() {
+    let env = synced_env(20);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let host = host(&env, None);
+    std::thread::spawn(move || {
+        let run = hostile().run(host, options("spin-calling-host"));
+        let _ = tx.send(run.result);
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(result) => expect_trap(result, TrapKind::Deadline),
+        Err(_) => panic!("still running after 20 s: no total run deadline"),
+    };
+}
+
+#[test]
+#[ignore = "runtime gap: all of WASI p2 is linked, so a guest can block in wasi:clocks/wasi:io poll, where epochs cannot interrupt it"]
+fn guest_sleeping_on_the_wasi_clock_is_stopped() {
+    let env = synced_env(20);
+    let Ok(component) = ambient() else { return };
+    let (result, elapsed) = run_in(component, &env, "sleep 30", None);
+    assert!(elapsed < Duration::from_secs(5), "blocked the host for {elapsed:?}: {result:?}");
+}
+
+#[test]
+#[ignore = "runtime gap: all of WASI p2 is linked, so a guest can read the host's wall clock"]
+fn guest_sees_no_wall_clock() {
+    let env = synced_env(20);
+    let Ok(component) = ambient() else { return };
+    let report = expect_report(run_in(component, &env, "ambient 127.0.0.1:9", None).0);
+    let clock = observed(&report, "wall-clock");
+    assert!(!clock.starts_with("Ok("), "the guest read the wall clock: {clock}");
+}
