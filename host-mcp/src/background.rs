@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use skillsmith_runtime::ScheduleConfig;
 use skillsmith_runtime::clock::{self, Clock};
+use skillsmith_runtime::component::ComponentRuntime;
 use skillsmith_runtime::db::SyncConfigView;
 
 use crate::state::Shared;
@@ -47,9 +48,23 @@ fn schedule_input(config: &SyncConfigView, unrecorded: Option<Unrecorded>) -> Sc
     sc
 }
 
+/// A jitter seed for this session: different per process (so that many
+/// clients spread out), the same at every check. A fresh seed per check would
+/// redraw the jitter every minute and let the earliest draw win, shrinking
+/// the spread the jitter exists for; that is why this does not call
+/// `skillsmith_runtime::sync::decide_schedule`, which draws one per call.
+fn session_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per process.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// Runs the scheduler until shutdown.
 pub async fn run(shared: Arc<Shared>) {
     let clock = Clock::from_env();
+    let seed = session_seed();
     let interval = shared.settings.check_interval();
     shared.background().active = true;
     tracing::info!(
@@ -62,7 +77,7 @@ pub async fn run(shared: Arc<Shared>) {
         if shared.shutdown.is_stopping() {
             break;
         }
-        check(&shared, clock, &mut unrecorded, &mut last_error).await;
+        check(&shared, clock, seed, &mut unrecorded, &mut last_error).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shared.wake.notified() => tracing::debug!("early check requested"),
@@ -85,6 +100,7 @@ fn warn_once(last: &mut Option<String>, text: String) {
 async fn check(
     shared: &Arc<Shared>,
     clock: Clock,
+    seed: u64,
     unrecorded: &mut Option<Unrecorded>,
     last_error: &mut Option<String>,
 ) {
@@ -104,20 +120,20 @@ async fn check(
         }
     };
     let input = schedule_input(&config, *unrecorded);
-    let decision =
-        match tokio::task::spawn_blocking(move || skillsmith_runtime::sync::decide_schedule(input, now))
-            .await
-        {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                warn_once(last_error, format!("the scheduling component failed: {e}"));
-                return;
-            }
-            Err(e) => {
-                warn_once(last_error, format!("the scheduling decision panicked: {e}"));
-                return;
-            }
-        };
+    // The component's pure `schedule.decide` export. Loading the component
+    // the first time compiles or reads the cache: blocking work.
+    let decide = move || ComponentRuntime::embedded()?.decide(input, now, seed);
+    let decision = match tokio::task::spawn_blocking(decide).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
+            warn_once(last_error, format!("the scheduling component failed: {e}"));
+            return;
+        }
+        Err(e) => {
+            warn_once(last_error, format!("the scheduling decision panicked: {e}"));
+            return;
+        }
+    };
     {
         let mut b = shared.background();
         b.enabled = Some(config.enabled);
@@ -163,6 +179,11 @@ async fn check(
         let mut b = shared.background();
         b.running = false;
         b.last_result = Some(summary);
+        if matches!(&result, Err(e) if e.is_busy()) {
+            // The lease was taken: nothing ran here.
+            b.syncs_started -= 1;
+            b.skipped_busy += 1;
+        }
     }
     match result {
         Ok(_) => {

@@ -3,6 +3,7 @@
 //! leaves promptly when the client goes away or a signal arrives.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rmcp::handler::server::tool::{ToolRouter, schema_for_output};
@@ -12,7 +13,10 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
+    tool_router,
+};
 use serde::Serialize;
 use skillsmith_runtime::db::{Frequency, SearchFilter};
 use skillsmith_runtime::{Phase, Progress};
@@ -42,9 +46,8 @@ show what happened.";
 
 /// A successful result: readable text plus the structured value.
 fn ok<T: Serialize>(text: String, value: &T) -> Result<CallToolResult, McpError> {
-    let value = serde_json::to_value(value).map_err(|e| {
-        McpError::internal_error(format!("cannot serialise the result: {e}"), None)
-    })?;
+    let value = serde_json::to_value(value)
+        .map_err(|e| McpError::internal_error(format!("cannot serialise the result: {e}"), None))?;
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);
     Ok(result)
@@ -106,16 +109,24 @@ impl SkillsmithServer {
             limit,
         };
         let query = args.query.clone();
+        let shared = self.shared.clone();
         let found = self
             .shared
             .with_db(move |db| {
                 let hits = db.search(&query, &filter)?;
                 // Only an empty result needs to know whether the catalogue
-                // is empty (to suggest a sync); counting costs a scan.
-                let empty = hits.is_empty() && {
+                // is empty (to suggest a sync); counting costs a scan, so
+                // a catalogue once seen with skills is not counted again.
+                let known = shared.has_skills.load(Ordering::Relaxed);
+                let empty = if !hits.is_empty() || known {
+                    false
+                } else {
                     let s = db.status()?;
                     s.registry_skills + s.local_skills == 0
                 };
+                if !hits.is_empty() || (!known && !empty) {
+                    shared.has_skills.store(true, Ordering::Relaxed);
+                }
                 Ok((hits, empty))
             })
             .await;
@@ -159,9 +170,7 @@ impl SkillsmithServer {
         }
     }
 
-    /// Sync the local catalogue with the Skillsmith registry (differential by
-    /// default). Sends progress notifications when the request has a
-    /// progress token; returns the report.
+    /// Sync the local catalogue with the Skillsmith registry (differential by default; `force` for a full resync). Sends progress notifications when the request has a progress token; returns the report.
     #[tool(
         annotations(title = "Sync with the registry", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
         output_schema = schema_for_output::<SyncOutput>()
@@ -186,8 +195,10 @@ impl SkillsmithServer {
         };
         let token = context.meta.get_progress_token();
         let (tx, rx) = watch::channel(None);
-        let forwarder = token
-            .map(|token| tokio::spawn(forward_progress(context.peer.clone(), token, rx)));
+        let forwarder = token.map(|token| {
+            let stop = self.shared.shutdown.clone();
+            tokio::spawn(forward_progress(context.peer.clone(), token, rx, stop))
+        });
         let request = SyncRequest {
             force: args.force,
             dry_run: args.dry_run,
@@ -210,8 +221,7 @@ impl SkillsmithServer {
         }
     }
 
-    /// Show the sync configuration, the catalogue's size and state, the last
-    /// run, and what this session's background sync is doing.
+    /// Show the sync configuration, the catalogue's size and state, the last run, and what this session's background sync is doing.
     #[tool(
         annotations(title = "Sync status", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<StatusOutput>()
@@ -254,8 +264,7 @@ impl SkillsmithServer {
         }
     }
 
-    /// Show or change background sync: turn it on or off, or set it to daily
-    /// or weekly. With no arguments, shows the settings.
+    /// Show or change background sync: turn it on or off, or set it to daily or weekly. With no arguments, shows the settings.
     #[tool(
         annotations(title = "Background sync settings", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<ConfigOutput>()
@@ -329,10 +338,14 @@ fn progress_message(p: &Progress) -> String {
 
 /// Sends the sync's progress as `notifications/progress` until the sync
 /// ends (its sender is dropped). Values only ever increase, as MCP requires.
+/// Gives up on shutdown: once the client is gone the service no longer
+/// takes messages, and a notification would wait forever, holding up the
+/// tool's response and with it the service's exit.
 async fn forward_progress(
     peer: Peer<RoleServer>,
     token: ProgressToken,
     mut rx: watch::Receiver<Option<Progress>>,
+    shutdown: Arc<Shutdown>,
 ) {
     let mut last: Option<u64> = None;
     while rx.changed().await.is_ok() {
@@ -348,9 +361,12 @@ async fn forward_progress(
         if let Some(total) = p.total.filter(|t| *t >= p.done) {
             n = n.with_total(total as f64);
         }
-        if let Err(e) = peer.notify_progress(n).await {
-            tracing::debug!("cannot send progress (client gone?): {e}");
-            break;
+        tokio::select! {
+            sent = peer.notify_progress(n) => if let Err(e) = sent {
+                tracing::debug!("cannot send progress (client gone?): {e}");
+                break;
+            },
+            _ = shutdown.stopping() => break,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! stop signal and the scheduler's status.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use skillsmith_runtime::db::{Database, DbError};
@@ -34,6 +35,10 @@ pub struct Shared {
     /// Wakes the background scheduler for an early check (after
     /// `sync_config` changed something).
     pub wake: Notify,
+    /// The catalogue was seen to hold skills. Only the hint of an empty
+    /// search result depends on it, and counting 100,000 rows to give that
+    /// hint costs tens of milliseconds, so it is learnt once.
+    pub has_skills: AtomicBool,
 }
 
 impl Shared {
@@ -52,6 +57,7 @@ impl Shared {
             shutdown,
             background: Mutex::new(background),
             wake: Notify::new(),
+            has_skills: AtomicBool::new(false),
         })
     }
 

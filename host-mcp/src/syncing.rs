@@ -134,7 +134,12 @@ pub async fn run(
         .observer(Box::new(observer));
     let active = shared.shutdown.track();
     let origin = request.origin;
-    tracing::info!(?origin, force = request.force, dry_run = request.dry_run, "sync starting");
+    tracing::debug!(
+        ?origin,
+        force = request.force,
+        dry_run = request.dry_run,
+        "sync starting"
+    );
     let task = tokio::task::spawn_blocking(move || {
         let result = runner.run();
         drop(lock);

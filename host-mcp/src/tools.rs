@@ -14,39 +14,35 @@ use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 /// Arguments of `search`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SearchArgs {
-    /// Words to look for in skill names, descriptions, tags and authors
-    /// (full-text, ranked by relevance; the last word also matches as a
-    /// prefix). An empty query lists the best-rated skills.
+    /// Words to look for in skill names, descriptions, tags and authors (full-text, ranked by relevance; the last word also matches as a prefix). An empty query lists the best-rated skills.
     pub query: String,
-    /// Only skills of this trust tier: official, verified, curated,
-    /// community, unverified, experimental or unknown.
+    /// Only skills of this trust tier: official, verified, curated, community, unverified, experimental or unknown.
     #[serde(default)]
     pub trust_tier: Option<String>,
     /// Only skills whose quality score is at least this, from 0 to 1.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub min_quality: Option<f64>,
     /// At most this many results, 1 to 100. Default 10.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
 }
 
 /// Arguments of `get_skill`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct GetSkillArgs {
-    /// The skill's id as returned by `search`, or `author/name`, or a bare
-    /// name (the best-rated skill of that name).
+    /// The skill's id as returned by `search`, or `author/name`, or a bare name (the best-rated skill of that name).
     pub id: String,
 }
 
 /// Arguments of `sync`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct SyncArgs {
-    /// Full resync: download everything again and remove skills the
-    /// registry no longer has. Default false (a differential sync).
+    /// Full resync: download everything again and remove skills the registry no longer has. Default false (a differential sync).
     #[serde(default)]
     pub force: bool,
-    /// Only report what would change; write nothing, not even history.
-    /// Default false.
+    /// Only report what would change; write nothing, not even history. Default false.
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -56,6 +52,7 @@ pub struct SyncArgs {
 pub struct HistoryArgs {
     /// How many runs to return, newest first, 1 to 100. Default 10.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
 }
 
@@ -73,9 +70,7 @@ pub enum FrequencyArg {
 /// only shown.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct ConfigArgs {
-    /// Turn background sync on (true) or off (false). It runs in MCP
-    /// sessions like this one; `skillsmith sync config` changes the same
-    /// setting from a terminal.
+    /// Turn background sync on (true) or off (false). It runs in MCP sessions like this one; `skillsmith sync config` changes the same setting from a terminal.
     #[serde(default)]
     pub enabled: Option<bool>,
     /// How often background sync runs: daily or weekly.
@@ -124,8 +119,7 @@ pub struct SkillOut {
     pub created_at: String,
     /// Last change (registry's).
     pub updated_at: String,
-    /// Search relevance (bm25; lower is better); only in search results
-    /// with a query.
+    /// Search relevance (bm25; lower is better); only in search results with a query.
     pub rank: Option<f64>,
 }
 
@@ -353,11 +347,12 @@ pub struct BackgroundStatus {
     pub last_check_at: Option<String>,
     /// Whether background sync was enabled at the last check.
     pub enabled: Option<bool>,
-    /// When it will sync next, as decided at the last check (after a
-    /// failure this includes the backoff).
+    /// When it will sync next, as decided at the last check (after a failure this includes the backoff).
     pub next_sync_at: Option<String>,
-    /// Background syncs started in this session.
+    /// Background syncs run in this session (not counting skipped ones).
     pub syncs_started: u64,
+    /// Checks that found a sync due while another process was syncing this catalogue; skipped quietly.
+    pub skipped_busy: u64,
     /// A background sync is running now.
     pub running: bool,
     /// How the last background sync of this session ended.
@@ -501,7 +496,11 @@ pub fn skill_text(s: &SkillOut) -> String {
 
 /// Text for `sync`.
 pub fn sync_text(o: &SyncOutput) -> String {
-    let verb = if o.dry_run { "Dry run: would have" } else { "Sync" };
+    let verb = if o.dry_run {
+        "Dry run: would have"
+    } else {
+        "Sync"
+    };
     let mut t = if o.cancelled {
         format!(
             "Sync cancelled after {} pages; what it applied is kept and the next sync carries on. ",
@@ -626,6 +625,13 @@ pub fn status_text(s: &StatusOutput) -> String {
         b.syncs_started,
         if b.running { ", one running now" } else { "" }
     );
+    if b.skipped_busy > 0 {
+        let _ = write!(
+            t,
+            ", {} skipped while another process was syncing",
+            b.skipped_busy
+        );
+    }
     if let Some(r) = &b.last_result {
         let _ = write!(t, "; last: {r}");
     }

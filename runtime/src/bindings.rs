@@ -7,7 +7,7 @@
 
 wasmtime::component::bindgen!({
     world: "sync",
-    path: "/tmp/wit-fixed",
+    path: "../wit",
     imports: { default: trappable },
     with: {
         "skillsmith:sync/http.pending": crate::component::PendingSlot,

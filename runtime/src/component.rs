@@ -150,10 +150,13 @@ pub enum ComponentError {
     Trap {
         /// What kind of trap.
         kind: TrapKind,
-        /// wasmtime's description (with the guest backtrace when known).
+        /// The root cause, as wasmtime describes it.
         message: String,
         /// The tail of what the guest wrote to stderr (its panic message).
         stderr: String,
+        /// The guest's call stack at the trap, when known (for bug reports;
+        /// not part of the message).
+        backtrace: String,
     },
 }
 
@@ -512,7 +515,10 @@ fn load_component(
         #[allow(unsafe_code)]
         let loaded = unsafe { Component::deserialize_file(engine, &file) };
         match loaded {
-            Ok(c) => return Ok((c, LoadSource::CacheHit, Some(file))),
+            Ok(c) => {
+                mark_used(&file);
+                return Ok((c, LoadSource::CacheHit, Some(file)));
+            }
             Err(e) => tracing::warn!(
                 "ignoring the compiled-component cache {}: {e:#}",
                 file.display()
@@ -525,7 +531,10 @@ fn load_component(
         .map_err(|e| std::io::Error::other(format!("{e:#}")))
         .and_then(|bytes| write_atomically(&file, &bytes))
     {
-        Ok(()) => LoadSource::CompiledAndCached,
+        Ok(()) => {
+            prune_cache(dir, &file);
+            LoadSource::CompiledAndCached
+        }
         Err(e) => {
             tracing::warn!(
                 "could not cache the compiled component in {}: {e}",
@@ -539,6 +548,47 @@ fn load_component(
         source,
         Some(file).filter(|_| source == LoadSource::CompiledAndCached),
     ))
+}
+
+/// Cache entries unused for this long are deleted when a new one is written
+/// (each build of the component, or engine upgrade, makes a new ~1 MB entry).
+const CACHE_MAX_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Refreshes an entry's mtime (at most daily) so pruning sees it is in use.
+fn mark_used(file: &Path) {
+    let stale = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+    if stale && let Ok(f) = std::fs::File::options().append(true).open(file) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Deletes other entries idle for [`CACHE_MAX_IDLE`]. Best effort: an entry
+/// another process has loaded stays usable by it (its mapping keeps the
+/// inode), and any error just leaves the file.
+fn prune_cache(dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path == keep || !name.starts_with("skillsmith-sync-") || !name.ends_with(".cwasm") {
+            continue;
+        }
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if idle.is_some_and(|d| d > CACHE_MAX_IDLE) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Explains a link failure: which `skillsmith:sync` names the component has.
@@ -717,15 +767,9 @@ impl ComponentRuntime {
     ) -> Result<SyncWorld, ComponentError> {
         self.pre.instantiate(&mut *store).map_err(|e| {
             match classify(&e, store.data().stderr.text()) {
-                ComponentError::Trap {
-                    kind,
-                    message,
-                    stderr,
-                } if kind != TrapKind::Other => ComponentError::Trap {
-                    kind,
-                    message,
-                    stderr,
-                },
+                // Limits and deadlines are worth naming; anything else is
+                // an instantiation failure.
+                trap @ ComponentError::Trap { kind, .. } if kind != TrapKind::Other => trap,
                 _ => ComponentError::Instantiate(format!("{e:#}")),
             }
         })
@@ -808,7 +852,11 @@ impl ComponentRuntime {
 
 /// Turns a wasmtime error from a guest call into a [`ComponentError::Trap`].
 fn classify(e: &wasmtime::Error, stderr: String) -> ComponentError {
-    let message = format!("{e:#}");
+    let message = e.root_cause().to_string();
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|b| b.to_string())
+        .unwrap_or_default();
     let kind = if e.downcast_ref::<GuestStalled>().is_some() {
         TrapKind::Deadline
     } else if e.downcast_ref::<HostFault>().is_some() {
@@ -827,6 +875,7 @@ fn classify(e: &wasmtime::Error, stderr: String) -> ComponentError {
         kind,
         message,
         stderr,
+        backtrace,
     }
 }
 

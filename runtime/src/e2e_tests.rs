@@ -54,6 +54,16 @@ fn component_loads_from_cache_and_instantiates() {
         second.timings().link
     );
 
+    // Entries idle for long are pruned when a new one is written.
+    let old = dir.path().join("skillsmith-sync-0000.cwasm");
+    std::fs::write(&old, b"old").unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60 * 24 * 3600))
+        .unwrap();
+
     // A damaged cache entry is ignored and replaced. (Replaced by rename,
     // as the cache itself does: truncating a file that a loaded component
     // has mapped would pull the code from under it.)
@@ -63,6 +73,7 @@ fn component_loads_from_cache_and_instantiates() {
     std::fs::rename(&garbage, &file).unwrap();
     let third = ComponentRuntime::load_cached(wasm, dir.path()).unwrap();
     assert_eq!(third.timings().source, LoadSource::CompiledAndCached);
+    assert!(!old.exists(), "an idle entry is pruned");
     assert_eq!(
         ComponentRuntime::load_cached(wasm, dir.path())
             .unwrap()
@@ -269,6 +280,7 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
         other => panic!("expected a deadline trap, got {other}"),
     }
     assert_eq!(e.exit_code(), 8);
+    eprintln!("deadline: {e}");
     let db = Database::open(&path).unwrap();
     assert_eq!(db.status().unwrap().running_pid, None);
     for h in db.history(10).unwrap() {
@@ -284,4 +296,5 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
         .run()
         .unwrap_err();
     assert_eq!(e.exit_code(), 8, "{e}");
+    eprintln!("memory: {e}");
 }

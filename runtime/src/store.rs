@@ -774,8 +774,10 @@ mod tests {
             .map(|p| {
                 let upserts = (0..1000)
                     .map(|i| {
-                        let mut s = skill(&format!("{:08}", p * 1000 + i), "2026-01-02T00:00:00.000Z");
-                        s.description = Some(format!("skill number {i} helps with git and testing"));
+                        let mut s =
+                            skill(&format!("{:08}", p * 1000 + i), "2026-01-02T00:00:00.000Z");
+                        s.description =
+                            Some(format!("skill number {i} helps with git and testing"));
                         s
                     })
                     .collect();

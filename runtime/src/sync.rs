@@ -219,6 +219,7 @@ pub struct SyncRunner {
     wait_for_lease: Option<Duration>,
     limits: Option<ComponentLimits>,
     max_body_bytes: Option<u64>,
+    http_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -255,6 +256,7 @@ impl SyncRunner {
             wait_for_lease: None,
             limits: None,
             max_body_bytes: None,
+            http_timeout: None,
         }
     }
 
@@ -325,6 +327,13 @@ impl SyncRunner {
         self
     }
 
+    /// Most time any one request may take, body included (default 30 s,
+    /// or less when the engine asks for less).
+    pub fn http_timeout(mut self, timeout: Duration) -> SyncRunner {
+        self.http_timeout = Some(timeout);
+        self
+    }
+
     /// Runs the sync.
     pub fn run(self) -> Result<SyncOutcome, SyncFailure> {
         let started = Instant::now();
@@ -332,6 +341,10 @@ impl SyncRunner {
         let mut policy = Policy::for_registry(&registry)?;
         if let Some(cap) = self.max_body_bytes {
             policy = policy.with_max_body_bytes(cap);
+        }
+        if let Some(t) = self.http_timeout {
+            // The user's limit is both the default and the cap.
+            policy = policy.with_timeouts(t, t);
         }
         // Load the component before touching the catalogue: a component that
         // cannot load must not take the lease or leave a history row.
@@ -377,6 +390,11 @@ impl SyncRunner {
             }
         };
 
+        if let Err(ComponentError::Trap { backtrace, .. }) = &result
+            && !backtrace.is_empty()
+        {
+            tracing::debug!("sync component backtrace:\n{backtrace}");
+        }
         // The engine closes its run itself; if it could not (trap, a bug),
         // close it here so history never shows a dead run as `running`.
         if host.store_mut().open_run().is_some() {

@@ -39,14 +39,26 @@ export async function checkComponentVersion(wasm) {
   for (const [, kind, name] of world.matchAll(/^\s*(import|export) (skillsmith:sync\/[^;\s]+);/gm)) {
     names[kind].push(name);
   }
-  const foreign = [...names.import, ...names.export].filter((n) => !n.endsWith(`@${WIT_VERSION}`));
-  if (foreign.length > 0 || !names.export.includes(ENGINE_EXPORT)) {
+  const version = (n) => n.slice(n.lastIndexOf('@') + 1);
+  const foreign = [...names.import, ...names.export].filter((n) => !semverCompatible(version(n), WIT_VERSION));
+  const engine = names.export.some((n) => n.startsWith('skillsmith:sync/engine@'));
+  if (foreign.length > 0 || !engine) {
     throw new Error(
       `the sync component does not match this host: the host implements ${WIT_PACKAGE} and ` +
         `needs the export ${ENGINE_EXPORT}; the component exports [${names.export.join(', ')}] ` +
         `and imports [${names.import.join(', ')}]`,
     );
   }
+}
+
+/**
+ * Semver compatibility as wasmtime's linker applies it: same major, and for
+ * 0.x also the same minor (so 0.1.1 may stand in for 0.1.0, 0.2.0 may not).
+ */
+function semverCompatible(a, b) {
+  const [am, an] = a.split('.');
+  const [bm, bn] = b.split('.');
+  return am === bm && (am !== '0' || an === bn);
 }
 
 /**
@@ -428,8 +440,20 @@ function imports({ store, http, log, onProgress, shouldStop }) {
  * Runs one sync in a fresh instance. Returns `{ report }` or `{ error }`
  * (a `sync-error`); a trap is thrown, after closing any run left open.
  */
-export function runSync(component, { store, http, registry, force = false, dryRun = false, pageSize = 100,
-  mode, retryBudgetMs = 120_000, logLevel = 'warn', onProgress = () => {}, shouldStop = () => false }) {
+export function runSync(component, options) {
+  const {
+    store,
+    http,
+    registry,
+    force = false,
+    dryRun = false,
+    pageSize = 100,
+    mode, // undefined: discover (§3)
+    retryBudgetMs = 120_000,
+    logLevel = 'warn',
+    onProgress = () => {},
+    shouldStop = () => false,
+  } = options;
   const log = (level, message) => {
     if (LEVELS.indexOf(level) >= LEVELS.indexOf(logLevel)) console.error(`[guest ${level}] ${message}`);
   };
@@ -456,7 +480,8 @@ export function runSync(component, { store, http, registry, force = false, dryRu
     store.readOnly = false;
     // A trap (or a guest that forgot) leaves the run open; close it (§2).
     if (store.openRun !== undefined) {
-      store.abandonOpenRun(crash ? `the sync component crashed: ${crash}` : 'the sync component returned without closing its run');
+      const why = crash ? `the sync component crashed: ${crash}` : 'the sync component returned without closing its run';
+      store.abandonOpenRun(why);
     }
   }
 }

@@ -266,14 +266,16 @@ await protocol('search API', ['--no-feed'], 'search');
   }
 }
 
-await check('a component for another WIT version is refused', async () => {
-  // The real component with every skillsmith:sync name at 0.2.0 (an
-  // equal-length rewrite, so the binary stays well-formed).
-  const wasm = Buffer.from(readFileSync(wasmPath).toString('latin1').replace(/(skillsmith:sync(?:\/[a-z-]+)?)@0\.1\.0/g, '$1@0.2.0'), 'latin1');
+await check('a component for another WIT version is refused, a patch version is not', async () => {
+  // The real component with every skillsmith:sync name moved to another
+  // version (an equal-length rewrite, so the binary stays well-formed).
+  const moved = (version) =>
+    Buffer.from(readFileSync(wasmPath).toString('latin1').replace(/(skillsmith:sync(?:\/[a-z-]+)?)@0\.1\.0/g, `$1@${version}`), 'latin1');
   await checkComponentVersion(readFileSync(wasmPath));
+  await checkComponentVersion(moved('0.1.1'));
   let message = null;
   try {
-    await checkComponentVersion(wasm);
+    await checkComponentVersion(moved('0.2.0'));
   } catch (e) {
     message = e.message;
   }

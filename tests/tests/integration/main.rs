@@ -6,3 +6,4 @@ mod harness;
 mod sync;
 mod faults;
 mod sandbox;
+mod mcp;

@@ -62,7 +62,11 @@ fn builds() -> &'static HostileBuilds {
         HostileBuilds {
             hostile: build_hostile(&target, None, "skillsmith-hostile.wasm"),
             ambient: build_hostile(&target, Some("ambient"), "skillsmith-hostile-ambient.wasm"),
-            future: build_hostile(&target, Some("future-wit"), "skillsmith-hostile-future.wasm"),
+            future: build_hostile(
+                &target,
+                Some("future-wit"),
+                "skillsmith-hostile-future.wasm",
+            ),
         }
     })
 }
@@ -70,7 +74,14 @@ fn builds() -> &'static HostileBuilds {
 fn build_hostile(target: &Path, feature: Option<&str>, name: &str) -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace().join("tests").join("hostile"))
-        .args(["build", "--locked", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--locked",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(target);
     if let Some(f) = feature {
         cmd.args(["--features", f]);
@@ -99,7 +110,10 @@ fn build_hostile(target: &Path, feature: Option<&str>, name: &str) -> PathBuf {
          `rustup target add wasm32-wasip2`):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let built = target.join("wasm32-wasip2").join("release").join("skillsmith_hostile.wasm");
+    let built = target
+        .join("wasm32-wasip2")
+        .join("release")
+        .join("skillsmith_hostile.wasm");
     let copy = target.join(name);
     std::fs::copy(&built, &copy).expect("copy the hostile component");
     copy
@@ -122,7 +136,9 @@ fn hostile() -> &'static ComponentRuntime {
 fn ambient() -> Result<&'static ComponentRuntime, ComponentError> {
     static RUNTIME: OnceLock<Result<ComponentRuntime, ComponentError>> = OnceLock::new();
     RUNTIME
-        .get_or_init(|| ComponentRuntime::from_file(&builds().ambient, None).map(|r| r.with_limits(LIMITS)))
+        .get_or_init(|| {
+            ComponentRuntime::from_file(&builds().ambient, None).map(|r| r.with_limits(LIMITS))
+        })
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -214,7 +230,10 @@ fn catalogue_dump(env: &Env) -> String {
 #[track_caller]
 fn assert_fts_intact(env: &Env) {
     env.conn_rw()
-        .execute("INSERT INTO skills_fts(skills_fts) VALUES ('integrity-check')", [])
+        .execute(
+            "INSERT INTO skills_fts(skills_fts) VALUES ('integrity-check')",
+            [],
+        )
         .expect("FTS index matches the skills table");
 }
 
@@ -266,10 +285,20 @@ fn spinning_guest_is_stopped_by_the_deadline() {
     let before = env.dump();
     let (result, elapsed) = run_hostile(&env, "spin", None);
     let text = expect_trap(result, TrapKind::Deadline);
-    assert!(text.contains("ran too long without calling the host"), "{text}");
+    assert!(
+        text.contains("ran too long without calling the host"),
+        "{text}"
+    );
     // 500 ms allowance, checked every 100 ms: generous margin for a busy CI.
-    assert!(elapsed < Duration::from_secs(5), "stopped only after {elapsed:?}");
-    assert_eq!(env.dump(), before, "a stopped guest must leave the catalogue as it was");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "stopped only after {elapsed:?}"
+    );
+    assert_eq!(
+        env.dump(),
+        before,
+        "a stopped guest must leave the catalogue as it was"
+    );
 }
 
 #[test]
@@ -288,18 +317,39 @@ fn panicking_guest_is_stopped_with_its_message() {
     let before = env.dump();
     let (result, _) = run_hostile(&env, "panic", None);
     let text = expect_trap(result, TrapKind::Panic);
-    assert!(text.contains("hostile guest: deliberate panic"), "the guest's stderr is shown: {text}");
+    assert!(
+        text.contains("hostile guest: deliberate panic"),
+        "the guest's stderr is shown: {text}"
+    );
     assert_eq!(env.dump(), before);
 }
 
 #[test]
 fn guest_stderr_flood_is_bounded() {
     let env = synced_env(50);
-    // 64 MiB through WASI stderr: the host keeps only the tail, in memory it
-    // bounds, and the guest finishes normally.
-    let (result, _) = run_hostile(&env, "stderr-flood 64", None);
-    let report = expect_report(result);
-    assert_eq!(observed(&report, "stderr-flood"), "done");
+    // 4 MiB through WASI stderr, then a panic. WASI calls are guest time, so
+    // the allowance is raised: this is about memory, not the deadline.
+    let limits = ComponentLimits {
+        max_guest_run: Duration::from_secs(30),
+        ..LIMITS
+    };
+    let run = hostile().run_limited(host(&env, None), options("stderr-flood 4"), limits);
+    match run.result {
+        Err(ComponentError::Trap {
+            kind: TrapKind::Panic,
+            stderr,
+            ..
+        }) => {
+            // Only the tail is kept, and it ends with the panic message.
+            assert!(
+                stderr.len() <= LIMITS.stderr_tail_bytes,
+                "kept {} bytes",
+                stderr.len()
+            );
+            assert!(stderr.contains("hostile guest: end of flood"), "{stderr}");
+        }
+        other => panic!("expected a panic trap, got {other:?}"),
+    }
 }
 
 #[test]
@@ -313,28 +363,49 @@ fn guest_is_denied_other_origins_credentials_and_oversized_bodies() {
     let denied = |behaviour: &str, max_body: Option<u64>| -> String {
         match run_hostile(&env, behaviour, max_body).0 {
             Ok(Err(SyncError::Unreachable(HttpError::Denied(text)))) => text,
-            other => panic!("{behaviour}: expected `denied` through the error variant, got {other:?}"),
+            other => {
+                panic!("{behaviour}: expected `denied` through the error variant, got {other:?}")
+            }
         }
     };
     // Another origin: another port on the same host is another origin.
-    let text = denied(&format!("fetch http://{other_addr}/functions/v1/health"), None);
+    let text = denied(
+        &format!("fetch http://{other_addr}/functions/v1/health"),
+        None,
+    );
     assert!(text.contains("not allowed"), "{text}");
     // Not http(s), credentials in the URL, a malformed URL.
     denied("fetch file:///etc/passwd", None);
-    denied(&format!("fetch {}", base.replacen("http://", "http://user:pw@", 1)), None);
+    denied(
+        &format!("fetch {}", base.replacen("http://", "http://user:pw@", 1)),
+        None,
+    );
     denied("fetch not-a-url", None);
     // Headers that would steal or override the host's credentials or route.
-    for header in ["x-api-key=stolen", "Authorization=Bearer-x", "host=evil.example", "cookie=a"] {
+    for header in [
+        "x-api-key=stolen",
+        "Authorization=Bearer-x",
+        "host=evil.example",
+        "cookie=a",
+    ] {
         let text = denied(&format!("fetch {base}/health {header}"), None);
         assert!(text.contains("may not be set"), "{header}: {text}");
     }
-    assert_eq!(env.registry.stats().total, 0, "no denied request may reach the registry");
+    assert_eq!(
+        env.registry.stats().total,
+        0,
+        "no denied request may reach the registry"
+    );
     assert_never_contacted(&other);
 
     // The registry's own origin works, and carries the host's key, which
     // the guest never saw.
     let report = expect_report(run_hostile(&env, &format!("fetch {base}/health"), None).0);
-    assert!(observed(&report, "fetch").starts_with("status 200"), "{:?}", report.warnings);
+    assert!(
+        observed(&report, "fetch").starts_with("status 200"),
+        "{:?}",
+        report.warnings
+    );
     let seen = env.registry.stats();
     assert_eq!(seen.total, 1);
     assert_eq!(seen.recent[0].api_key.as_deref(), Some(API_KEY));
@@ -351,7 +422,11 @@ fn guest_is_denied_other_origins_credentials_and_oversized_bodies() {
         location: format!("http://{other_addr}/stolen"),
     }));
     let report = expect_report(run_hostile(&env, &format!("fetch {base}/health"), None).0);
-    assert!(observed(&report, "fetch").starts_with("status 302"), "{:?}", report.warnings);
+    assert!(
+        observed(&report, "fetch").starts_with("status 302"),
+        "{:?}",
+        report.warnings
+    );
     env.registry.clear_faults();
     assert_never_contacted(&other);
 
@@ -375,21 +450,36 @@ fn store_garbage_is_refused_and_changes_nothing() {
         "second finish-run",
     ] {
         let result = observed(&report, step);
-        assert!(result.starts_with("err Invalid("), "{step}: {result}");
+        assert!(
+            result.starts_with("err StoreError::Invalid("),
+            "{step}: {result}"
+        );
     }
     // Reads of nonsense are answered, not trapped.
-    assert_eq!(observed(&report, "local-versions of garbage ids"), "ok [None, None, None]");
+    assert_eq!(
+        observed(&report, "local-versions of garbage ids"),
+        "ok [None, None, None]"
+    );
     assert_eq!(observed(&report, "registry-ids past the last id"), "ok 0");
     assert_eq!(observed(&report, "registry-ids limit 0"), "ok 0");
     // Its one legitimate run was opened and closed as failed.
-    assert!(observed(&report, "begin-run").starts_with("ok "), "{:?}", report.warnings);
+    assert!(
+        observed(&report, "begin-run").starts_with("ok "),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(observed(&report, "finish-run"), "ok ()");
 
-    assert_eq!(catalogue_dump(&env), before, "no garbage may reach the catalogue");
+    assert_eq!(
+        catalogue_dump(&env),
+        before,
+        "no garbage may reach the catalogue"
+    );
     assert_fts_intact(&env);
     let open: i64 = env.scalar("SELECT count(*) FROM sync_history WHERE status = 'running'");
     assert_eq!(open, 0);
-    let last: String = env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
+    let last: String =
+        env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
     assert!(last.contains("hostile guest: garbage calls"), "{last}");
 }
 
@@ -429,11 +519,15 @@ fn guest_has_no_ambient_authority() {
         Err(e) => panic!("the ambient probe failed to load for another reason: {e}"),
     };
     let report = expect_report(run_in(component, &env, &format!("ambient {addr}"), None).0);
-    eprintln!("what the hostile guest saw:\n{}", report.warnings.join("\n"));
+    eprintln!(
+        "what the hostile guest saw:\n{}",
+        report.warnings.join("\n")
+    );
     assert_eq!(observed(&report, "env"), "[]", "no environment variables");
     assert_eq!(observed(&report, "args"), "[]", "no arguments");
+    // wasi-libc reports "/" when there is no initial directory; it grants
+    // nothing, as the reads below show.
     for probe in [
-        "cwd",
         "read-dir /",
         "read-dir .",
         "read /etc/passwd",
@@ -442,11 +536,38 @@ fn guest_has_no_ambient_authority() {
         "dns",
     ] {
         let result = observed(&report, probe);
-        assert!(result.starts_with("Err("), "{probe} must fail, got {result}");
+        assert!(
+            result.starts_with("Err("),
+            "{probe} must fail, got {result}"
+        );
     }
     assert_never_contacted(&listener);
     assert!(!Path::new("/tmp/skillsmith-hostile").exists());
     assert_eq!(env.dump(), before);
+}
+
+/// `wasm` with every `skillsmith:sync` name moved from `@0.1.0` to
+/// `@0.1.<patch>` or `@<minor>.0`: the real guest as if built for another
+/// version. Same-length rewrites keep the binary well-formed.
+fn with_wit_version(wasm: &[u8], version: &str) -> Vec<u8> {
+    assert_eq!(version.len(), "0.1.0".len());
+    let mut out = wasm.to_vec();
+    let needle = b"skillsmith:sync";
+    let mut i = 0;
+    while let Some(at) = out[i..].windows(needle.len()).position(|w| w == needle) {
+        let mut j = i + at + needle.len();
+        while out
+            .get(j)
+            .is_some_and(|&b| b == b'/' || b == b'-' || b.is_ascii_lowercase())
+        {
+            j += 1;
+        }
+        if out[j..].starts_with(b"@0.1.0") {
+            out[j + 1..j + 6].copy_from_slice(version.as_bytes());
+        }
+        i = j;
+    }
+    out
 }
 
 #[test]
@@ -454,15 +575,45 @@ fn component_for_another_wit_version_is_refused() {
     let started = Instant::now();
     let err = ComponentRuntime::from_file(&builds().future, None)
         .expect_err("a skillsmith:sync@0.2.0 component must be refused");
-    assert!(matches!(err, ComponentError::Incompatible { .. }), "{err:?}");
+    assert!(
+        matches!(err, ComponentError::Incompatible { .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    for needle in ["skillsmith:sync@0.1.0", "skillsmith:sync/engine@0.2.0", "skillsmith:sync/host@0.2.0"] {
+    for needle in [
+        "skillsmith:sync@0.1.0",
+        "skillsmith:sync/engine@0.2.0",
+        "skillsmith:sync/host@0.2.0",
+    ] {
         assert!(text.contains(needle), "the message names {needle}: {text}");
     }
     eprintln!("refused in {:?}: {text}", started.elapsed());
+    // The real guest, renamed to 0.2.0: refused the same way.
+    let moved = with_wit_version(ComponentRuntime::embedded_wasm(), "0.2.0");
+    let err =
+        ComponentRuntime::from_bytes(&moved, None).expect_err("the guest at 0.2.0 must be refused");
+    assert!(
+        matches!(err, ComponentError::Incompatible { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("skillsmith:sync/engine@0.2.0"),
+        "{err}"
+    );
     // Bytes that are no component at all are a compile error, not a crash.
     let err = ComponentRuntime::from_bytes(b"\0asm not really", None).expect_err("garbage bytes");
     assert!(matches!(err, ComponentError::Compile(_)), "{err:?}");
+}
+
+#[test]
+fn semver_compatible_patch_version_is_accepted() {
+    // Wasmtime links by semver: for 0.x, same minor is compatible, so the
+    // guest built for 0.1.1 loads in this 0.1.0 host (and would fail type
+    // checking, with a clear error, if 0.1.1 had changed a signature).
+    let patched = with_wit_version(ComponentRuntime::embedded_wasm(), "0.1.1");
+    let runtime = ComponentRuntime::from_bytes(&patched, None)
+        .unwrap_or_else(|e| panic!("a 0.1.1 component should load in a 0.1.0 host: {e}"));
+    runtime.instantiate().expect("and instantiate");
 }
 
 #[test]
@@ -477,7 +628,10 @@ fn host_survives_hostile_guests_then_syncs_normally() {
     expect_trap(run_hostile(&env, "panic", None).0, TrapKind::Panic);
     let stolen = run_hostile(&env, &format!("fetch http://{other_addr}/"), None).0;
     assert!(
-        matches!(stolen, Ok(Err(SyncError::Unreachable(HttpError::Denied(_))))),
+        matches!(
+            stolen,
+            Ok(Err(SyncError::Unreachable(HttpError::Denied(_))))
+        ),
         "{stolen:?}"
     );
     expect_trap(run_hostile(&env, "grow", None).0, TrapKind::MemoryLimit);
@@ -490,7 +644,11 @@ fn host_survives_hostile_guests_then_syncs_normally() {
     env.registry.delete(5);
     env.registry.insert(7);
     let report = normal_sync(&env);
-    assert_eq!((report.added, report.updated, report.removed), (7, 25, 5), "{report:?}");
+    assert_eq!(
+        (report.added, report.updated, report.removed),
+        (7, 25, 5),
+        "{report:?}"
+    );
 }
 
 // ---- what the runtime does not stop yet (see docs/embedding.md) ----------
@@ -517,7 +675,10 @@ fn guest_sleeping_on_the_wasi_clock_is_stopped() {
     let env = synced_env(20);
     let Ok(component) = ambient() else { return };
     let (result, elapsed) = run_in(component, &env, "sleep 30", None);
-    assert!(elapsed < Duration::from_secs(5), "blocked the host for {elapsed:?}: {result:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "blocked the host for {elapsed:?}: {result:?}"
+    );
 }
 
 #[test]
@@ -527,5 +688,8 @@ fn guest_sees_no_wall_clock() {
     let Ok(component) = ambient() else { return };
     let report = expect_report(run_in(component, &env, "ambient 127.0.0.1:9", None).0);
     let clock = observed(&report, "wall-clock");
-    assert!(!clock.starts_with("Ok("), "the guest read the wall clock: {clock}");
+    assert!(
+        !clock.starts_with("Ok("),
+        "the guest read the wall clock: {clock}"
+    );
 }
