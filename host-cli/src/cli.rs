@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// search it offline.
 #[derive(Debug, Parser)]
 #[command(name = "skillsmith", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 success, 1 other error, 2 usage error, 3 registry unreachable \
+#[command(
+    after_help = "Exit codes: 0 success, 1 other error, 2 usage error, 3 registry unreachable \
 or failing, 4 not authorised or quota used up, 5 registry sent invalid data, 6 local database \
-error, 7 another sync is in progress, 8 sync component failed, 9 sync cancelled.")]
+error, 7 another sync is in progress, 8 sync component failed, 9 sync cancelled."
+)]
 pub struct Cli {
     /// SQLite catalogue to use [default: skills.db under the platform data directory].
     #[arg(long, global = true, env = "SKILLSMITH_DB", value_name = "PATH")]
@@ -203,16 +205,25 @@ mod tests {
     #[test]
     fn sync_subcommands_and_flags_parse() {
         let cli = Cli::try_parse_from(["skillsmith", "sync", "--force", "--dry-run"]).unwrap();
-        let Command::Sync(args) = cli.command else { panic!("not sync") };
+        let Command::Sync(args) = cli.command else {
+            panic!("not sync")
+        };
         assert!(args.force && args.dry_run && args.action.is_none());
 
-        let cli = Cli::try_parse_from(["skillsmith", "sync", "config", "--frequency", "weekly"]).unwrap();
-        let Command::Sync(SyncArgs { action: Some(SyncAction::Config(c)), .. }) = cli.command else {
+        let cli =
+            Cli::try_parse_from(["skillsmith", "sync", "config", "--frequency", "weekly"]).unwrap();
+        let Command::Sync(SyncArgs {
+            action: Some(SyncAction::Config(c)),
+            ..
+        }) = cli.command
+        else {
             panic!("not config")
         };
         assert!(matches!(c.frequency, Some(FrequencyArg::Weekly)));
 
-        assert!(Cli::try_parse_from(["skillsmith", "sync", "config", "--enable", "--disable"]).is_err());
+        assert!(
+            Cli::try_parse_from(["skillsmith", "sync", "config", "--enable", "--disable"]).is_err()
+        );
         assert!(Cli::try_parse_from(["skillsmith", "sync", "--force", "status"]).is_err());
     }
 }

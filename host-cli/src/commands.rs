@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use skillsmith_runtime::SyncMode;
 use skillsmith_runtime::db::{Database, Frequency, SearchFilter};
 use skillsmith_runtime::sync::{Backend, SyncFailure, SyncRunner};
-use skillsmith_runtime::SyncMode;
 
 use crate::cli::{Cli, Command, ConfigArgs, FrequencyArg, ModeArg, SyncAction, SyncArgs};
 use crate::{progress, render};
@@ -66,7 +66,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(f) = cause.downcast_ref::<SyncFailure>() {
             return f.exit_code() as u8;
         }
-        if cause.downcast_ref::<skillsmith_runtime::db::DbError>().is_some() {
+        if cause
+            .downcast_ref::<skillsmith_runtime::db::DbError>()
+            .is_some()
+        {
             return 6;
         }
     }
@@ -83,7 +86,11 @@ fn sync(db_path: &PathBuf, registry: &str, args: &SyncArgs) -> Result<ExitCode> 
     let observer = progress::Observer::new(args.json, stop.clone());
     let started = Instant::now();
     let mut runner = SyncRunner::new(db_path.clone(), registry.to_owned())
-        .api_key(std::env::var("SKILLSMITH_API_KEY").ok().filter(|k| !k.is_empty()))
+        .api_key(
+            std::env::var("SKILLSMITH_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+        )
         .force(args.force)
         .dry_run(args.dry_run)
         .page_size(args.page_size)
@@ -93,7 +100,11 @@ fn sync(db_path: &PathBuf, registry: &str, args: &SyncArgs) -> Result<ExitCode> 
         }))
         .retry_budget(Duration::from_secs(args.retry_budget))
         .http_timeout(Duration::from_secs(args.timeout))
-        .backend(if args.native { Backend::Native } else { Backend::Component })
+        .backend(if args.native {
+            Backend::Native
+        } else {
+            Backend::Component
+        })
         .observer(Box::new(observer));
     if let Some(secs) = args.wait {
         runner = runner.wait_for_lease(Duration::from_secs(secs));

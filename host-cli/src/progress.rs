@@ -41,7 +41,12 @@ impl Observer {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Observer { bar, quiet: json, last_line: None, stop }
+        Observer {
+            bar,
+            quiet: json,
+            last_line: None,
+            stop,
+        }
     }
 }
 
@@ -55,7 +60,12 @@ fn phase_name(phase: Phase) -> &'static str {
 
 impl SyncObserver for Observer {
     fn progress(&mut self, p: &Progress) {
-        let waiting = (p.waiting_ms > 0).then(|| format!("rate limited, waiting {:.0} s", p.waiting_ms as f64 / 1000.0));
+        let waiting = (p.waiting_ms > 0).then(|| {
+            format!(
+                "rate limited, waiting {:.0} s",
+                p.waiting_ms as f64 / 1000.0
+            )
+        });
         if let Some(bar) = &self.bar {
             if let Some(total) = p.total {
                 bar.set_length(total);
@@ -73,7 +83,13 @@ impl SyncObserver for Observer {
             let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
             match waiting {
                 Some(w) => eprintln!("{w}"),
-                None => eprintln!("{}: {}{} skills, {} pages", phase_name(p.phase), p.done, total, p.pages),
+                None => eprintln!(
+                    "{}: {}{} skills, {} pages",
+                    phase_name(p.phase),
+                    p.done,
+                    total,
+                    p.pages
+                ),
             }
         }
     }

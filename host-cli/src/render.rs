@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
-use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 use skillsmith_runtime::SyncReport;
+use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 
 use crate::cli::SyncArgs;
 
@@ -60,8 +60,17 @@ pub fn report(r: &SyncReport, args: &SyncArgs, registry: &str, elapsed: Duration
         }));
     }
     let mut out = std::io::stdout().lock();
-    let verb = if args.dry_run { "Dry run against" } else { "Synced from" };
-    writeln!(out, "{verb} {registry} ({} mode) in {:.2} s", r.mode.as_str(), elapsed.as_secs_f64())?;
+    let verb = if args.dry_run {
+        "Dry run against"
+    } else {
+        "Synced from"
+    };
+    writeln!(
+        out,
+        "{verb} {registry} ({} mode) in {:.2} s",
+        r.mode.as_str(),
+        elapsed.as_secs_f64()
+    )?;
     let would = if args.dry_run { " (would be)" } else { "" };
     writeln!(
         out,
@@ -75,7 +84,10 @@ pub fn report(r: &SyncReport, args: &SyncArgs, registry: &str, elapsed: Duration
         }
     }
     if r.cancelled {
-        writeln!(out, "  cancelled: pages applied so far are kept; run `skillsmith sync` again to finish")?;
+        writeln!(
+            out,
+            "  cancelled: pages applied so far are kept; run `skillsmith sync` again to finish"
+        )?;
     }
     if !r.warnings.is_empty() {
         writeln!(out, "  {} warning(s):", r.warnings.len())?;
@@ -83,7 +95,11 @@ pub fn report(r: &SyncReport, args: &SyncArgs, registry: &str, elapsed: Duration
             writeln!(out, "    - {w}")?;
         }
         if r.warnings.len() > 20 {
-            writeln!(out, "    ... and {} more (use --json to see all)", r.warnings.len() - 20)?;
+            writeln!(
+                out,
+                "    ... and {} more (use --json to see all)",
+                r.warnings.len() - 20
+            )?;
         }
     }
     Ok(())
@@ -99,10 +115,25 @@ pub fn config(c: &SyncConfigView, json: bool) -> Result<()> {
         return print_json(c);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "background sync: {}", if c.enabled { "enabled" } else { "disabled" })?;
-    writeln!(out, "frequency:       {} (every {} h)", c.frequency, c.interval_ms / 3_600_000)?;
+    writeln!(
+        out,
+        "background sync: {}",
+        if c.enabled { "enabled" } else { "disabled" }
+    )?;
+    writeln!(
+        out,
+        "frequency:       {} (every {} h)",
+        c.frequency,
+        c.interval_ms / 3_600_000
+    )?;
     writeln!(out, "last sync:       {}", or_never(&c.last_sync_at))?;
-    writeln!(out, "next sync:       {}", c.next_sync_at.as_deref().unwrap_or("at the next MCP session"))?;
+    writeln!(
+        out,
+        "next sync:       {}",
+        c.next_sync_at
+            .as_deref()
+            .unwrap_or("at the next MCP session")
+    )?;
     if let Some(e) = &c.last_sync_error {
         writeln!(out, "last error:      {e}")?;
     }
@@ -116,8 +147,16 @@ pub fn status(s: &Status, db_path: &Path, json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "catalogue:       {}", db_path.display())?;
-    writeln!(out, "skills:          {} from the registry, {} local", s.registry_skills, s.local_skills)?;
-    writeln!(out, "protocol:        {}", s.mode.as_deref().unwrap_or("not yet synced"))?;
+    writeln!(
+        out,
+        "skills:          {} from the registry, {} local",
+        s.registry_skills, s.local_skills
+    )?;
+    writeln!(
+        out,
+        "protocol:        {}",
+        s.mode.as_deref().unwrap_or("not yet synced")
+    )?;
     if let Some(pid) = s.running_pid {
         writeln!(out, "sync running:    yes (process {pid})")?;
     }
@@ -143,8 +182,13 @@ fn history_line(out: &mut impl Write, h: &HistoryEntry) -> Result<()> {
         h.skills_unchanged,
         h.skills_removed,
         h.skills_skipped,
-        h.duration_ms.map(|d| format!(" in {:.1} s", d as f64 / 1000.0)).unwrap_or_default(),
-        h.error_message.as_deref().map(|e| format!("\n      {e}")).unwrap_or_default(),
+        h.duration_ms
+            .map(|d| format!(" in {:.1} s", d as f64 / 1000.0))
+            .unwrap_or_default(),
+        h.error_message
+            .as_deref()
+            .map(|e| format!("\n      {e}"))
+            .unwrap_or_default(),
     )?;
     Ok(())
 }
@@ -159,7 +203,10 @@ pub fn history(runs: &[HistoryEntry], json: bool) -> Result<()> {
         writeln!(out, "no sync has run yet; run `skillsmith sync`")?;
         return Ok(());
     }
-    writeln!(out, "runs, newest first (+added ~updated =unchanged -removed):")?;
+    writeln!(
+        out,
+        "runs, newest first (+added ~updated =unchanged -removed):"
+    )?;
     for run in runs {
         history_line(&mut out, run)?;
     }
@@ -173,11 +220,17 @@ pub fn search(hits: &[SkillRecord], query: &str, json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if hits.is_empty() {
-        writeln!(out, "no local skill matches {query:?}; run `skillsmith sync` if the catalogue is stale")?;
+        writeln!(
+            out,
+            "no local skill matches {query:?}; run `skillsmith sync` if the catalogue is stale"
+        )?;
         return Ok(());
     }
     for s in hits {
-        let score = s.quality_score.map(|q| format!(" q={q:.2}")).unwrap_or_default();
+        let score = s
+            .quality_score
+            .map(|q| format!(" q={q:.2}"))
+            .unwrap_or_default();
         writeln!(
             out,
             "{}  {}/{}  [{}{score}]",

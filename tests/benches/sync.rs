@@ -34,8 +34,12 @@ fn release_dir() -> PathBuf {
 /// `--rss-of CMD ARGS...`: this binary re-executes itself as a wrapper so that
 /// `RUSAGE_CHILDREN` covers exactly one child, the measured one.
 fn rss_wrapper(args: &[String]) -> ! {
-    let status = Command::new(&args[0]).args(&args[1..]).status().expect("spawn measured command");
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let status = Command::new(&args[0])
+        .args(&args[1..])
+        .status()
+        .expect("spawn measured command");
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
     eprintln!("BENCH_MAX_RSS_KIB={}", usage.max_rss());
     std::process::exit(status.code().unwrap_or(1));
 }
@@ -46,21 +50,38 @@ fn skillsmith(db: &Path, registry: &RegistryHandle, args: &[&str]) -> Sample {
     let out = Command::new(me)
         .arg("--rss-of")
         .arg(release_dir().join("skillsmith"))
-        .args(["--db", db.to_str().unwrap(), "--registry", &registry.base_url(), "sync", "--json"])
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--registry",
+            &registry.base_url(),
+            "sync",
+            "--json",
+        ])
         .args(args)
-        .env("SKILLSMITH_CACHE_DIR", release_dir().join("bench-component-cache"))
+        .env(
+            "SKILLSMITH_CACHE_DIR",
+            release_dir().join("bench-component-cache"),
+        )
         .output()
         .expect("run skillsmith");
     let wall = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "skillsmith {args:?} failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "skillsmith {args:?} failed:\n{stderr}"
+    );
     let rss_kib = stderr
         .lines()
         .find_map(|l| l.strip_prefix("BENCH_MAX_RSS_KIB="))
         .and_then(|v| v.trim().parse().ok())
         .expect("rss line");
     let report = serde_json::from_slice(&out.stdout).expect("json report");
-    Sample { wall, rss_kib, report }
+    Sample {
+        wall,
+        rss_kib,
+        report,
+    }
 }
 
 fn median(mut xs: Vec<Sample>) -> Sample {
@@ -86,10 +107,18 @@ fn row(label: &str, n: usize, s: &Sample) {
 fn sync_rows(n: usize, feed: bool, native: bool, repeat: usize) {
     let mode = if feed { "feed" } else { "search" };
     let backend = if native { "native" } else { "component" };
-    let extra: Vec<&str> = if native { vec!["--mode", mode, "--native"] } else { vec!["--mode", mode] };
+    let extra: Vec<&str> = if native {
+        vec!["--mode", mode, "--native"]
+    } else {
+        vec!["--mode", mode]
+    };
     let (mut full, mut noop, mut changed) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeat {
-        let registry = RegistryServer::start(ServerConfig { feed_enabled: feed, ..ServerConfig::new(n, 7) }).unwrap();
+        let registry = RegistryServer::start(ServerConfig {
+            feed_enabled: feed,
+            ..ServerConfig::new(n, 7)
+        })
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("skills.db");
         full.push(skillsmith(&db, &registry, &extra));
@@ -99,7 +128,11 @@ fn sync_rows(n: usize, feed: bool, native: bool, repeat: usize) {
     }
     row(&format!("{mode} / {backend}: full sync"), n, &median(full));
     row(&format!("{mode} / {backend}: no-op sync"), n, &median(noop));
-    row(&format!("{mode} / {backend}: 1% changed"), n, &median(changed));
+    row(
+        &format!("{mode} / {backend}: 1% changed"),
+        n,
+        &median(changed),
+    );
 }
 
 /// The physical bound: the registry's rows inserted into the same schema
@@ -112,7 +145,11 @@ fn raw_insert(n: usize, batch: usize) -> Duration {
     let mut conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
     conn.pragma_update(None, "journal_mode", "wal").unwrap();
     conn.pragma_update(None, "synchronous", "normal").unwrap();
-    let skills: Vec<Value> = catalogue.skills().iter().map(|s| serde_json::to_value(s).unwrap()).collect();
+    let skills: Vec<Value> = catalogue
+        .skills()
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap())
+        .collect();
     let started = Instant::now();
     for chunk in skills.chunks(batch) {
         let tx = conn.transaction().unwrap();
@@ -161,9 +198,18 @@ fn component_rows() {
     let inst = (0..20).map(|_| cold.instantiate().unwrap()).min().unwrap();
     println!("\n| component | time |\n|---|---|");
     println!("| size | {} KiB |", wasm.len() / 1024);
-    println!("| load, cold (Cranelift compile) | {:.1} ms |", cold_t.as_secs_f64() * 1e3);
-    println!("| load, from the compiled cache | {:.2} ms |", cached_t.as_secs_f64() * 1e3);
-    println!("| instantiate (best of 20) | {:.1} us |", inst.as_secs_f64() * 1e6);
+    println!(
+        "| load, cold (Cranelift compile) | {:.1} ms |",
+        cold_t.as_secs_f64() * 1e3
+    );
+    println!(
+        "| load, from the compiled cache | {:.2} ms |",
+        cached_t.as_secs_f64() * 1e3
+    );
+    println!(
+        "| instantiate (best of 20) | {:.1} us |",
+        inst.as_secs_f64() * 1e6
+    );
 }
 
 fn main() {
@@ -177,10 +223,20 @@ fn main() {
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .unwrap_or_else(|_| "20000,100000".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("BENCH_SIZES: comma-separated numbers"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("BENCH_SIZES: comma-separated numbers")
+        })
         .collect();
-    let repeat: usize = std::env::var("BENCH_REPEAT").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
-    assert!(release_dir().join("skillsmith").exists(), "build the release binaries first: scripts/bench.sh");
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    assert!(
+        release_dir().join("skillsmith").exists(),
+        "build the release binaries first: scripts/bench.sh"
+    );
 
     println!("| run | skills | wall s | peak RSS MiB | requests | added | updated | removed |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -191,11 +247,16 @@ fn main() {
             }
         }
     }
-    println!("\n| raw bound: rusqlite inserts, same schema incl. FTS5 | skills | wall s |\n|---|---|---|");
+    println!(
+        "\n| raw bound: rusqlite inserts, same schema incl. FTS5 | skills | wall s |\n|---|---|---|"
+    );
     for &n in &sizes {
         for batch in [100, 500, n] {
             let t = (0..repeat).map(|_| raw_insert(n, batch)).min().unwrap();
-            println!("| transactions of {batch} rows | {n} | {:.3} |", t.as_secs_f64());
+            println!(
+                "| transactions of {batch} rows | {n} | {:.3} |",
+                t.as_secs_f64()
+            );
         }
     }
     component_rows();

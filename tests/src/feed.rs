@@ -117,7 +117,11 @@ pub(crate) fn respond(
             .or_else(|| store.discard_point().cloned())
             .unwrap_or((0, String::new())),
     };
-    let next_cursor = encode_cursor(cursor_generation.max(store.discard_generation()), next_key.0, &next_key.1);
+    let next_cursor = encode_cursor(
+        cursor_generation.max(store.discard_generation()),
+        next_key.0,
+        &next_key.1,
+    );
     let tag = etag(&next_cursor, has_more);
     if page.is_empty() && !has_more && if_none_match_hits(if_none_match, &tag) {
         return Reply::empty(304).header("etag", tag);

@@ -13,7 +13,10 @@ use tempfile::TempDir;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/integration-<hash>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary; tells how to build it when missing.
@@ -45,14 +48,22 @@ impl Run {
 
     /// stdout parsed as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Panics with both streams unless the exit code is 0.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -72,7 +83,10 @@ impl Env {
 
     /// A registry serving only the search API.
     pub fn search_only(skills: usize) -> Env {
-        Env::with(ServerConfig { feed_enabled: false, ..ServerConfig::new(skills, 7) })
+        Env::with(ServerConfig {
+            feed_enabled: false,
+            ..ServerConfig::new(skills, 7)
+        })
     }
 
     /// A registry with this configuration.
@@ -92,7 +106,10 @@ impl Env {
             .env("HOME", self.dir.path())
             .env("SKILLSMITH_DB", &self.db)
             .env("SKILLSMITH_API_URL", self.registry.base_url())
-            .env("SKILLSMITH_CACHE_DIR", bin_dir().join("test-component-cache"))
+            .env(
+                "SKILLSMITH_CACHE_DIR",
+                bin_dir().join("test-component-cache"),
+            )
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1");
         cmd
@@ -113,7 +130,8 @@ impl Env {
 
     /// A read-only connection to the catalogue.
     pub fn conn(&self) -> Connection {
-        Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open catalogue")
+        Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open catalogue")
     }
 
     /// Registry-sourced rows as (id, updated_at), sorted by id.
@@ -122,12 +140,17 @@ impl Env {
         let mut stmt = conn
             .prepare("SELECT id, updated_at FROM skills WHERE source = 'registry' ORDER BY id")
             .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// One value from the catalogue.
     pub fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
-        self.conn().query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.conn()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// A canonical dump of every table the sync touches, to show "nothing changed".
@@ -140,7 +163,9 @@ impl Env {
             ("sync_history", "id"),
             ("sync_state", "id"),
         ] {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}")).unwrap();
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                .unwrap();
             let n = stmt.column_count();
             let rows = stmt
                 .query_map([], |r| {
@@ -175,7 +200,12 @@ pub fn assert_same_catalogue(env: &Env) {
     let local = env.local_registry_rows();
     let remote = registry_rows(&env.registry);
     assert_eq!(local.len(), remote.len(), "row counts differ");
-    if let Some((i, (l, r))) = local.iter().zip(&remote).enumerate().find(|(_, (l, r))| l != r) {
+    if let Some((i, (l, r))) = local
+        .iter()
+        .zip(&remote)
+        .enumerate()
+        .find(|(_, (l, r))| l != r)
+    {
         panic!("catalogues differ at row {i}: local {l:?} vs registry {r:?}");
     }
 }
@@ -184,7 +214,8 @@ impl Env {
     /// A writable connection, for arranging a scenario.
     pub fn conn_rw(&self) -> Connection {
         let conn = Connection::open(&self.db).expect("open catalogue");
-        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
         conn
     }
 }

@@ -2,8 +2,8 @@
 //! the real `skillsmith` binary, with the real WebAssembly component, in a
 //! fresh temporary directory against the test registry on loopback.
 
-mod harness;
-mod sync;
 mod faults;
-mod sandbox;
+mod harness;
 mod mcp;
+mod sandbox;
+mod sync;
