@@ -9,10 +9,12 @@
 //!   stdio; the guest's stderr goes to a bounded in-memory tail that is shown
 //!   when the guest traps (a panic message);
 //! - a memory cap ([`ComponentLimits::memory_bytes`]);
-//! - a wall-time cap on guest code between imports
-//!   ([`ComponentLimits::max_guest_run`]): time spent in the host (HTTP,
-//!   SQLite, sleeps) does not count, a guest spinning without calling the
-//!   host is stopped.
+//! - time budgets ([`crate::budget`]): on guest code between two imports,
+//!   on guest code over the whole run, on the whole run, and on the time a
+//!   guest keeps going after the host asked it to stop; time spent in the
+//!   host (HTTP, SQLite, sleeps) counts only towards the whole run;
+//! - only the WASI the standard library needs to start ([`crate::grants`]):
+//!   a component importing clocks, random, files or sockets is refused.
 //!
 //! A trap is a typed [`ComponentError::Trap`]; the store keeps its last
 //! committed page (the caller closes the history run).
@@ -41,6 +43,8 @@ use crate::bindings::skillsmith::sync::{
     host as wit_host, http as wit_http, store as wit_store, types as wit_types,
 };
 use crate::bindings::{Sync as SyncWorld, SyncPre};
+use crate::budget::{Budgets, Exceeded, RunBudget};
+use crate::grants;
 use crate::host::SyncHost;
 
 /// The WIT package (and so interface versions) this host implements.
@@ -69,6 +73,11 @@ pub struct ComponentLimits {
     pub memory_bytes: usize,
     /// Most wall time the guest may run without calling an import.
     pub max_guest_run: Duration,
+    /// Most wall time the guest may spend in its own code over a whole run
+    /// (imports excluded): stops a guest that loops through cheap imports.
+    pub max_guest_total: Duration,
+    /// Most wall time a whole run may take, imports included.
+    pub max_run: Duration,
     /// How much of the guest's stderr is kept (its tail) for error messages.
     pub stderr_tail_bytes: usize,
 }
@@ -78,7 +87,22 @@ impl Default for ComponentLimits {
         ComponentLimits {
             memory_bytes: 128 * 1024 * 1024,
             max_guest_run: Duration::from_secs(10),
+            // The real guest computes for about a second per 100,000 skills.
+            max_guest_total: Duration::from_secs(120),
+            // A search-API sync of 100,000 skills paced at the community
+            // rate limit takes about 35 minutes.
+            max_run: Duration::from_secs(6 * 3600),
             stderr_tail_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ComponentLimits {
+    fn budgets(&self) -> Budgets {
+        Budgets {
+            max_guest_run: self.max_guest_run,
+            max_guest_total: self.max_guest_total,
+            max_run: self.max_run,
         }
     }
 }
@@ -88,8 +112,9 @@ impl Default for ComponentLimits {
 pub enum TrapKind {
     /// It panicked or aborted (`unreachable`).
     Panic,
-    /// It ran longer than [`ComponentLimits::max_guest_run`] without
-    /// calling the host.
+    /// It exceeded one of its time budgets ([`ComponentLimits`]): ran too
+    /// long without calling the host, computed too long in total, ran too
+    /// long as a whole, or kept going after being asked to stop.
     Deadline,
     /// It tried to grow its memory past [`ComponentLimits::memory_bytes`].
     MemoryLimit,
@@ -105,7 +130,7 @@ impl TrapKind {
     fn describe(self) -> &'static str {
         match self {
             TrapKind::Panic => "it panicked",
-            TrapKind::Deadline => "it ran too long without calling the host",
+            TrapKind::Deadline => "it exceeded its time budget",
             TrapKind::MemoryLimit => "it exceeded its memory limit",
             TrapKind::StackOverflow => "it exhausted its stack",
             TrapKind::HostFault => "the host failed",
@@ -140,6 +165,16 @@ pub enum ComponentError {
         expected: &'static str,
         /// What the component has instead.
         detail: String,
+    },
+    /// The component imports interfaces this host does not grant (clocks,
+    /// random, files, sockets, ...): it is not a pure sync component.
+    #[error(
+        "the sync component asks for {}, which this host does not grant: a sync component may import only skillsmith:sync@0.1.0, wasi:io and wasi:cli (see docs/embedding.md); rebuild it without them",
+        imports.join(", ")
+    )]
+    Ungranted {
+        /// The imports refused, as the component names them.
+        imports: Vec<String>,
     },
     /// Instantiation failed (the guest's start code trapped, limits).
     #[error("cannot instantiate the sync component: {0}")]
@@ -228,11 +263,6 @@ pub struct PendingSlot(Option<crate::http::Pending>);
 #[error("{0}")]
 struct HostFault(String);
 
-/// The guest ran too long without an import.
-#[derive(Debug, thiserror::Error)]
-#[error("the guest ran for over {0:?} without calling the host")]
-struct GuestStalled(Duration);
-
 /// The data of a component [`Store`].
 pub(crate) struct ComponentState {
     /// `None` in stores that only run `schedule.decide` or measure
@@ -242,8 +272,7 @@ pub(crate) struct ComponentState {
     table: ResourceTable,
     limits: StoreLimits,
     stderr: StderrTail,
-    last_host_return: Instant,
-    max_guest_run: Duration,
+    budget: RunBudget,
     imports: u64,
 }
 
@@ -256,20 +285,22 @@ impl WasiView for ComponentState {
     }
 }
 
-/// Runs `f` on the host, counting the import and restarting the guest's
-/// run-time allowance when it returns.
+/// Runs `f` on the host, counting the import and keeping the run's time
+/// budgets: an import made, or returning, over budget traps the guest.
 fn on_host<R>(
     state: &mut ComponentState,
     f: impl FnOnce(&mut SyncHost) -> R,
 ) -> wasmtime::Result<R> {
     state.imports += 1;
+    state.budget.enter_host(Instant::now())?;
     let host = state.host.as_mut().ok_or_else(|| {
         wasmtime::Error::new(HostFault(
             "the guest called a sync import where none is available (only `schedule.decide` may be called here)".into(),
         ))
     })?;
     let r = f(host);
-    state.last_host_return = Instant::now();
+    let stop = host.should_stop();
+    state.budget.leave_host(Instant::now(), stop)?;
     Ok(r)
 }
 
@@ -687,12 +718,19 @@ impl ComponentRuntime {
 
         let started = Instant::now();
         let mut linker = Linker::<ComponentState>::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
+        grants::add_to_linker(&mut linker).map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
         SyncWorld::add_to_linker::<ComponentState, HasSelf<ComponentState>>(&mut linker, |s| s)
             .map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
-        // Fails when the component imports a `skillsmith:sync` version this
-        // host does not provide ...
+        // Refuses ambient authority by name ...
+        let ty = component.component_type();
+        let ungranted = grants::ungranted(ty.imports(engine).map(|(n, _)| n));
+        if !ungranted.is_empty() {
+            return Err(ComponentError::Ungranted {
+                imports: ungranted.into_iter().map(String::from).collect(),
+            });
+        }
+        // ... fails when the component imports a `skillsmith:sync` version
+        // this host does not provide ...
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| incompatible(engine, &component, &e))?;
@@ -743,20 +781,15 @@ impl ComponentRuntime {
                 .trap_on_grow_failure(true)
                 .build(),
             stderr,
-            last_host_return: Instant::now(),
-            max_guest_run: limits.max_guest_run,
+            budget: RunBudget::new(limits.budgets(), Instant::now()),
             imports: 0,
         };
         let mut store = Store::new(self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(TICKS_PER_CHECK);
         store.epoch_deadline_callback(|ctx| {
-            let state = ctx.data();
-            if state.last_host_return.elapsed() > state.max_guest_run {
-                Err(wasmtime::Error::new(GuestStalled(state.max_guest_run)))
-            } else {
-                Ok(UpdateDeadline::Continue(TICKS_PER_CHECK))
-            }
+            ctx.data().budget.check(Instant::now())?;
+            Ok(UpdateDeadline::Continue(TICKS_PER_CHECK))
         });
         store
     }
@@ -804,7 +837,7 @@ impl ComponentRuntime {
         let result = self.instantiate_in(&mut store).and_then(|sync| {
             stats.instantiate = started.elapsed();
             let started = Instant::now();
-            store.data_mut().last_host_return = Instant::now();
+            store.data_mut().budget = RunBudget::new(limits.budgets(), Instant::now());
             let r = sync
                 .skillsmith_sync_engine()
                 .call_run(&mut store, &options_to_wit(options));
@@ -838,7 +871,7 @@ impl ComponentRuntime {
             last_success_ms: config.last_success_ms,
             consecutive_failures: config.consecutive_failures,
         };
-        store.data_mut().last_host_return = Instant::now();
+        store.data_mut().budget = RunBudget::new(self.limits.budgets(), Instant::now());
         let d = sync
             .skillsmith_sync_schedule()
             .call_decide(&mut store, config, now_ms, jitter_seed)
@@ -857,7 +890,7 @@ fn classify(e: &wasmtime::Error, stderr: String) -> ComponentError {
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|b| b.to_string())
         .unwrap_or_default();
-    let kind = if e.downcast_ref::<GuestStalled>().is_some() {
+    let kind = if e.downcast_ref::<Exceeded>().is_some() {
         TrapKind::Deadline
     } else if e.downcast_ref::<HostFault>().is_some() {
         TrapKind::HostFault

@@ -11,9 +11,11 @@
 // speaks domain types, never wasmtime's.
 #[allow(missing_docs, dead_code)]
 mod bindings;
+pub mod budget;
 pub mod clock;
 pub mod component;
 pub mod db;
+pub mod grants;
 pub mod host;
 pub mod http;
 pub mod lock;

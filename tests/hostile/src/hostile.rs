@@ -14,6 +14,7 @@
 //! | `fetch URL [NAME=VALUE..]` | one `http.send`; an error comes back as `unreachable` |
 //! | `garbage`                  | calls the store with invalid and out-of-order calls |
 //! | `rewind`                   | writes a checkpoint, then an older one             |
+//! | `environment`              | reads environment variables and arguments          |
 //! | `ambient TCP-ADDR`         | looks for env, args, files, sockets, clocks [^a]    |
 //! | `stderr-flood MIB`         | writes MIB mebibytes to stderr, then panics        |
 //!
@@ -71,6 +72,7 @@ impl engine::Guest for Hostile {
             ["fetch", url, headers @ ..] => fetch(url, headers),
             ["garbage"] => Ok(report(garbage())),
             ["rewind"] => Ok(report(rewind())),
+            ["environment"] => Ok(report(environment())),
             #[cfg(feature = "ambient")]
             ["ambient", tcp] => Ok(report(ambient(tcp))),
             ["stderr-flood", mib] => {
@@ -302,13 +304,20 @@ fn rewind() -> Vec<String> {
     lines
 }
 
+/// Reads what `wasi:cli/environment` offers: variables and arguments.
+fn environment() -> Vec<String> {
+    vec![
+        format!("env => {:?}", std::env::vars_os().collect::<Vec<_>>()),
+        format!("args => {:?}", std::env::args_os().collect::<Vec<_>>()),
+    ]
+}
+
 /// Looks for ambient authority through the WASI interfaces the Rust standard
 /// library uses. Whatever the host links, these must find nothing.
 #[cfg(feature = "ambient")]
 fn ambient(tcp: &str) -> Vec<String> {
-    let mut lines = vec![
-        format!("env => {:?}", std::env::vars_os().collect::<Vec<_>>()),
-        format!("args => {:?}", std::env::args_os().collect::<Vec<_>>()),
+    let mut lines = environment();
+    lines.extend([
         format!("cwd => {:?}", std::env::current_dir()),
         format!(
             "read-dir / => {:?}",
@@ -338,7 +347,7 @@ fn ambient(tcp: &str) -> Vec<String> {
             "wall-clock => {:?}",
             std::time::SystemTime::now().duration_since(UNIX_EPOCH)
         ),
-    ];
+    ]);
     let started = Instant::now();
     std::hint::black_box(host::random());
     lines.push(format!("monotonic-clock => {:?}", started.elapsed()));
