@@ -120,10 +120,15 @@ pub struct SearchCursor {
 }
 
 impl SearchCursor {
-    /// Starts at the first partition; `limit` is clamped to 1..=100.
+    /// Starts at the first partition; `limit` is clamped to 1..=100, and 0
+    /// means 100.
     pub fn new(limit: u32) -> SearchCursor {
         SearchCursor {
-            limit: limit.clamp(1, SEARCH_MAX_LIMIT),
+            limit: if limit == 0 {
+                SEARCH_MAX_LIMIT
+            } else {
+                limit.min(SEARCH_MAX_LIMIT)
+            },
             partition: 0,
             offset: 0,
             first_total: None,

@@ -432,7 +432,10 @@ impl<'h, H: Host> Sync<'h, H> {
     }
 
     fn feed_pass(&mut self, full: bool) -> Result<PassEnd, Halt> {
-        let limit = self.page_size.clamp(1, FEED_MAX_LIMIT);
+        let limit = match self.page_size {
+            0 => FEED_MAX_LIMIT,
+            n => n.min(FEED_MAX_LIMIT),
+        };
         let mut cursor = FeedCursor::new(if full {
             None
         } else {

@@ -69,9 +69,9 @@ pub struct SyncArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Skills per request (search API: at most 100; changes feed: at most 1000).
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub page_size: u32,
+    /// Skills per request (search API: at most 100; changes feed: at most 1000). Default: the most each accepts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: Option<u32>,
 
     /// Protocol to use instead of discovering it from the registry.
     #[arg(long, value_enum)]

@@ -93,7 +93,7 @@ fn sync(db_path: &PathBuf, registry: &str, args: &SyncArgs) -> Result<ExitCode> 
         )
         .force(args.force)
         .dry_run(args.dry_run)
-        .page_size(args.page_size)
+        .page_size(args.page_size.unwrap_or(0))
         .mode(args.mode.map(|m| match m {
             ModeArg::Feed => SyncMode::ChangesFeed,
             ModeArg::Search => SyncMode::Search,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
-use skillsmith_runtime::SyncReport;
 use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
+use skillsmith_runtime::{SyncOutcome, SyncReport};
 
 use crate::cli::SyncArgs;
 
@@ -40,8 +40,23 @@ fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 }
 
 /// The report of one sync run.
-pub fn report(r: &SyncReport, args: &SyncArgs, registry: &str, elapsed: Duration) -> Result<()> {
+pub fn report(
+    outcome: &SyncOutcome,
+    args: &SyncArgs,
+    registry: &str,
+    elapsed: Duration,
+) -> Result<()> {
+    let r: &SyncReport = outcome;
     if args.json {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        let host = &outcome.host;
+        // Where the time went: SQLite, waiting for the registry, and the
+        // rest of the run (guest code and the WIT boundary, or the native
+        // engine).
+        let engine = outcome
+            .guest
+            .map_or(outcome.duration, |g| g.call)
+            .saturating_sub(host.store_time + host.http_wait_time);
         return print_json(&json!({
             "mode": r.mode.as_str(),
             "dry_run": args.dry_run,
@@ -57,6 +72,15 @@ pub fn report(r: &SyncReport, args: &SyncArgs, registry: &str, elapsed: Duration
             "last_sync_at": r.last_sync_at,
             "cancelled": r.cancelled,
             "duration_ms": elapsed.as_millis() as u64,
+            "timings": {
+                "backend": outcome.backend,
+                "sync_ms": ms(outcome.duration),
+                "store_ms": ms(host.store_time),
+                "http_wait_ms": ms(host.http_wait_time),
+                "engine_ms": ms(engine),
+                "instantiate_ms": outcome.guest.map(|g| ms(g.instantiate)),
+                "imports": host.imports,
+            },
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -159,6 +183,12 @@ pub fn status(s: &Status, db_path: &Path, json: bool) -> Result<()> {
     )?;
     if let Some(pid) = s.running_pid {
         writeln!(out, "sync running:    yes (process {pid})")?;
+    }
+    if s.search_index_pending {
+        writeln!(
+            out,
+            "search index:    not built yet: the first sync builds it when it ends; if no sync is running, run `skillsmith sync`"
+        )?;
     }
     drop(out);
     config(&s.config, false)?;

@@ -51,8 +51,7 @@ fn schedule_input(config: &SyncConfigView, unrecorded: Option<Unrecorded>) -> Sc
 /// A jitter seed for this session: different per process (so that many
 /// clients spread out), the same at every check. A fresh seed per check would
 /// redraw the jitter every minute and let the earliest draw win, shrinking
-/// the spread the jitter exists for; that is why this does not call
-/// `skillsmith_runtime::sync::decide_schedule`, which draws one per call.
+/// the spread the jitter exists for.
 fn session_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded from the OS per process.

@@ -378,6 +378,9 @@ pub struct StatusOutput {
     pub has_cursor: bool,
     /// A full resync started and has not finished.
     pub resync_pending: bool,
+    /// The first sync builds the search index at its end; until then
+    /// `search` does not see the skills it added.
+    pub search_index_pending: bool,
     /// Process running a sync now, if any (any process).
     pub running_pid: Option<u32>,
     /// Since when.
@@ -400,6 +403,7 @@ impl StatusOutput {
             mode: s.mode,
             has_cursor: s.has_cursor,
             resync_pending: s.resync_pending,
+            search_index_pending: s.search_index_pending,
             running_pid: s.running_pid,
             running_since: s.running_since,
             last_run: s.last_run.map(Into::into),

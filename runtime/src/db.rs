@@ -27,6 +27,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/002_skills_fts.sql")),
     M::up(include_str!("../../migrations/003_sync.sql")),
     M::up(include_str!("../../migrations/004_sync_state.sql")),
+    M::up(include_str!("../../migrations/005_deferred_fts.sql")),
 ];
 
 /// The schema version this binary creates and understands.
@@ -272,6 +273,9 @@ pub struct Status {
     pub has_cursor: bool,
     /// A full resync started and has not finished yet.
     pub resync_pending: bool,
+    /// The first sync is indexing for search at its end (migration 005);
+    /// until it finishes, `search` does not see the skills it added.
+    pub search_index_pending: bool,
     /// Process holding the sync lease, when a sync is running.
     pub running_pid: Option<u32>,
     /// Host time that process took the lease.
@@ -697,14 +701,15 @@ impl Database {
                     }
                 }
             }
-            let (mode, has_cursor, resync_pending) = tx
+            let (mode, has_cursor, resync_pending, search_index_pending) = tx
                 .query_row(
-                    "SELECT mode, cursor IS NOT NULL, resync_pending FROM sync_state WHERE id = 1",
+                    "SELECT mode, cursor IS NOT NULL, resync_pending, fts_deferred = 1
+                     FROM sync_state WHERE id = 1",
                     [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?
-                .unwrap_or((None, false, false));
+                .unwrap_or((None, false, false, false));
             let lease = crate::lock::current_lease(&tx, self.clock.now_ms())?;
             let last_run = tx
                 .query_row(
@@ -722,6 +727,7 @@ impl Database {
                 mode,
                 has_cursor,
                 resync_pending,
+                search_index_pending,
                 running_pid: lease.as_ref().map(|l| l.pid),
                 running_since: lease.map(|l| l.acquired_at),
                 last_run,
@@ -743,10 +749,25 @@ impl Database {
         let min_quality = filter.min_quality;
         let run = || -> rusqlite::Result<Vec<SkillRecord>> {
             match fts_query(query) {
-                Some(expr) => {
-                    // Weights: a hit in the name counts most, then tags.
+                // Without filters, rank inside FTS5 and join only the top
+                // `limit` hits: a common word matches tens of thousands of
+                // rows, and joining each to `skills` is what costs (9.9 ms
+                // median instead of 3.8 ms over 100,000 skills).
+                Some(expr) if tier.is_none() && min_quality.is_none() => {
                     let mut stmt = self.conn.prepare_cached(&format!(
-                        "SELECT {SKILL_COLUMNS_S}, bm25(skills_fts, 10.0, 2.0, 4.0, 3.0) AS rank
+                        "WITH hits AS (
+                           SELECT rowid, bm25(skills_fts, {FTS_WEIGHTS}) AS rank
+                           FROM skills_fts WHERE skills_fts MATCH ?1
+                           ORDER BY rank, rowid LIMIT ?2)
+                         SELECT {SKILL_COLUMNS_S}, hits.rank
+                         FROM hits JOIN skills s ON s.rowid = hits.rowid
+                         ORDER BY hits.rank, s.id"
+                    ))?;
+                    stmt.query_map(params![expr, limit], skill_row)?.collect()
+                }
+                Some(expr) => {
+                    let mut stmt = self.conn.prepare_cached(&format!(
+                        "SELECT {SKILL_COLUMNS_S}, bm25(skills_fts, {FTS_WEIGHTS}) AS rank
                          FROM skills_fts JOIN skills s ON s.rowid = skills_fts.rowid
                          WHERE skills_fts MATCH ?1
                            AND (?2 IS NULL OR s.trust_tier = ?2)
@@ -957,6 +978,10 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     })
 }
 
+/// `bm25` weights of the FTS5 columns name, description, tags, author: a hit
+/// in the name counts most, then tags, then author, then description.
+const FTS_WEIGHTS: &str = "10.0, 2.0, 4.0, 3.0";
+
 const SKILL_COLUMNS_S: &str = "s.id, s.name, s.description, s.author, s.repo_url, s.quality_score,
     s.trust_tier, s.tags, s.categories, s.stars, s.content_hash, s.license, s.security_score,
     s.installable, s.quarantined, s.source, s.created_at, s.updated_at";
@@ -1107,7 +1132,9 @@ mod tests {
         );
         let text = e.to_string();
         assert!(
-            text.contains("newer skillsmith (schema v999, this binary knows v4)"),
+            text.contains(&format!(
+                "newer skillsmith (schema v999, this binary knows v{SCHEMA_VERSION})"
+            )),
             "{text}"
         );
         assert!(text.contains("--db"), "{text}");
@@ -1168,6 +1195,50 @@ mod tests {
         assert!(c.enabled);
         assert!(c.next_sync_at.is_some());
         assert_eq!(db.config().unwrap().frequency, Frequency::Weekly);
+    }
+
+    #[test]
+    fn unfiltered_search_ranks_like_the_filtered_path() {
+        // The unfiltered query ranks inside FTS5 before joining; a filter
+        // that excludes nothing takes the join-first path. Same answers,
+        // limits included (ids in insertion order, so ties break alike).
+        let db = Database::open_in_memory().unwrap();
+        let words = ["git", "code", "test", "docker", "review", "lint", "api"];
+        for i in 0..400usize {
+            let pick = |k: usize| words[(i * 7 + k * 3 + i / 5) % words.len()];
+            let mut s = skill(
+                &format!("id-{i:04}"),
+                &format!("{}-{}", pick(0), pick(1)),
+                &format!("{} {} {}", pick(2), pick(3), pick(i % 4)),
+            );
+            s.tags = vec![pick(5).into()];
+            s.quality_score = Some((i % 10) as f64 / 10.0);
+            db.insert_local_skill(&s).unwrap();
+        }
+        for q in ["git", "test review", "do", "api lint code", "nothing"] {
+            for limit in [1, 10, 1000] {
+                let fast = SearchFilter {
+                    limit,
+                    ..Default::default()
+                };
+                let joined = SearchFilter {
+                    min_quality: Some(-1.0),
+                    ..fast.clone()
+                };
+                let key = |hits: Vec<SkillRecord>| {
+                    hits.into_iter()
+                        .map(|h| (h.id, h.rank.map(|r| (r * 1e9) as i64)))
+                        .collect::<Vec<_>>()
+                };
+                let a = key(db.search(q, &fast).unwrap());
+                assert_eq!(
+                    a,
+                    key(db.search(q, &joined).unwrap()),
+                    "{q:?} limit {limit}"
+                );
+                assert_eq!(a.is_empty(), q == "nothing", "{q:?}");
+            }
+        }
     }
 
     #[test]

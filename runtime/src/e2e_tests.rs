@@ -141,6 +141,7 @@ fn component_schedule_matches_native() {
             consecutive_failures: 0,
         },
         now,
+        7,
     )
     .unwrap();
 }

@@ -3,9 +3,12 @@
 //!
 //! A lease is taken in a `BEGIN IMMEDIATE` transaction, so two processes
 //! cannot both see it free. It expires [`LEASE_TTL`] after the last
-//! heartbeat (every applied page renews it), so a killed holder blocks
-//! others for at most a minute, and it is released on drop. Taking a lease
-//! also closes history runs a dead holder left `running`.
+//! heartbeat (every applied page renews it), and it is released on drop.
+//! A holder killed on this machine blocks no one: its lease names its host
+//! and pid, and a process that finds that pid gone takes the lease over at
+//! once (elsewhere, or where the pid was reused, the expiry still frees it
+//! within a minute). Taking a lease also closes history runs a dead holder
+//! left `running`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -90,6 +93,44 @@ pub(crate) fn current_lease(conn: &Connection, now_ms: i64) -> rusqlite::Result<
     .optional()
 }
 
+/// This machine's name, as written into lease holders.
+fn this_host() -> String {
+    #[cfg(unix)]
+    if let Ok(name) = nix::unistd::gethostname() {
+        return name.to_string_lossy().into_owned();
+    }
+    "unknown-host".to_owned()
+}
+
+/// Whether the lease's holder is a process of this machine that no longer
+/// exists (killed, crashed). Anything uncertain (another host, an older
+/// holder format, a pid owned by another user, no way to ask) counts as
+/// alive: the lease then frees itself at expiry.
+fn holder_is_gone(held: &LeaseInfo) -> bool {
+    let same_host = held
+        .holder
+        .split_once(" on ")
+        .and_then(|(_, rest)| rest.rsplit_once(" #"))
+        .is_some_and(|(host, _)| host == this_host());
+    same_host && held.pid != std::process::id() && process_is_gone(held.pid)
+}
+
+#[cfg(unix)]
+fn process_is_gone(pid: u32) -> bool {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    match i32::try_from(pid) {
+        // Signal 0 checks existence and permission without sending anything.
+        Ok(pid) if pid > 0 => kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn process_is_gone(_pid: u32) -> bool {
+    false
+}
+
 /// Renews `holder`'s lease; `false` when it no longer holds it.
 pub(crate) fn renew(conn: &Connection, holder: &str, now_ms: i64) -> rusqlite::Result<bool> {
     let n = conn
@@ -124,7 +165,8 @@ impl Lease {
     fn acquire_on(conn: Connection, path: &Path, clock: Clock) -> Result<Lease, LockError> {
         let pid = std::process::id();
         let holder = format!(
-            "pid {pid} #{:016x}",
+            "pid {pid} on {} #{:016x}",
+            this_host(),
             crate::host::SplitMix64::from_entropy().next_u64()
         );
         let err = |e| LockError::Database(DbError::from_sqlite(path, e));
@@ -132,7 +174,9 @@ impl Lease {
         // one step for every other process.
         let tx = conn.unchecked_transaction().map_err(err)?;
         let now = clock.now_ms();
-        if let Some(held) = current_lease(&tx, now).map_err(err)? {
+        if let Some(held) = current_lease(&tx, now).map_err(err)?
+            && !holder_is_gone(&held)
+        {
             return Err(LockError::Busy {
                 pid: held.pid,
                 since: held.acquired_at,
@@ -263,6 +307,44 @@ mod tests {
         assert!(matches!(stale.renew(), Err(LockError::Lost)));
         drop(stale);
         assert!(fresh.renew().is_ok());
+    }
+
+    #[test]
+    fn a_dead_holder_on_this_machine_is_taken_over_at_once() {
+        let (_dir, a, b) = open_twice();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let insert = |holder: &str| {
+            a.conn()
+                .execute(
+                    "INSERT OR REPLACE INTO sync_lease (id, holder, pid, acquired_at, expires_at)
+                     VALUES (1, ?1, ?2, '2026-01-01T00:00:00.000Z', ?3)",
+                    params![holder, dead_pid, Clock::default().now_ms() + 60_000],
+                )
+                .unwrap();
+        };
+        // Another machine's holder, or one in the old format: wait.
+        for holder in [
+            format!("pid {dead_pid} on some-other-host #0000000000000001"),
+            format!("pid {dead_pid} #0000000000000001"),
+        ] {
+            insert(&holder);
+            assert!(
+                matches!(Lease::acquire(&b), Err(LockError::Busy { .. })),
+                "{holder}"
+            );
+        }
+        // Gone from this machine: taken over.
+        insert(&format!(
+            "pid {dead_pid} on {} #0000000000000001",
+            this_host()
+        ));
+        let lease = Lease::acquire(&b).expect("the dead holder's lease is taken over");
+        // A live holder (this test process, as seen from a lease of its own
+        // held through another connection) is respected.
+        assert!(matches!(Lease::acquire(&a), Err(LockError::Busy { .. })));
+        drop(lease);
     }
 
     #[test]

@@ -72,6 +72,23 @@ const UPSERT_SQL: &str =
         updated_at = excluded.updated_at
     WHERE skills.source = 'registry'";
 
+/// Ends a full-text indexing deferral (see `begin_run`): rebuilds the index
+/// from `skills` and turns the triggers back on, in the caller's transaction.
+pub(crate) fn end_fts_deferral(conn: &Connection) -> rusqlite::Result<bool> {
+    let deferred: bool = conn
+        .prepare_cached("SELECT fts_deferred = 1 FROM sync_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if deferred {
+        conn.execute_batch(
+            "INSERT INTO skills_fts(skills_fts) VALUES ('rebuild');
+             UPDATE sync_state SET fts_deferred = 0 WHERE id = 1;",
+        )?;
+    }
+    Ok(deferred)
+}
+
 impl Store {
     /// A store over `db`. `lease_holder` is the holder id of the lease this
     /// sync holds: each page renews it and fails if it was lost. A read-only
@@ -267,6 +284,15 @@ impl Store {
         })
         .map_err(store_error)?;
         let id = tx.last_insert_rowid() as u64;
+        // A first sync into a catalogue without registry rows indexes for
+        // search once, at its end (migration 005). A deferral left by a
+        // killed run stays on and ends with this run.
+        tx.prepare_cached(
+            "UPDATE sync_state SET fts_deferred = 1
+             WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')",
+        )
+        .and_then(|mut s| s.execute([]))
+        .map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         self.open_run = Some(OpenRun {
             id,
@@ -378,6 +404,7 @@ impl Store {
                 "run {run} is not open in the history (closed by another process?)"
             )));
         }
+        end_fts_deferral(&tx).map_err(store_error)?;
         db::ensure_config_row(&tx).map_err(store_error)?;
         let mut config = db::read_config(&tx).map_err(store_error)?;
         let success = outcome.status == RunStatus::Success;

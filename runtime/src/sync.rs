@@ -248,7 +248,7 @@ impl SyncRunner {
             api_key: None,
             force: false,
             dry_run: false,
-            page_size: 100,
+            page_size: 0,
             mode: None,
             backend: Backend::Component,
             retry_budget: Duration::from_secs(120),
@@ -278,7 +278,8 @@ impl SyncRunner {
         self
     }
 
-    /// Skills per request (the engine clamps it per endpoint).
+    /// Skills per request (the engine clamps it per endpoint); 0, the
+    /// default, is the most each endpoint accepts.
     pub fn page_size(mut self, n: u32) -> SyncRunner {
         self.page_size = n;
         self
@@ -428,9 +429,16 @@ impl SyncRunner {
 
 /// Whether a background sync is due, decided by the component's `schedule`
 /// export (the same code the store uses natively after each run).
-pub fn decide_schedule(config: ScheduleConfig, now_ms: i64) -> Result<Decision, ComponentError> {
-    let seed = crate::host::SplitMix64::from_entropy().next_u64();
-    ComponentRuntime::embedded()?.decide(config, now_ms, seed)
+///
+/// `jitter_seed` spreads clients' retries: keep one per process (or per
+/// client) and pass it at every check. A fresh seed per check would redraw
+/// the jitter each time and let the earliest draw win, shrinking the spread.
+pub fn decide_schedule(
+    config: ScheduleConfig,
+    now_ms: i64,
+    jitter_seed: u64,
+) -> Result<Decision, ComponentError> {
+    ComponentRuntime::embedded()?.decide(config, now_ms, jitter_seed)
 }
 
 #[cfg(test)]

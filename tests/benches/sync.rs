@@ -5,7 +5,8 @@
 //!
 //! Run with `scripts/bench.sh` (it builds the release binaries first).
 //! `BENCH_SIZES=20000,100000` picks the catalogue sizes; `BENCH_REPEAT=3` the
-//! repetitions per row (the median is reported). Results go to stdout as a
+//! repetitions per row (the median is reported); `BENCH_PARTS=sync,raw,component`
+//! picks the tables. Results go to stdout as a
 //! Markdown table, for `docs/PERFORMANCE.md`.
 
 use std::path::{Path, PathBuf};
@@ -135,6 +136,10 @@ fn sync_rows(n: usize, feed: bool, native: bool, repeat: usize) {
     );
 }
 
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
 /// The physical bound: the registry's rows inserted into the same schema
 /// (FTS5 triggers included) with plain rusqlite, in transactions of `batch`.
 fn raw_insert(n: usize, batch: usize) -> Duration {
@@ -145,11 +150,7 @@ fn raw_insert(n: usize, batch: usize) -> Duration {
     let mut conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
     conn.pragma_update(None, "journal_mode", "wal").unwrap();
     conn.pragma_update(None, "synchronous", "normal").unwrap();
-    let skills: Vec<Value> = catalogue
-        .skills()
-        .iter()
-        .map(|s| serde_json::to_value(s).unwrap())
-        .collect();
+    let skills = catalogue.skills();
     let started = Instant::now();
     for chunk in skills.chunks(batch) {
         let tx = conn.transaction().unwrap();
@@ -157,24 +158,25 @@ fn raw_insert(n: usize, batch: usize) -> Duration {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO skills (id, name, description, author, repo_url, quality_score, trust_tier, \
-                     tags, categories, stars, created_at, updated_at, source) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'registry')",
+                     tags, categories, stars, license, created_at, updated_at, source) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'registry')",
                 )
                 .unwrap();
             for s in chunk {
                 stmt.execute(params![
-                    s["id"].as_str(),
-                    s["name"].as_str(),
-                    s["description"].as_str(),
-                    s["author"].as_str(),
-                    s["repo_url"].as_str(),
-                    s["quality_score"].as_f64(),
-                    s["trust_tier"].as_str(),
-                    s["tags"].to_string(),
-                    s["categories"].to_string(),
-                    s["stars"].as_i64(),
-                    s["created_at"].as_str(),
-                    s["updated_at"].as_str(),
+                    s.id,
+                    s.name,
+                    s.description,
+                    s.author,
+                    s.repo_url,
+                    s.quality_score,
+                    json(&s.trust_tier).trim_matches('"'),
+                    json(&s.tags),
+                    json(&s.categories),
+                    s.stars,
+                    s.license,
+                    s.created_at(),
+                    s.updated_at(),
                 ])
                 .unwrap();
             }
@@ -238,20 +240,29 @@ fn main() {
         "build the release binaries first: scripts/bench.sh"
     );
 
-    println!("| run | skills | wall s | peak RSS MiB | requests | added | updated | removed |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for &n in &sizes {
-        for feed in [false, true] {
-            for native in [false, true] {
-                sync_rows(n, feed, native, repeat);
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "sync,raw,component".into());
+    if parts.contains("sync") {
+        println!("| run | skills | wall s | peak RSS MiB | requests | added | updated | removed |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &n in &sizes {
+            for feed in [false, true] {
+                for native in [false, true] {
+                    sync_rows(n, feed, native, repeat);
+                }
             }
         }
+    }
+    if !parts.contains("raw") {
+        if parts.contains("component") {
+            component_rows();
+        }
+        return;
     }
     println!(
         "\n| raw bound: rusqlite inserts, same schema incl. FTS5 | skills | wall s |\n|---|---|---|"
     );
     for &n in &sizes {
-        for batch in [100, 500, n] {
+        for batch in [100, 1000, 5000, n] {
             let t = (0..repeat).map(|_| raw_insert(n, batch)).min().unwrap();
             println!(
                 "| transactions of {batch} rows | {n} | {:.3} |",
@@ -259,5 +270,7 @@ fn main() {
             );
         }
     }
-    component_rows();
+    if parts.contains("component") {
+        component_rows();
+    }
 }

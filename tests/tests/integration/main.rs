@@ -5,5 +5,6 @@
 mod faults;
 mod harness;
 mod mcp;
+mod resilience;
 mod sandbox;
 mod sync;
