@@ -19,10 +19,11 @@ use crate::url::Registry;
 use crate::warnings::Warnings;
 
 /// Rows per store transaction in search mode. Bigger transactions amortise
-/// the FTS5 index commit, which dominates the cost of small ones; search
-/// mode has no resumable cursor, so nothing is lost by letting one store page
-/// span several HTTP pages. 500 keeps a page's memory small.
-pub const STORE_PAGE_ROWS: usize = 500;
+/// what each commit rewrites (index pages with random keys, the FTS5
+/// segment): 5,000 rows cost 30% less than 500 over 100,000 skills here.
+/// Search mode has no resumable cursor, so nothing is lost by letting one
+/// store page span several HTTP pages; 5,000 rows are about 3 MB of memory.
+pub const STORE_PAGE_ROWS: usize = 5_000;
 /// Ids fetched per `registry_ids` call while pruning.
 pub const PRUNE_ID_PAGE: u32 = 1000;
 /// The largest `limit` `/skills-changes` accepts.

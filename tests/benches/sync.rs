@@ -141,8 +141,10 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The physical bound: the registry's rows inserted into the same schema
-/// (FTS5 triggers included) with plain rusqlite, in transactions of `batch`.
-fn raw_insert(n: usize, batch: usize) -> Duration {
+/// with plain rusqlite, in transactions of `batch`: indexed for search row by
+/// row by the FTS5 triggers, or (`deferred`) with the triggers off and one
+/// FTS5 `rebuild` at the end, timed too, as a first sync does.
+fn raw_insert(n: usize, batch: usize, deferred: bool) -> Duration {
     let catalogue = skillsmith_testkit::Catalogue::generate(n, 7);
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("raw.db")).unwrap();
@@ -152,6 +154,10 @@ fn raw_insert(n: usize, batch: usize) -> Duration {
     conn.pragma_update(None, "synchronous", "normal").unwrap();
     let skills = catalogue.skills();
     let started = Instant::now();
+    if deferred {
+        conn.execute("UPDATE sync_state SET fts_deferred = 1", [])
+            .unwrap();
+    }
     for chunk in skills.chunks(batch) {
         let tx = conn.transaction().unwrap();
         {
@@ -182,6 +188,13 @@ fn raw_insert(n: usize, batch: usize) -> Duration {
             }
         }
         tx.commit().unwrap();
+    }
+    if deferred {
+        conn.execute_batch(
+            "BEGIN; INSERT INTO skills_fts(skills_fts) VALUES ('rebuild');
+             UPDATE sync_state SET fts_deferred = 0; COMMIT;",
+        )
+        .unwrap();
     }
     started.elapsed()
 }
@@ -262,12 +275,22 @@ fn main() {
         "\n| raw bound: rusqlite inserts, same schema incl. FTS5 | skills | wall s |\n|---|---|---|"
     );
     for &n in &sizes {
-        for batch in [100, 1000, 5000, n] {
-            let t = (0..repeat).map(|_| raw_insert(n, batch)).min().unwrap();
-            println!(
-                "| transactions of {batch} rows | {n} | {:.3} |",
-                t.as_secs_f64()
-            );
+        for deferred in [false, true] {
+            for batch in [100, 1000, 5000, n] {
+                let t = (0..repeat)
+                    .map(|_| raw_insert(n, batch, deferred))
+                    .min()
+                    .unwrap();
+                let how = if deferred {
+                    "index rebuilt at the end"
+                } else {
+                    "indexed row by row"
+                };
+                println!(
+                    "| transactions of {batch} rows, {how} | {n} | {:.3} |",
+                    t.as_secs_f64()
+                );
+            }
         }
     }
     if parts.contains("component") {

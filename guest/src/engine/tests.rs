@@ -401,7 +401,7 @@ impl Host for Fake {
     fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
         assert_eq!(self.store.open_run, Some(run), "apply outside the open run");
         self.events.push("apply".into());
-        assert!(page.upserts.len() <= 1000);
+        assert!(page.upserts.len() <= STORE_PAGE_ROWS.max(FEED_MAX_LIMIT as usize));
         self.store.pages.push((
             page.upserts.len(),
             page.removals.len(),
@@ -515,7 +515,7 @@ fn search_pages(n: usize) -> u32 {
 
 #[test]
 fn full_search_sync() {
-    let mut f = Fake::new(FakeRegistry::with(1234, false));
+    let mut f = Fake::new(FakeRegistry::with(12345, false));
     let report = run(&mut f, opts()).unwrap();
     assert_eq!(report.mode, SyncMode::Search);
     assert_eq!(
@@ -526,21 +526,28 @@ fn full_search_sync() {
             report.removed,
             report.skipped
         ),
-        (1234, 0, 0, 0, 0)
+        (12345, 0, 0, 0, 0)
     );
-    assert_eq!(report.pages, search_pages(1234));
+    assert_eq!(report.pages, search_pages(12345));
     assert_eq!(
         report.requests,
-        1 + search_pages(1234),
+        1 + search_pages(12345),
         "health + one per page"
     );
     assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
     assert!(!report.cancelled);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     assert!(f.in_sync());
-    // Store pages of at most 500 rows, spanning HTTP pages.
+    // Store pages of at most STORE_PAGE_ROWS rows, spanning HTTP pages.
     let sizes: Vec<usize> = f.store.pages.iter().map(|p| p.0).collect();
-    assert_eq!(sizes, [500, 500, 234]);
+    assert_eq!(
+        sizes,
+        [
+            STORE_PAGE_ROWS,
+            STORE_PAGE_ROWS,
+            12345 - 2 * STORE_PAGE_ROWS
+        ]
+    );
     assert!(
         f.store
             .pages
@@ -551,7 +558,7 @@ fn full_search_sync() {
     assert_eq!(f.store.last_sync_at.as_deref(), Some(NOW));
     let outcome = last_outcome(&f);
     assert_eq!(outcome.status, RunStatus::Success);
-    assert_eq!(outcome.counts.added, 1234);
+    assert_eq!(outcome.counts.added, 12345);
     // Pipelining: the second page is requested before the first is diffed.
     let first_diff = f.events.iter().position(|e| e == "local_versions").unwrap();
     let sends_before = f.events[..first_diff]
@@ -919,11 +926,11 @@ fn cancellation_mid_run_is_partial() {
     assert_eq!(report.pages, 7);
     assert_eq!(report.last_sync_at, None);
     // Seven pages: two tiers of 247 and one page of the third. The buffered
-    // rows were kept: 500 in a full store page, 94 after.
+    // rows were kept, in one store page.
     assert_eq!(f.store.rows.len(), 594);
     assert_eq!(report.added, 594);
     let sizes: Vec<usize> = f.store.pages.iter().map(|p| p.0).collect();
-    assert_eq!(sizes, [500, 94]);
+    assert_eq!(sizes, [594]);
     let outcome = last_outcome(&f);
     assert_eq!(outcome.status, RunStatus::Partial);
     assert!(outcome.error.as_deref().unwrap().starts_with("cancelled"));
@@ -975,7 +982,10 @@ fn error_after_pages_is_partial_without_last_sync_at() {
             .unwrap()
             .contains("run the sync again")
     );
-    assert!(f.store.rows.len() >= 500);
+    assert!(
+        f.store.rows.len() >= 500,
+        "the pages before the error are kept"
+    );
     assert_eq!(f.store.last_sync_at, None);
 }
 
