@@ -89,6 +89,10 @@ pub(crate) fn end_fts_deferral(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(deferred)
 }
 
+/// `store.registry-ids` after a given id (see `Store::registry_ids`).
+const REGISTRY_IDS_AFTER: &str =
+    "SELECT id FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
+
 impl Store {
     /// A store over `db`. `lease_holder` is the holder id of the lease this
     /// sync holds: each page renews it and fails if it was lost. A read-only
@@ -233,13 +237,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         // Two statements rather than `?1 IS NULL OR id > ?1`, which would
-        // stop SQLite from seeking the primary-key index.
+        // stop SQLite from seeking the primary-key index; `+source` keeps it
+        // from choosing `idx_skills_source` (every row matches) and sorting
+        // the whole table at each call.
         let mut stmt = match after {
-            Some(_) => self.conn.prepare_cached(
-                "SELECT id FROM skills WHERE source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2",
-            ),
+            Some(_) => self.conn.prepare_cached(REGISTRY_IDS_AFTER),
             None => self.conn.prepare_cached(
-                "SELECT id FROM skills WHERE source = 'registry' ORDER BY id LIMIT ?1",
+                "SELECT id FROM skills WHERE +source = 'registry' ORDER BY id LIMIT ?1",
             ),
         }
         .map_err(store_error)?;
@@ -665,6 +669,17 @@ mod tests {
         assert_eq!(store.registry_ids(None, 10).unwrap(), ["b", "c"]);
         assert_eq!(store.registry_ids(Some("b"), 10).unwrap(), ["c"]);
         assert_eq!(store.registry_ids(None, 1).unwrap(), ["b"]);
+        // Paging walks the primary key; the planner must not pick the
+        // low-selectivity `idx_skills_source` and sort the table per page.
+        let plan: String = store
+            .conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {REGISTRY_IDS_AFTER}"),
+                params!["b", 10],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("sqlite_autoindex_skills_1"), "{plan}");
 
         let h = &reader.history(5).unwrap()[0];
         assert_eq!(h.status, "success");
