@@ -101,7 +101,13 @@ impl Env {
     /// `skillsmith` with this env's catalogue and registry. The compiled
     /// component is cached in one directory for the whole suite.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(bin("skillsmith"));
+        self.command_for("skillsmith")
+    }
+
+    /// The workspace binary `name` with this env's catalogue, registry and
+    /// component cache, and nothing else from the test's environment.
+    pub fn command_for(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use skillsmith_testkit::{Fault, FaultKind, ServerConfig};
 
-use crate::harness::{Env, assert_same_catalogue, bin, bin_dir};
+use crate::harness::{Env, assert_same_catalogue};
 
 /// How long one request may take before the test gives up (a 100k sync in a
 /// debug build on a busy 2-core machine included).
@@ -51,19 +51,8 @@ impl Server {
     /// Starts the server on `env`'s catalogue and registry, with the same
     /// environment as `Env::cmd` plus `vars`.
     fn spawn(env: &Env, vars: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(bin("skillsmith-mcp"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", env.dir.path())
-            .env("SKILLSMITH_DB", &env.db)
-            .env("SKILLSMITH_API_URL", env.registry.base_url())
-            .env(
-                "SKILLSMITH_CACHE_DIR",
-                bin_dir().join("test-component-cache"),
-            )
-            .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "1")
-            .env("RUST_LOG", "warn,skillsmith_mcp=debug");
+        let mut cmd = env.command_for("skillsmith-mcp");
+        cmd.env("RUST_LOG", "warn,skillsmith_mcp=debug");
         for (k, v) in vars {
             cmd.env(k, v);
         }

@@ -119,12 +119,20 @@ fn ids(conn: &Connection, sql: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn spawn_sync(env: &Env, args: &[&str]) -> Child {
+/// Starts `skillsmith sync --json ARGS`; `capture` keeps its output.
+fn spawn_sync(env: &Env, args: &[&str], capture: bool) -> Child {
+    let out = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
     env.cmd()
         .args(["sync", "--json"])
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out())
+        .stderr(out())
         .spawn()
         .expect("spawn skillsmith")
 }
@@ -155,7 +163,7 @@ fn killed_at_random_moments_the_feed_sync_keeps_whole_pages_and_resumes() {
     // where the last one stopped, so the sync keeps moving.
     // Killing stops at 70%, so the last run also shows the resume.
     while kills < 30 && rows < total * 7 / 10 {
-        let mut child = spawn_sync(&env, &["--page-size", &page]);
+        let mut child = spawn_sync(&env, &["--page-size", &page], false);
         std::thread::sleep(Duration::from_millis(5 + rng.below(400)));
         let finished = child.try_wait().unwrap().is_some();
         child.kill().unwrap(); // SIGKILL
@@ -217,7 +225,7 @@ fn killed_search_api_syncs_leave_an_intact_catalogue_that_converges() {
     let mut rng = Rng::from_env();
     let mut before = 0i64;
     for _ in 0..8 {
-        let mut child = spawn_sync(&env, &[]);
+        let mut child = spawn_sync(&env, &[], false);
         std::thread::sleep(Duration::from_millis(5 + rng.below(500)));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -251,17 +259,7 @@ fn killed_search_api_syncs_leave_an_intact_catalogue_that_converges() {
 
 /// Starts `n` `skillsmith sync` processes at once.
 fn racing_syncs(env: &Env, n: usize, args: &[&str]) -> Vec<Run> {
-    let children: Vec<Child> = (0..n)
-        .map(|_| {
-            env.cmd()
-                .args(["sync", "--json"])
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn skillsmith")
-        })
-        .collect();
+    let children: Vec<Child> = (0..n).map(|_| spawn_sync(env, args, true)).collect();
     children
         .into_iter()
         .map(|c| Run::from(c.wait_with_output().unwrap()))
