@@ -28,6 +28,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/003_sync.sql")),
     M::up(include_str!("../../migrations/004_sync_state.sql")),
     M::up(include_str!("../../migrations/005_deferred_fts.sql")),
+    M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
 ];
 
 /// The schema version this binary creates and understands.

@@ -196,8 +196,9 @@ fn killed_at_random_moments_the_feed_sync_keeps_whole_pages_and_resumes() {
     assert_search_index_complete(&env);
 }
 
-/// The full-text index agrees with the catalogue (a first sync builds it at
-/// its end, also after being killed), and finds a skill from the last page.
+/// The full-text index agrees with the catalogue and the other indexes are
+/// back (a first sync builds them at its end, also after being killed), and
+/// search finds a skill from the last page.
 fn assert_search_index_complete(env: &Env) {
     env.conn_rw()
         .execute(
@@ -207,6 +208,11 @@ fn assert_search_index_complete(env: &Env) {
         .expect("the search index matches the catalogue");
     let pending: bool = env.scalar("SELECT fts_deferred = 1 FROM sync_state");
     assert!(!pending, "the index deferral ended");
+    let saved: i64 = env.scalar("SELECT count(*) FROM deferred_index");
+    let indexes: i64 = env.scalar(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'skills' AND sql IS NOT NULL",
+    );
+    assert_eq!((saved, indexes), (0, 4), "the deferred indexes are back");
     let (id, name): (String, String) = env
         .conn()
         .query_row(
