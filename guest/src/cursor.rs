@@ -75,6 +75,11 @@ impl SeenSet {
         self.ids.contains(id)
     }
 
+    /// Forgets every id, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         self.ids.len()

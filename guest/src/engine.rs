@@ -10,19 +10,21 @@ use crate::cursor::{FeedCursor, KeyedHash, SearchCursor, SearchRequest, SeenSet}
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
     Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Page, Phase,
-    Progress, RunCounts, RunOutcome, RunStatus, StoreError, SyncError, SyncMode, SyncOptions,
-    SyncReport, SyncState,
+    Progress, RunCounts, RunOutcome, RunStatus, Skill, StoreError, SyncError, SyncMode,
+    SyncOptions, SyncReport, SyncState,
 };
 use crate::protocol::{self, Entry, ProtocolError};
 use crate::retry::{Client, Halt, InFlight};
 use crate::url::Registry;
 use crate::warnings::Warnings;
 
-/// Rows per store transaction in search mode. Bigger transactions amortise
-/// what each commit rewrites (index pages with random keys, the FTS5
-/// segment): 5,000 rows cost 30% less than 500 over 100,000 skills here.
-/// Search mode has no resumable cursor, so nothing is lost by letting one
-/// store page span several HTTP pages; 5,000 rows are about 3 MB of memory.
+/// Rows per store transaction. Bigger transactions amortise what each
+/// commit rewrites (index pages with random keys, the FTS5 segment): 5,000
+/// rows cost 30% less than 500 over 100,000 skills here. Search mode has no
+/// resumable cursor, so nothing is lost by letting one store page span
+/// several HTTP pages; feed mode writes whole feed pages together with the
+/// last one's cursor, so a killed sync fetches at most this many rows again.
+/// 5,000 rows are about 3 MB of memory.
 pub const STORE_PAGE_ROWS: usize = 5_000;
 /// Ids fetched per `registry_ids` call while pruning.
 pub const PRUNE_ID_PAGE: u32 = 1000;
@@ -122,6 +124,82 @@ impl Buffer {
         self.pending.skipped += diff.counts.skipped;
         self.pending.removed += diff.counts.removed;
     }
+}
+
+/// Consecutive feed pages waiting to be written in one store transaction,
+/// with the checkpoint of the last. No id is written by two of them: a page
+/// that touches an id the batch already writes flushes the batch first, so
+/// that page's diff sees the earlier write and one transaction never both
+/// removes and re-adds a skill.
+struct FeedBatch {
+    upserts: Vec<Skill>,
+    removals: Vec<String>,
+    ids: SeenSet,
+    counts: RunCounts,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl FeedBatch {
+    fn new(hasher: KeyedHash) -> FeedBatch {
+        FeedBatch {
+            upserts: Vec::new(),
+            removals: Vec::new(),
+            ids: SeenSet::new(hasher),
+            counts: RunCounts::default(),
+            checkpoint: None,
+        }
+    }
+
+    /// Whether the batch writes any of `entries`' ids.
+    fn touches(&self, entries: &[Entry]) -> bool {
+        !self.ids.is_empty() && entries.iter().any(|e| self.ids.contains(e.id()))
+    }
+
+    fn push(&mut self, diff: Diff, counts: RunCounts, checkpoint: Checkpoint) {
+        for u in &diff.upserts {
+            self.ids.insert(&u.skill.id);
+        }
+        for id in &diff.removals {
+            self.ids.insert(id);
+        }
+        self.upserts
+            .extend(diff.upserts.into_iter().map(|u| u.skill));
+        self.removals.extend(diff.removals);
+        add_counts(&mut self.counts, counts);
+        self.checkpoint = Some(checkpoint);
+    }
+
+    fn rows(&self) -> usize {
+        self.upserts.len() + self.removals.len()
+    }
+
+    /// The store page to write, if any page is waiting; empties the batch.
+    fn take(&mut self) -> Option<(Page, RunCounts)> {
+        let checkpoint = self.checkpoint.take()?;
+        self.ids.clear();
+        Some((
+            Page {
+                upserts: mem::take(&mut self.upserts),
+                removals: mem::take(&mut self.removals),
+                checkpoint,
+            },
+            mem::take(&mut self.counts),
+        ))
+    }
+}
+
+/// The state of one pass over the feed.
+struct FeedPass {
+    full: bool,
+    limit: u32,
+    cursor: FeedCursor,
+    /// Ids listed, in a full resync (for its prune).
+    seen: Option<SeenSet>,
+    /// Ids of malformed records: they exist, so a prune keeps them.
+    protected: SeenSet,
+    batch: FeedBatch,
+    last_sync_at: Option<String>,
+    final_etag: Option<String>,
 }
 
 struct Sync<'h, H: Host> {
@@ -241,21 +319,7 @@ impl<'h, H: Host> Sync<'h, H> {
             &mut buffer,
             &checkpoint,
         );
-        if let Err(halt) = listed {
-            // Stopping or failing at a page boundary: what is buffered is
-            // valid and would only be fetched again, so keep it. Not after a
-            // store failure, which the write would most likely repeat.
-            if !matches!(halt, Halt::Failed(SyncError::Store(_)))
-                && let Err(Halt::Failed(e)) = self.flush(&mut buffer, &checkpoint, true)
-            {
-                self.host.log(
-                    Level::Error,
-                    &format!("could not keep the pages fetched so far: {e}"),
-                );
-            }
-            return Err(halt);
-        }
-        self.flush(&mut buffer, &checkpoint, true)?;
+        self.keep_fetched(listed, |s| s.flush(&mut buffer, &checkpoint, true))?;
         if cursor.is_trustworthy() {
             self.prune(&seen, &protected, &checkpoint, &checkpoint)?;
         } else {
@@ -341,6 +405,34 @@ impl<'h, H: Host> Sync<'h, H> {
             ],
         );
         self.send(url, Vec::new(), &[])
+    }
+
+    /// Ends a listing: writes what it fetched and buffered with `flush`,
+    /// also when it stopped or failed at a page boundary (those pages are
+    /// valid and would only be fetched again), but not after a store failure,
+    /// which the write would most likely repeat.
+    fn keep_fetched<T>(
+        &mut self,
+        listed: Result<T, Halt>,
+        flush: impl FnOnce(&mut Self) -> Result<(), Halt>,
+    ) -> Result<T, Halt> {
+        match listed {
+            Ok(value) => {
+                flush(self)?;
+                Ok(value)
+            }
+            Err(halt) => {
+                if !matches!(halt, Halt::Failed(SyncError::Store(_)))
+                    && let Err(Halt::Failed(e)) = flush(self)
+                {
+                    self.host.log(
+                        Level::Error,
+                        &format!("could not keep the pages fetched so far: {e}"),
+                    );
+                }
+                Err(halt)
+            }
+        }
     }
 
     /// Writes full store pages from the buffer; with `all`, the rest too.
@@ -433,108 +525,37 @@ impl<'h, H: Host> Sync<'h, H> {
     }
 
     fn feed_pass(&mut self, full: bool) -> Result<PassEnd, Halt> {
-        let limit = match self.page_size {
-            0 => FEED_MAX_LIMIT,
-            n => n.min(FEED_MAX_LIMIT),
+        let mut pass = FeedPass {
+            full,
+            limit: match self.page_size {
+                0 => FEED_MAX_LIMIT,
+                n => n.min(FEED_MAX_LIMIT),
+            },
+            cursor: FeedCursor::new(if full {
+                None
+            } else {
+                self.stored.cursor.clone()
+            }),
+            seen: full.then(|| SeenSet::new(self.hasher)),
+            protected: SeenSet::new(self.hasher),
+            batch: FeedBatch::new(self.hasher),
+            last_sync_at: None,
+            final_etag: None,
         };
-        let mut cursor = FeedCursor::new(if full {
-            None
-        } else {
-            self.stored.cursor.clone()
-        });
-        let mut seen = full.then(|| SeenSet::new(self.hasher));
-        let mut protected = SeenSet::new(self.hasher);
-        let mut last_sync_at = None;
-        let mut final_etag = None;
-        let mut next = Some(self.send_feed(&cursor, limit, full)?);
-        while let Some(flight) = next.take() {
-            let sent_etag = flight
-                .request()
-                .headers
-                .iter()
-                .any(|(name, _)| name == "if-none-match");
-            let resp = self.wait(flight)?;
-            match resp.status {
-                200 => {}
-                304 if sent_etag => {
-                    // Caught up and nothing new: nothing to write.
-                    return Ok(PassEnd::Done(self.date_or_warn(&resp)));
-                }
-                304 => {
-                    return Err(protocol_error(ProtocolError(
-                        "304 Not Modified to a request without If-None-Match".into(),
-                    ))
-                    .into());
-                }
-                404 if self.pages == 0 => return Ok(PassEnd::NoFeed),
-                410 => {
-                    return Ok(PassEnd::CursorRejected(
-                        "the registry no longer has the history behind the stored feed cursor \
-                         (410 cursor_expired)",
-                    ));
-                }
-                400 if protocol::error_code(&resp.body).as_deref() == Some("invalid_cursor") => {
-                    return Ok(PassEnd::CursorRejected(
-                        "the registry could not read the stored feed cursor (400 invalid_cursor)",
-                    ));
-                }
-                _ => return Err(unexpected(&resp, FEED_PATH).into()),
-            }
-            let etag = resp.header("etag").map(str::to_owned);
-            let date = protocol::response_date(&resp).and_then(|d| protocol::format_millis(&d));
-            let page = protocol::decode_feed_page(&resp.body, &mut self.warnings)
-                .map_err(protocol_error)?;
-            drop(resp);
-            self.pages += 1;
-            cursor
-                .advance(page.next_cursor, page.has_more)
-                .map_err(protocol_error)?;
-            if !cursor.is_done() {
-                next = Some(self.send_feed(&cursor, limit, full)?);
-            }
-            if let Some(seen) = seen.as_mut() {
-                for entry in &page.entries {
-                    if let Entry::Upsert(skill) = entry {
-                        seen.insert(&skill.id);
-                    }
-                }
-            }
-            for id in &page.malformed.ids {
-                protected.insert(id);
-            }
-            let mut entries = page.entries;
-            diff::dedup(&mut entries);
-            let diff = self.diff(entries, Rule::Newer)?;
-            let etag = if page.has_more { None } else { etag };
-            final_etag.clone_from(&etag);
-            let mut counts = diff.counts;
-            counts.skipped += page.malformed.count;
-            self.apply(
-                Page {
-                    upserts: diff.upserts.into_iter().map(|u| u.skill).collect(),
-                    removals: diff.removals,
-                    checkpoint: Checkpoint {
-                        mode: SyncMode::ChangesFeed,
-                        cursor: cursor.current().map(str::to_owned),
-                        etag,
-                        resync_pending: full,
-                    },
-                },
-                counts,
-            )?;
-            last_sync_at = page.server_time.or(date);
-            self.done += page.raw_len as u64;
-            self.progress()?;
+        let paged = self.feed_pages(&mut pass);
+        let batch = &mut pass.batch;
+        if let Some(end) = self.keep_fetched(paged, |s| s.flush_feed(batch))? {
+            return Ok(end);
         }
-        if last_sync_at.is_none() {
+        if pass.last_sync_at.is_none() {
             self.warnings.push(
                 "the last feed page had neither meta.server_time nor a Date header; last_sync_at \
                  is not advanced"
                     .into(),
             );
         }
-        if let Some(seen) = seen {
-            let cursor = cursor.current().map(str::to_owned);
+        if let Some(seen) = pass.seen {
+            let cursor = pass.cursor.current().map(str::to_owned);
             let during = Checkpoint {
                 mode: SyncMode::ChangesFeed,
                 cursor: cursor.clone(),
@@ -544,10 +565,10 @@ impl<'h, H: Host> Sync<'h, H> {
             let done = Checkpoint {
                 mode: SyncMode::ChangesFeed,
                 cursor,
-                etag: final_etag,
+                etag: pass.final_etag,
                 resync_pending: false,
             };
-            if !self.prune(&seen, &protected, &during, &done)? {
+            if !self.prune(&seen, &pass.protected, &during, &done)? {
                 // The resync is over even without a prune; the warning says why.
                 self.apply(
                     Page {
@@ -559,7 +580,105 @@ impl<'h, H: Host> Sync<'h, H> {
                 )?;
             }
         }
-        Ok(PassEnd::Done(last_sync_at))
+        Ok(PassEnd::Done(pass.last_sync_at))
+    }
+
+    /// Pages through the feed into `pass.batch`, writing it whenever it is
+    /// full. `Some` when the pass ended early (caught up with a 304, no
+    /// feed, cursor refused).
+    fn feed_pages(&mut self, pass: &mut FeedPass) -> Result<Option<PassEnd>, Halt> {
+        let mut next = Some(self.send_feed(&pass.cursor, pass.limit, pass.full)?);
+        while let Some(flight) = next.take() {
+            let sent_etag = flight
+                .request()
+                .headers
+                .iter()
+                .any(|(name, _)| name == "if-none-match");
+            let resp = self.wait(flight)?;
+            match resp.status {
+                200 => {}
+                304 if sent_etag => {
+                    // Caught up and nothing new: nothing to write.
+                    return Ok(Some(PassEnd::Done(self.date_or_warn(&resp))));
+                }
+                304 => {
+                    return Err(protocol_error(ProtocolError(
+                        "304 Not Modified to a request without If-None-Match".into(),
+                    ))
+                    .into());
+                }
+                404 if self.pages == 0 => return Ok(Some(PassEnd::NoFeed)),
+                410 => {
+                    return Ok(Some(PassEnd::CursorRejected(
+                        "the registry no longer has the history behind the stored feed cursor \
+                         (410 cursor_expired)",
+                    )));
+                }
+                400 if protocol::error_code(&resp.body).as_deref() == Some("invalid_cursor") => {
+                    return Ok(Some(PassEnd::CursorRejected(
+                        "the registry could not read the stored feed cursor (400 invalid_cursor)",
+                    )));
+                }
+                _ => return Err(unexpected(&resp, FEED_PATH).into()),
+            }
+            let etag = resp.header("etag").map(str::to_owned);
+            let date = protocol::response_date(&resp).and_then(|d| protocol::format_millis(&d));
+            let page = protocol::decode_feed_page(&resp.body, &mut self.warnings)
+                .map_err(protocol_error)?;
+            drop(resp);
+            self.pages += 1;
+            pass.cursor
+                .advance(page.next_cursor, page.has_more)
+                .map_err(protocol_error)?;
+            if !pass.cursor.is_done() {
+                next = Some(self.send_feed(&pass.cursor, pass.limit, pass.full)?);
+            }
+            if let Some(seen) = pass.seen.as_mut() {
+                for entry in &page.entries {
+                    if let Entry::Upsert(skill) = entry {
+                        seen.insert(&skill.id);
+                    }
+                }
+            }
+            for id in &page.malformed.ids {
+                pass.protected.insert(id);
+            }
+            let mut entries = page.entries;
+            diff::dedup(&mut entries);
+            if pass.batch.touches(&entries) {
+                self.flush_feed(&mut pass.batch)?;
+            }
+            let diff = self.diff(entries, Rule::Newer)?;
+            let etag = if page.has_more { None } else { etag };
+            pass.final_etag.clone_from(&etag);
+            let mut counts = diff.counts;
+            counts.skipped += page.malformed.count;
+            pass.batch.push(
+                diff,
+                counts,
+                Checkpoint {
+                    mode: SyncMode::ChangesFeed,
+                    cursor: pass.cursor.current().map(str::to_owned),
+                    etag,
+                    resync_pending: pass.full,
+                },
+            );
+            if pass.batch.rows() >= STORE_PAGE_ROWS {
+                self.flush_feed(&mut pass.batch)?;
+            }
+            pass.last_sync_at = page.server_time.or(date);
+            self.done += page.raw_len as u64;
+            self.progress()?;
+        }
+        Ok(None)
+    }
+
+    /// Writes the feed pages waiting in `batch`.
+    fn flush_feed(&mut self, batch: &mut FeedBatch) -> Result<(), Halt> {
+        match batch.take() {
+            Some((page, counts)) => self.apply(page, counts),
+            None => Ok(()),
+        }
     }
 
     fn send_feed(

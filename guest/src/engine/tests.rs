@@ -724,9 +724,11 @@ fn feed_first_sync_resume_and_304() {
     assert_eq!((report.added, report.pages, report.requests), (250, 3, 4));
     assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
     assert!(f.in_sync());
-    assert_eq!(f.store.pages.len(), 3, "one store page per feed page");
-    assert!(f.store.pages.iter().all(|p| !p.2.resync_pending));
-    assert!(f.store.pages[..2].iter().all(|p| p.2.etag.is_none()));
+    // Whole feed pages share a store page, with the last one's cursor.
+    assert_eq!(f.store.pages.len(), 1, "{:?}", f.store.pages);
+    assert_eq!(f.store.pages[0].0, 250);
+    assert!(!f.store.pages[0].2.resync_pending);
+    assert!(f.store.pages[0].2.etag.is_some());
     let cursor = f.store.cursor.clone().unwrap();
     assert!(f.store.etag.is_some());
 
@@ -774,6 +776,66 @@ fn feed_first_sync_resume_and_304() {
     assert_eq!(f.store.pages.len(), pages);
     assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
     assert_eq!(last_outcome(&f).status, RunStatus::Success);
+}
+
+/// A feed where `a` is listed on the first page and again on the second,
+/// deleted or updated (it changed while the sync paged).
+fn feed_with_repeat(second: &str) -> Fake {
+    let mut f = Fake::new(FakeRegistry::with(0, true));
+    let record = |id: &str, t: u64| {
+        format!(
+            r#"{{"id":"{id}","name":"n","trust_tier":"community","created_at":"{c}","updated_at":"{u}"}}"#,
+            c = ts(0),
+            u = ts(t)
+        )
+    };
+    let first = format!(
+        r#"{{"data":[{},{}],"meta":{{"next_cursor":"c1","has_more":true}}}}"#,
+        record("a", 1),
+        record("b", 1)
+    );
+    let second = format!(
+        r#"{{"data":[{second}],"meta":{{"next_cursor":"c2","has_more":false,"server_time":"{NOW}"}}}}"#
+    );
+    f.hook = Some(Box::new(move |_, r| {
+        if !r.url.contains("/skills-changes") {
+            None
+        } else if r.url.contains("since=c1") {
+            Some(Ok(ok(&second)))
+        } else {
+            Some(Ok(ok(&first)))
+        }
+    }));
+    f
+}
+
+#[test]
+fn a_skill_on_two_batched_feed_pages_ends_in_its_last_state() {
+    let deleted = format!(r#"{{"id":"a","updated_at":"{}","deleted":true}}"#, ts(2));
+    let mut f = feed_with_repeat(&deleted);
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!((report.added, report.removed), (2, 1), "{report:?}");
+    assert!(
+        !f.store.rows.contains_key("a"),
+        "deleted after it was added"
+    );
+    assert!(f.store.rows.contains_key("b"));
+    // The batch was written before the page that touches `a` again, so one
+    // transaction never both removes and re-adds it.
+    let pages: Vec<(usize, usize)> = f.store.pages.iter().map(|p| (p.0, p.1)).collect();
+    assert_eq!(pages, [(2, 0), (0, 1)]);
+    assert_eq!(f.store.cursor.as_deref(), Some("c2"));
+
+    let updated = format!(
+        r#"{{"id":"a","name":"n2","trust_tier":"community","created_at":"{}","updated_at":"{}"}}"#,
+        ts(0),
+        ts(3)
+    );
+    let mut f = feed_with_repeat(&updated);
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!((report.added, report.updated), (2, 1), "{report:?}");
+    assert_eq!(f.store.rows["a"].updated_at, ts(3));
+    assert_eq!(f.store.pages.len(), 2);
 }
 
 fn encode(s: &str) -> String {

@@ -880,11 +880,12 @@ fn closing_stdin_mid_sync_exits_within_two_seconds_and_keeps_the_database_sound(
 
 #[test]
 fn sigterm_mid_background_sync_exits_promptly_and_keeps_the_database_sound() {
-    const TOTAL: usize = 5_000;
+    // Twenty feed pages; the sync writes them in batches of 5,000 rows.
+    const TOTAL: usize = 20_000;
     let env = Env::new(TOTAL);
-    // Every page after the first few takes 100 ms: a long sync.
+    // Every page after the first few takes 200 ms: a long sync.
     env.registry.set_fault(
-        Fault::new(FaultKind::Delay { ms: 100 })
+        Fault::new(FaultKind::Delay { ms: 200 })
             .on("/skills-changes")
             .after(3),
     );
