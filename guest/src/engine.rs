@@ -217,6 +217,10 @@ struct Sync<'h, H: Host> {
     phase: Phase,
     run: Option<u64>,
     applied_pages: u32,
+    /// The counts of the last page the store acknowledged but may not have
+    /// committed yet (`apply-page` in `wit/store.wit`): the next store call
+    /// confirms it by succeeding, or reports its failure.
+    unconfirmed: Option<RunCounts>,
     first_date: Option<String>,
     warned_no_date: bool,
     stored: Stored,
@@ -251,6 +255,7 @@ impl<'h, H: Host> Sync<'h, H> {
             phase,
             run: None,
             applied_pages: 0,
+            unconfirmed: None,
             first_date: None,
             warned_no_date: false,
             stored: Stored {
@@ -719,7 +724,7 @@ impl<'h, H: Host> Sync<'h, H> {
     ) -> Result<bool, Halt> {
         self.phase = Phase::Prune;
         if seen.is_empty() {
-            let any = self.host.registry_ids(None, 1).map_err(SyncError::Store)?;
+            let any = self.settled(|h| h.registry_ids(None, 1))?;
             if !any.is_empty() {
                 self.warnings.push(
                     "the registry listed no skills at all, yet registry skills are stored; not \
@@ -733,10 +738,7 @@ impl<'h, H: Host> Sync<'h, H> {
         let mut after: Option<String> = None;
         let mut removals = Vec::new();
         loop {
-            let ids = self
-                .host
-                .registry_ids(after.as_deref(), PRUNE_ID_PAGE)
-                .map_err(SyncError::Store)?;
+            let ids = self.settled(|h| h.registry_ids(after.as_deref(), PRUNE_ID_PAGE))?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
@@ -783,12 +785,27 @@ impl<'h, H: Host> Sync<'h, H> {
 
     // --- store -----------------------------------------------------------
 
+    /// A store call, with the accounting for pages written behind: success
+    /// confirms the last page; a failure may be that page's, so its counts
+    /// and the page are taken back (the store holds whole pages only).
+    fn settled<T>(
+        &mut self,
+        call: impl FnOnce(&mut H) -> Result<T, StoreError>,
+    ) -> Result<T, SyncError> {
+        let result = call(self.host);
+        if let (Err(_), Some(counts)) = (&result, self.unconfirmed.take()) {
+            sub_counts(&mut self.counts, counts);
+            self.applied_pages -= 1;
+        }
+        result.map_err(SyncError::Store)
+    }
+
     fn diff(&mut self, entries: Vec<Entry>, rule: Rule) -> Result<Diff, Halt> {
         if entries.is_empty() {
             return Ok(Diff::default());
         }
         let ids: Vec<String> = entries.iter().map(|e| e.id().to_owned()).collect();
-        let local = self.host.local_versions(&ids).map_err(SyncError::Store)?;
+        let local = self.settled(|h| h.local_versions(&ids))?;
         if local.len() != ids.len() {
             return Err(SyncError::Store(StoreError::Other(format!(
                 "local-versions answered {} versions for {} ids",
@@ -807,7 +824,7 @@ impl<'h, H: Host> Sync<'h, H> {
         if !(empty && self.stored.matches(&page.checkpoint)) {
             let checkpoint = page.checkpoint.clone();
             if let Some(run) = self.run {
-                self.host.apply_page(run, page).map_err(SyncError::Store)?;
+                self.settled(|h| h.apply_page(run, page))?;
             }
             self.stored = Stored {
                 mode: Some(checkpoint.mode),
@@ -816,6 +833,9 @@ impl<'h, H: Host> Sync<'h, H> {
                 resync_pending: checkpoint.resync_pending,
             };
             self.applied_pages += 1;
+            if self.run.is_some() {
+                self.unconfirmed = Some(counts);
+            }
         }
         add_counts(&mut self.counts, counts);
         Ok(())
@@ -903,13 +923,17 @@ impl<'h, H: Host> Sync<'h, H> {
                         error: None,
                         last_sync_at: last_sync_at.clone(),
                     };
-                    self.host
-                        .finish_run(run, outcome)
-                        .map_err(SyncError::Store)?;
+                    if let Err(e) = self.settled(|h| h.finish_run(run, outcome)) {
+                        // Most likely the last page failed; the run did not
+                        // close, so close it as the failure it is.
+                        self.close(self.failure_text(&e));
+                        return Err(e);
+                    }
                 }
                 Ok(self.report(last_sync_at, false))
             }
             Err(Halt::Cancelled) => {
+                self.confirm_last_page();
                 self.close(
                     "cancelled: the sync was stopped before it finished; what it applied is kept, \
                      and the next sync carries on"
@@ -918,19 +942,31 @@ impl<'h, H: Host> Sync<'h, H> {
                 Ok(self.report(None, true))
             }
             Err(Halt::Failed(e)) => {
-                let text = if self.applied_pages > 0 {
-                    format!(
-                        "{e}. The {} store pages applied before the failure are kept, but the \
-                         catalogue is not fully current and last_sync_at was not advanced; run the \
-                         sync again",
-                        self.applied_pages
-                    )
-                } else {
-                    e.to_string()
-                };
-                self.close(text);
+                self.confirm_last_page();
+                self.close(self.failure_text(&e));
                 Err(e)
             }
+        }
+    }
+
+    /// What a failed run's history says.
+    fn failure_text(&self, e: &SyncError) -> String {
+        if self.applied_pages > 0 {
+            format!(
+                "{e}. The {} store pages applied before the failure are kept, but the catalogue \
+                 is not fully current and last_sync_at was not advanced; run the sync again",
+                self.applied_pages
+            )
+        } else {
+            e.to_string()
+        }
+    }
+
+    /// Learns whether the last page handed to the store was written, so that
+    /// an unsuccessful run's counts are exact (see `settled`).
+    fn confirm_last_page(&mut self) {
+        if self.run.is_some() && self.unconfirmed.is_some() {
+            let _ = self.settled(|h| h.read_state());
         }
     }
 
@@ -971,6 +1007,14 @@ impl<'h, H: Host> Sync<'h, H> {
             cancelled,
         }
     }
+}
+
+fn sub_counts(total: &mut RunCounts, less: RunCounts) {
+    total.added -= less.added;
+    total.updated -= less.updated;
+    total.unchanged -= less.unchanged;
+    total.removed -= less.removed;
+    total.skipped -= less.skipped;
 }
 
 fn add_counts(total: &mut RunCounts, more: RunCounts) {

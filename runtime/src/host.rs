@@ -16,6 +16,7 @@ use skillsmith_guest::domain::{
 
 use crate::http::{HttpBackend, Pending};
 use crate::store::Store;
+use crate::writer::StoreThread;
 
 /// How often blocking waits (`sleep`, `http.wait`) check
 /// [`SyncObserver::should_stop`].
@@ -119,7 +120,7 @@ pub struct HostStats {
 /// The host side of one sync: HTTP, store, observer, randomness.
 pub struct SyncHost {
     http: HttpBackend,
-    store: Store,
+    store: StoreThread,
     observer: Box<dyn SyncObserver>,
     rng: SplitMix64,
     stats: HostStats,
@@ -136,20 +137,28 @@ impl std::fmt::Debug for SyncHost {
 }
 
 impl SyncHost {
-    /// Assembles a host.
+    /// Assembles a host. The store moves to a thread of its own, which
+    /// writes pages behind the engine (see [`StoreThread`]).
     pub fn new(http: HttpBackend, store: Store, observer: Box<dyn SyncObserver>) -> SyncHost {
         SyncHost {
             http,
-            store,
+            store: StoreThread::spawn(store),
             observer,
             rng: SplitMix64::from_entropy(),
             stats: HostStats::default(),
         }
     }
 
-    /// The store (to close a run the engine left open).
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// The history run the engine opened and did not close, once every page
+    /// it handed over is written.
+    pub fn open_run(&mut self) -> Option<u64> {
+        self.store.open_run()
+    }
+
+    /// Closes the run the engine left open (it trapped, or returned without
+    /// finishing), after the pages it handed over.
+    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
+        self.store.abandon_open_run(error)
     }
 
     /// What the host did so far.
@@ -167,7 +176,7 @@ impl SyncHost {
         self.observer.log(level, msg);
     }
 
-    fn timed_store<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> T {
+    fn timed_store<T>(&mut self, f: impl FnOnce(&mut StoreThread) -> T) -> T {
         self.stats.imports += 1;
         let started = Instant::now();
         let out = f(&mut self.store);
@@ -191,7 +200,7 @@ impl Host for SyncHost {
         let observer = &self.observer;
         let result = pending.wait_or_stop(STOP_POLL, || observer.should_stop());
         self.stats.http_wait_time += started.elapsed();
-        self.store.heartbeat();
+        self.store.post(Store::heartbeat);
         result
     }
 
@@ -214,11 +223,11 @@ impl Host for SyncHost {
     fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
         self.stats.pages += 1;
         self.stats.upserts += page.upserts.len() as u64;
-        self.timed_store(|s| s.apply_page(run, &page))
+        self.timed_store(|s| s.apply_page(run, page))
     }
 
     fn finish_run(&mut self, run: u64, outcome: RunOutcome) -> Result<(), StoreError> {
-        self.timed_store(|s| s.finish_run(run, &outcome))
+        self.timed_store(|s| s.finish_run(run, outcome))
     }
 
     fn log(&mut self, level: Level, message: &str) {
@@ -229,7 +238,7 @@ impl Host for SyncHost {
     fn progress(&mut self, report: Progress) -> Directive {
         self.stats.imports += 1;
         self.observer.progress(&report);
-        self.store.heartbeat();
+        self.store.post(Store::heartbeat);
         if self.observer.should_stop() {
             Directive::Stop
         } else {
@@ -250,7 +259,7 @@ impl Host for SyncHost {
             }
             std::thread::sleep((deadline - now).min(STOP_POLL));
             // Rate-limit waits can outlast the lease; keep it alive.
-            self.store.heartbeat();
+            self.store.post(Store::heartbeat);
         }
     }
 

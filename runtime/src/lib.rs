@@ -22,6 +22,7 @@ pub mod lock;
 pub mod policy;
 pub mod store;
 pub mod sync;
+pub mod writer;
 
 use std::path::PathBuf;
 

@@ -283,6 +283,12 @@ struct Fake {
     events: Vec<String>,
     hook: Option<Hook>,
     stop_after_pages: Option<u32>,
+    /// The n-th `apply-page` (from 1) is acknowledged but not written, and
+    /// the next store call reports its failure, as a store that writes
+    /// behind does (`wit/store.wit`).
+    fail_page_behind: Option<usize>,
+    applies: usize,
+    failure_behind: Option<StoreError>,
     progress: Vec<Progress>,
     slept: Vec<u64>,
     logs: Vec<String>,
@@ -294,6 +300,11 @@ impl Fake {
             reg,
             ..Fake::default()
         }
+    }
+
+    /// A failure of a page written behind, reported once.
+    fn behind(&mut self) -> Result<(), StoreError> {
+        self.failure_behind.take().map_or(Ok(()), Err)
     }
 
     fn local(&mut self, id: &str, updated_at: &str) {
@@ -365,6 +376,7 @@ impl Host for Fake {
     }
 
     fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        self.behind()?;
         self.events.push("local_versions".into());
         Ok(ids
             .iter()
@@ -378,6 +390,7 @@ impl Host for Fake {
     }
 
     fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.behind()?;
         Ok(self
             .store
             .rows
@@ -399,8 +412,14 @@ impl Host for Fake {
     }
 
     fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
+        self.behind()?;
         assert_eq!(self.store.open_run, Some(run), "apply outside the open run");
         self.events.push("apply".into());
+        self.applies += 1;
+        if self.fail_page_behind == Some(self.applies) {
+            self.failure_behind = Some(StoreError::NoSpace);
+            return Ok(());
+        }
         assert!(page.upserts.len() <= STORE_PAGE_ROWS.max(FEED_MAX_LIMIT as usize));
         self.store.pages.push((
             page.upserts.len(),
@@ -444,6 +463,7 @@ impl Host for Fake {
     }
 
     fn finish_run(&mut self, run: u64, outcome: RunOutcome) -> Result<(), StoreError> {
+        self.behind()?;
         assert_eq!(self.store.open_run, Some(run));
         self.store.open_run = None;
         if outcome.status == RunStatus::Success {
@@ -836,6 +856,49 @@ fn a_skill_on_two_batched_feed_pages_ends_in_its_last_state() {
     assert_eq!((report.added, report.updated), (2, 1), "{report:?}");
     assert_eq!(f.store.rows["a"].updated_at, ts(3));
     assert_eq!(f.store.pages.len(), 2);
+}
+
+#[test]
+fn a_page_that_fails_behind_is_taken_back_from_the_counts() {
+    // 12,000 skills in store pages of 5,000, 5,000 and 2,000.
+    let opts = || SyncOptions {
+        page_size: 1000,
+        ..opts()
+    };
+    // The second page fails; the next local-versions call says so.
+    let mut f = Fake::new(FakeRegistry::with(12_000, true));
+    f.fail_page_behind = Some(2);
+    assert_eq!(
+        run(&mut f, opts()),
+        Err(SyncError::Store(StoreError::NoSpace))
+    );
+    let outcome = last_outcome(&f);
+    assert_eq!(outcome.status, RunStatus::Partial);
+    assert_eq!(outcome.counts.added, 5000, "only the written page counts");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("The 1 store pages"),
+        "{:?}",
+        outcome.error
+    );
+    assert_eq!(f.store.rows.len(), 5000);
+
+    // The last page fails; finishing the run says so, and the run closes
+    // as the failure it is.
+    let mut f = Fake::new(FakeRegistry::with(12_000, true));
+    f.fail_page_behind = Some(3);
+    assert_eq!(
+        run(&mut f, opts()),
+        Err(SyncError::Store(StoreError::NoSpace))
+    );
+    let outcome = last_outcome(&f);
+    assert_eq!(outcome.status, RunStatus::Partial);
+    assert_eq!(outcome.counts.added, 10_000);
+    assert_eq!(f.store.rows.len(), 10_000);
+    assert_eq!(f.store.last_sync_at, None);
 }
 
 fn encode(s: &str) -> String {

@@ -197,9 +197,8 @@ fn run_in(
     let run = component.run(host(env, max_body_bytes), options(behaviour));
     let elapsed = started.elapsed();
     let mut host = run.host;
-    if host.store_mut().open_run().is_some() {
-        host.store_mut()
-            .abandon_open_run("the hostile guest left its run open")
+    if host.open_run().is_some() {
+        host.abandon_open_run("the hostile guest left its run open")
             .expect("close the open run");
     }
     (run.result, elapsed)

@@ -1,0 +1,272 @@
+//! The store on a thread of its own, so that SQLite commits one page while
+//! the engine decodes and diffs the next.
+//!
+//! A sync alternates between engine work (decoding a page, diffing it) and
+//! store work (committing it); one after the other they add up, and on a
+//! 100,000-skill first sync the engine's share is a third of the time. Here
+//! `apply_page` hands the page to the store thread and returns at once;
+//! every other call waits for the pages before it and, if one failed,
+//! returns that failure without running (the contract in `wit/store.wit`,
+//! `apply-page`). At most one page is in flight, so memory stays bounded and
+//! a failure is reported one call later, never lost.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use skillsmith_guest::domain::{LocalVersion, Page, RunOutcome, StoreError, SyncMode, SyncState};
+
+use crate::store::Store;
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// A [`Store`] owned by its own thread.
+pub struct StoreThread {
+    jobs: Option<mpsc::Sender<Job>>,
+    /// The outcome of the page in flight, if one is.
+    in_flight: Option<mpsc::Receiver<Result<(), StoreError>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for StoreThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreThread")
+            .field("page_in_flight", &self.in_flight.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreThread {
+    /// Moves `store` to a new thread.
+    pub fn spawn(mut store: Store) -> StoreThread {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("skillsmith-store".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut store);
+                }
+                // `store` drops here: the connection closes on this thread.
+            })
+            .expect("spawning the store thread");
+        StoreThread {
+            jobs: Some(jobs),
+            in_flight: None,
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&self, job: Job) {
+        self.jobs
+            .as_ref()
+            .expect("the store thread runs until drop")
+            .send(job)
+            .expect("the store thread outlives its handle");
+    }
+
+    /// Waits for the page in flight; its failure, if it failed.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        match self.in_flight.take() {
+            None => Ok(()),
+            Some(done) => done.recv().unwrap_or_else(|_| {
+                Err(StoreError::Other(
+                    "the store thread stopped while writing a page".into(),
+                ))
+            }),
+        }
+    }
+
+    /// Runs `f` on the store once the page in flight is written. If that
+    /// page failed, returns its failure and `f` does not run.
+    pub fn call<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.settle()?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }));
+        rx.recv().unwrap_or_else(|_| {
+            Err(StoreError::Other(
+                "the store thread stopped during a call".into(),
+            ))
+        })
+    }
+
+    /// Runs `f` on the store after what is queued, without waiting: for
+    /// work whose failure the next page detects anyway (lease heartbeats).
+    pub fn post(&mut self, f: impl FnOnce(&mut Store) + Send + 'static) {
+        self.send(Box::new(f));
+    }
+
+    /// `store.read-state`.
+    pub fn read_state(&mut self) -> Result<SyncState, StoreError> {
+        self.call(Store::read_state)
+    }
+
+    /// `store.local-versions`.
+    pub fn local_versions(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        let ids = ids.to_vec();
+        self.call(move |s| s.local_versions(&ids))
+    }
+
+    /// `store.registry-ids`.
+    pub fn registry_ids(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let after = after.map(str::to_owned);
+        self.call(move |s| s.registry_ids(after.as_deref(), limit))
+    }
+
+    /// `store.begin-run`.
+    pub fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
+        self.call(move |s| s.begin_run(mode))
+    }
+
+    /// `store.apply-page`: hands the page over and returns once the page
+    /// before it is written (its failure, if it failed, and then this page
+    /// is not taken).
+    pub fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
+        self.settle()?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Box::new(move |s| {
+            let _ = tx.send(s.apply_page(run, &page));
+        }));
+        self.in_flight = Some(rx);
+        Ok(())
+    }
+
+    /// `store.finish-run`.
+    pub fn finish_run(&mut self, run: u64, outcome: RunOutcome) -> Result<(), StoreError> {
+        self.call(move |s| s.finish_run(run, &outcome))
+    }
+
+    /// The history run the engine opened and has not closed, once every
+    /// page handed over is written (a failed one is logged).
+    pub fn open_run(&mut self) -> Option<u64> {
+        if let Err(e) = self.settle() {
+            tracing::debug!("the last page was not written: {e}");
+        }
+        self.call(|s| Ok(s.open_run())).ok().flatten()
+    }
+
+    /// Closes the open run (see [`Store::abandon_open_run`]).
+    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        if let Err(e) = self.settle() {
+            tracing::debug!("the last page was not written: {e}");
+        }
+        self.call(move |s| s.abandon_open_run(&error))
+    }
+}
+
+impl Drop for StoreThread {
+    /// Waits for what was handed over and for the store to close, so that
+    /// the database is quiet when the sync returns.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+    use skillsmith_guest::domain::{Checkpoint, RunCounts, RunStatus, Skill, TrustTier};
+
+    fn skill(id: &str) -> Skill {
+        Skill {
+            id: id.into(),
+            name: format!("skill {id}"),
+            description: None,
+            author: None,
+            repo_url: None,
+            quality_score: None,
+            trust_tier: TrustTier::Community,
+            tags: Vec::new(),
+            categories: Vec::new(),
+            stars: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            content_hash: None,
+            license: None,
+            security_score: None,
+            installable: None,
+            quarantined: None,
+        }
+    }
+
+    fn page(ids: &[&str], cursor: &str) -> Page {
+        Page {
+            upserts: ids.iter().map(|id| skill(id)).collect(),
+            removals: Vec::new(),
+            checkpoint: Checkpoint {
+                mode: SyncMode::ChangesFeed,
+                cursor: Some(cursor.into()),
+                etag: None,
+                resync_pending: false,
+            },
+        }
+    }
+
+    fn thread() -> (tempfile::TempDir, StoreThread) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(Database::open(dir.path().join("s.db")).unwrap(), None);
+        (dir, StoreThread::spawn(store))
+    }
+
+    #[test]
+    fn calls_see_the_pages_handed_over_before_them() {
+        let (_dir, mut t) = thread();
+        let run = t.begin_run(SyncMode::ChangesFeed).unwrap();
+        t.apply_page(run, page(&["a", "b"], "c1")).unwrap();
+        t.apply_page(run, page(&["c"], "c2")).unwrap();
+        let found = t
+            .local_versions(&["a".into(), "c".into(), "x".into()])
+            .unwrap();
+        assert_eq!(
+            found.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(t.read_state().unwrap().cursor.as_deref(), Some("c2"));
+        let outcome = RunOutcome {
+            status: RunStatus::Success,
+            counts: RunCounts::default(),
+            error: None,
+            last_sync_at: None,
+        };
+        t.finish_run(run, outcome).unwrap();
+        assert_eq!(t.open_run(), None);
+    }
+
+    #[test]
+    fn a_failed_page_is_reported_by_the_next_call_which_does_not_run() {
+        let (_dir, mut t) = thread();
+        let run = t.begin_run(SyncMode::ChangesFeed).unwrap();
+        t.apply_page(run, page(&["a"], "c1")).unwrap();
+        // Accepted now, refused by the store: an empty id.
+        t.apply_page(run, page(&[""], "c2")).unwrap();
+        let err = t.registry_ids(None, 10).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if m.contains("empty id")),
+            "{err:?}"
+        );
+        // Reported once; the store holds the first page only.
+        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
+        assert_eq!(t.read_state().unwrap().cursor.as_deref(), Some("c1"));
+        // A failure is also what the next page gets, and that page is not taken.
+        t.apply_page(run, page(&[""], "c3")).unwrap();
+        assert!(t.apply_page(run, page(&["b"], "c4")).is_err());
+        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
+        t.abandon_open_run("test").unwrap();
+        assert_eq!(t.open_run(), None);
+    }
+}
