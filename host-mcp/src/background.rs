@@ -18,10 +18,10 @@
 
 use std::sync::Arc;
 
-use skillsmith_runtime::ScheduleConfig;
 use skillsmith_runtime::clock::{self, Clock};
 use skillsmith_runtime::component::ComponentRuntime;
 use skillsmith_runtime::db::SyncConfigView;
+use skillsmith_runtime::{ScheduleConfig, SyncFailure};
 
 use crate::state::Shared;
 use crate::syncing::{self, Origin, RunError, SyncRequest};
@@ -163,6 +163,7 @@ async fn check(
         origin: Origin::Background,
         progress: None,
         cancel: None,
+        scheduled_after: Some(config.last_attempt_at.clone()),
     };
     let result = syncing::run(shared, request, Some(lock)).await;
     let summary = match &result {
@@ -171,6 +172,9 @@ async fn check(
             "success: {} added, {} updated, {} removed",
             o.added, o.updated, o.removed
         ),
+        Err(RunError::Failed(SyncFailure::Superseded { .. })) => {
+            "skipped: another process has just synced".to_owned()
+        }
         Err(e) if e.is_busy() => "skipped: another process is syncing".to_owned(),
         Err(e) => format!("failed: {e}"),
     };

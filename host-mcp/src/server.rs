@@ -205,6 +205,7 @@ impl SkillsmithServer {
             origin: Origin::Tool,
             progress: forwarder.is_some().then_some(tx),
             cancel: Some(context.ct.clone()),
+            scheduled_after: None,
         };
         let result = syncing::run(&self.shared, request, lock).await;
         // The sender went with the sync; let the last notification go out

@@ -35,6 +35,9 @@ pub struct SyncRequest {
     pub progress: Option<watch::Sender<Option<Progress>>>,
     /// The client cancelled the request.
     pub cancel: Option<CancellationToken>,
+    /// For a scheduled sync: the catalogue's last attempt when it was found
+    /// due (see `SyncRunner::scheduled_after`).
+    pub scheduled_after: Option<Option<String>>,
 }
 
 /// Why a sync did not run or did not complete. The texts are for users.
@@ -132,6 +135,10 @@ pub async fn run(
         .dry_run(request.dry_run)
         .retry_budget(Duration::from_secs(settings.retry_budget))
         .observer(Box::new(observer));
+    let runner = match request.scheduled_after {
+        Some(last_attempt_at) => runner.scheduled_after(last_attempt_at),
+        None => runner,
+    };
     let active = shared.shutdown.track();
     let origin = request.origin;
     tracing::debug!(

@@ -220,6 +220,27 @@ fn dry_runs_write_nothing() {
 }
 
 #[test]
+fn a_scheduled_sync_stands_down_when_another_synced_after_the_decision() {
+    let registry = FakeRegistry::start(5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skills.db");
+    let runner = || SyncRunner::new(&path, &registry.base).backend(Backend::Native);
+    // Decided on a fresh catalogue (no attempt yet), but another process
+    // synced before the lease was taken.
+    runner().run().unwrap();
+    let e = runner().scheduled_after(None).run().unwrap_err();
+    assert!(matches!(e, SyncFailure::Superseded { .. }), "{e}");
+    assert_eq!(e.exit_code(), 7);
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.history(10).unwrap().len(), 1, "nothing ran");
+    // Decided on what the catalogue still says: it runs.
+    let last = db.config().unwrap().last_attempt_at;
+    assert!(last.is_some());
+    runner().scheduled_after(last).run().unwrap();
+    assert_eq!(db.history(10).unwrap().len(), 2);
+}
+
+#[test]
 fn failures_have_exit_codes_and_history() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");

@@ -70,6 +70,16 @@ pub enum SyncFailure {
         /// Host time it started.
         since: String,
     },
+    /// A scheduled sync found, once it held the lease, that another process
+    /// had synced since it was scheduled (see
+    /// [`SyncRunner::scheduled_after`]); nothing ran.
+    #[error(
+        "another process synced this catalogue at {at}, after this sync was scheduled; nothing to do"
+    )]
+    Superseded {
+        /// When that sync ended.
+        at: String,
+    },
     /// The engine reported a failure (recorded in history).
     #[error("{}", describe_sync_error(.0))]
     Sync(SyncError),
@@ -121,7 +131,8 @@ impl SyncFailure {
     pub fn exit_code(&self) -> i32 {
         match self {
             SyncFailure::InvalidRegistry(_) => 2,
-            SyncFailure::Busy { .. } => 7,
+            // Another process holds the catalogue, or has just done the work.
+            SyncFailure::Busy { .. } | SyncFailure::Superseded { .. } => 7,
             SyncFailure::Sync(e) => match e {
                 SyncError::Unreachable(HttpError::Denied(_)) => 8,
                 SyncError::Unreachable(_) | SyncError::Registry(_) => 3,
@@ -217,6 +228,7 @@ pub struct SyncRunner {
     retry_budget: Duration,
     observer: Box<dyn SyncObserver>,
     wait_for_lease: Option<Duration>,
+    scheduled_after: Option<Option<String>>,
     limits: Option<ComponentLimits>,
     max_body_bytes: Option<u64>,
     http_timeout: Option<Duration>,
@@ -254,6 +266,7 @@ impl SyncRunner {
             retry_budget: Duration::from_secs(120),
             observer: Box::new(TracingObserver),
             wait_for_lease: None,
+            scheduled_after: None,
             limits: None,
             max_body_bytes: None,
             http_timeout: None,
@@ -316,6 +329,15 @@ impl SyncRunner {
         self
     }
 
+    /// A scheduled sync, decided when the catalogue's last attempt was
+    /// `last_attempt_at`: once it holds the lease it re-reads that, and if
+    /// another process has synced since, it stops with
+    /// [`SyncFailure::Superseded`] instead of syncing again.
+    pub fn scheduled_after(mut self, last_attempt_at: Option<String>) -> SyncRunner {
+        self.scheduled_after = Some(last_attempt_at);
+        self
+    }
+
     /// Limits for the component (memory, guest run time).
     pub fn component_limits(mut self, limits: ComponentLimits) -> SyncRunner {
         self.limits = Some(limits);
@@ -362,6 +384,16 @@ impl SyncRunner {
                 Some(t) => Lease::acquire_wait(&db, t)?,
                 None => Lease::acquire(&db)?,
             };
+            // The schedule was decided before the lease was ours; another
+            // process may have synced in between.
+            if let Some(decided) = &self.scheduled_after {
+                let now = db.config()?.last_attempt_at;
+                if now != *decided {
+                    return Err(SyncFailure::Superseded {
+                        at: now.unwrap_or_default(),
+                    });
+                }
+            }
             (db, Some(lease))
         };
         let clock = db.clock();
@@ -398,13 +430,13 @@ impl SyncRunner {
         }
         // The engine closes its run itself; if it could not (trap, a bug),
         // close it here so history never shows a dead run as `running`.
-        if host.store_mut().open_run().is_some() {
+        if host.open_run().is_some() {
             let why = match &result {
                 Err(trap) => trap.to_string(),
                 Ok(Err(e)) => describe_sync_error(e),
                 Ok(Ok(_)) => "the sync engine returned without closing its run".to_owned(),
             };
-            if let Err(e) = host.store_mut().abandon_open_run(&why) {
+            if let Err(e) = host.abandon_open_run(&why) {
                 tracing::warn!("could not close the interrupted sync run: {e}");
             }
         }
