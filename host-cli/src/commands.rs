@@ -1,6 +1,6 @@
 //! One function per command: open what it needs, do it, print the result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -80,12 +80,12 @@ fn open(path: &PathBuf) -> Result<Database> {
     Database::open(path).with_context(|| format!("cannot open the catalogue {}", path.display()))
 }
 
-fn sync(db_path: &PathBuf, registry: &str, args: &SyncArgs) -> Result<ExitCode> {
+fn sync(db_path: &Path, registry: &str, args: &SyncArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     install_ctrlc(stop.clone());
     let observer = progress::Observer::new(args.json, stop.clone());
     let started = Instant::now();
-    let mut runner = SyncRunner::new(db_path.clone(), registry.to_owned())
+    let mut runner = SyncRunner::new(db_path, registry.to_owned())
         .api_key(
             std::env::var("SKILLSMITH_API_KEY")
                 .ok()

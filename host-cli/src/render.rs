@@ -102,10 +102,11 @@ pub fn report(
         r.added, r.updated, r.unchanged, r.removed, r.skipped
     )?;
     writeln!(out, "  {} pages, {} requests", r.pages, r.requests)?;
-    if let Some(at) = &r.last_sync_at {
-        if !args.dry_run && !r.cancelled {
-            writeln!(out, "  catalogue current as of {at} (registry time)")?;
-        }
+    if let Some(at) = &r.last_sync_at
+        && !args.dry_run
+        && !r.cancelled
+    {
+        writeln!(out, "  catalogue current as of {at} (registry time)")?;
     }
     if r.cancelled {
         writeln!(

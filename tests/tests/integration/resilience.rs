@@ -104,7 +104,7 @@ fn check_after_kill(env: &Env, registry: &[(String, String)]) -> Option<usize> {
     );
     assert!(local == expected, "rows and cursor disagree");
     assert!(
-        local.len() % PAGE == 0 || local.len() == registry.len(),
+        local.len().is_multiple_of(PAGE) || local.len() == registry.len(),
         "{} rows is not a whole number of {PAGE}-skill pages",
         local.len()
     );
@@ -479,7 +479,7 @@ fn an_expired_or_invalid_feed_cursor_leads_to_a_full_resync() {
             || r["warnings"].to_string().contains("resync"),
         "the report says why it resynced: {r}"
     );
-    assert_eq!(env.registry.stats().count("/skills-changes") > 1, true);
+    assert!(env.registry.stats().count("/skills-changes") > 1);
     assert_same_catalogue(&env);
     for id in &gone {
         let n: i64 = env.scalar(&format!("SELECT count(*) FROM skills WHERE id = '{id}'"));
