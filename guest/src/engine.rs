@@ -9,8 +9,8 @@ use std::mem;
 use crate::cursor::{FeedCursor, KeyedHash, SearchCursor, SearchRequest, SeenSet};
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
-    Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Page, Phase,
-    Progress, RunCounts, RunOutcome, RunStatus, Skill, StoreError, SyncError, SyncMode,
+    Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page,
+    Phase, Progress, RunCounts, RunOutcome, RunStatus, Skill, StoreError, SyncError, SyncMode,
     SyncOptions, SyncReport, SyncState,
 };
 use crate::protocol::{self, Entry, ProtocolError};
@@ -793,11 +793,29 @@ impl<'h, H: Host> Sync<'h, H> {
         call: impl FnOnce(&mut H) -> Result<T, StoreError>,
     ) -> Result<T, SyncError> {
         let result = call(self.host);
-        if let (Err(_), Some(counts)) = (&result, self.unconfirmed.take()) {
+        match &result {
+            Ok(_) => self.unconfirmed = None,
+            Err(_) => self.take_back_unconfirmed(),
+        }
+        result.map_err(SyncError::Store)
+    }
+
+    /// `local-versions`, which a store writing behind may answer before the
+    /// last page is written (for ids that page does not touch): its success
+    /// confirms nothing, its failure may still be the page's.
+    fn lookup(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, SyncError> {
+        let result = self.host.local_versions(ids);
+        if result.is_err() {
+            self.take_back_unconfirmed();
+        }
+        result.map_err(SyncError::Store)
+    }
+
+    fn take_back_unconfirmed(&mut self) {
+        if let Some(counts) = self.unconfirmed.take() {
             sub_counts(&mut self.counts, counts);
             self.applied_pages -= 1;
         }
-        result.map_err(SyncError::Store)
     }
 
     fn diff(&mut self, entries: Vec<Entry>, rule: Rule) -> Result<Diff, Halt> {
@@ -805,7 +823,7 @@ impl<'h, H: Host> Sync<'h, H> {
             return Ok(Diff::default());
         }
         let ids: Vec<String> = entries.iter().map(|e| e.id().to_owned()).collect();
-        let local = self.settled(|h| h.local_versions(&ids))?;
+        let local = self.lookup(&ids)?;
         if local.len() != ids.len() {
             return Err(SyncError::Store(StoreError::Other(format!(
                 "local-versions answered {} versions for {} ids",

@@ -54,6 +54,8 @@ pub struct Store {
     open_run: Option<OpenRun>,
     tags_buf: Vec<u8>,
     categories_buf: Vec<u8>,
+    /// The database file, for [`Store::reader`]; `None` in memory.
+    path: Option<std::path::PathBuf>,
     _scratch: Option<ScratchGuard>,
 }
 
@@ -177,6 +179,7 @@ impl Store {
     pub fn new(db: Database, lease_holder: Option<String>) -> Store {
         let clock = db.clock();
         let read_only = db.is_read_only();
+        let path = db.path().map(std::path::Path::to_owned);
         let (conn, scratch) = db.into_parts();
         if !read_only {
             // A sync writes pages of hundreds of rows with random keys into
@@ -196,8 +199,29 @@ impl Store {
             open_run: None,
             tags_buf: Vec::with_capacity(256),
             categories_buf: Vec::with_capacity(256),
+            path,
             _scratch: scratch,
         }
+    }
+
+    /// A second, read-only store over the same file, for lookups while
+    /// this one writes (WAL readers see the last commit and never wait for
+    /// the writer). `None` for a store that is not a writable file.
+    pub fn reader(&self) -> Option<Store> {
+        let path = self.path.as_ref().filter(|_| !self.read_only)?;
+        let db = Database::open_read_only(path).ok()?;
+        // Only the file itself will do: not a stand-in copy or memory.
+        if db.path() != Some(path.as_path()) {
+            return None;
+        }
+        let reader = Store::new(db, None);
+        if reader._scratch.is_some() {
+            return None;
+        }
+        // Its lookups walk the primary-key index; SQLite's default 2 MiB
+        // cache would re-read it from the file.
+        let _ = reader.conn.pragma_update(None, "cache_size", -8_192);
+        Some(reader)
     }
 
     /// The id of the history run the guest opened and has not closed.

@@ -4,12 +4,15 @@
 //! A sync alternates between engine work (decoding a page, diffing it) and
 //! store work (committing it); one after the other they add up, and on a
 //! 100,000-skill first sync the engine's share is a third of the time. Here
-//! `apply_page` hands the page to the store thread and returns at once;
-//! every other call waits for the pages before it and, if one failed,
-//! returns that failure without running (the contract in `wit/store.wit`,
-//! `apply-page`). At most one page is in flight, so memory stays bounded and
-//! a failure is reported one call later, never lost.
+//! `apply_page` hands the page to the store thread and returns at once.
+//! `local_versions` for ids the page in flight does not touch is answered
+//! at once from a second, read-only connection (it sees the last commit,
+//! which for those ids is the truth); every other call waits for the page
+//! and, if it failed, returns that failure without running (the contract in
+//! `wit/store.wit`, `apply-page`). At most one page is in flight, so memory
+//! stays bounded and a failure is reported at a later call, never lost.
 
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -22,9 +25,18 @@ type Job = Box<dyn FnOnce(&mut Store) + Send>;
 /// A [`Store`] owned by its own thread.
 pub struct StoreThread {
     jobs: Option<mpsc::Sender<Job>>,
-    /// The outcome of the page in flight, if one is.
-    in_flight: Option<mpsc::Receiver<Result<(), StoreError>>>,
+    in_flight: Option<InFlight>,
+    /// Lookups that the page in flight cannot change (see the module doc).
+    reader: Option<Store>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The page being written.
+struct InFlight {
+    /// Its outcome, when written.
+    done: mpsc::Receiver<Result<(), StoreError>>,
+    /// The ids it upserts or removes.
+    ids: HashSet<String>,
 }
 
 impl std::fmt::Debug for StoreThread {
@@ -38,6 +50,7 @@ impl std::fmt::Debug for StoreThread {
 impl StoreThread {
     /// Moves `store` to a new thread.
     pub fn spawn(mut store: Store) -> StoreThread {
+        let reader = store.reader();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("skillsmith-store".into())
@@ -51,6 +64,7 @@ impl StoreThread {
         StoreThread {
             jobs: Some(jobs),
             in_flight: None,
+            reader,
             thread: Some(thread),
         }
     }
@@ -67,7 +81,7 @@ impl StoreThread {
     fn settle(&mut self) -> Result<(), StoreError> {
         match self.in_flight.take() {
             None => Ok(()),
-            Some(done) => done.recv().unwrap_or_else(|_| {
+            Some(page) => page.done.recv().unwrap_or_else(|_| {
                 Err(StoreError::Other(
                     "the store thread stopped while writing a page".into(),
                 ))
@@ -104,11 +118,17 @@ impl StoreThread {
         self.call(Store::read_state)
     }
 
-    /// `store.local-versions`.
+    /// `store.local-versions`: at once when the page in flight touches none
+    /// of `ids`, else after it (reporting its failure, if it failed).
     pub fn local_versions(
         &mut self,
         ids: &[String],
     ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        if let (Some(reader), Some(page)) = (self.reader.as_mut(), self.in_flight.as_ref())
+            && !ids.iter().any(|id| page.ids.contains(id))
+        {
+            return reader.local_versions(ids);
+        }
         let ids = ids.to_vec();
         self.call(move |s| s.local_versions(&ids))
     }
@@ -133,11 +153,17 @@ impl StoreThread {
     /// is not taken).
     pub fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
         self.settle()?;
-        let (tx, rx) = mpsc::sync_channel(1);
+        let ids = page
+            .upserts
+            .iter()
+            .map(|s| s.id.clone())
+            .chain(page.removals.iter().cloned())
+            .collect();
+        let (tx, done) = mpsc::sync_channel(1);
         self.send(Box::new(move |s| {
             let _ = tx.send(s.apply_page(run, &page));
         }));
-        self.in_flight = Some(rx);
+        self.in_flight = Some(InFlight { done, ids });
         Ok(())
     }
 
@@ -245,6 +271,27 @@ mod tests {
         };
         t.finish_run(run, outcome).unwrap();
         assert_eq!(t.open_run(), None);
+    }
+
+    #[test]
+    fn lookups_the_page_in_flight_cannot_change_do_not_wait_for_it() {
+        let (_dir, mut t) = thread();
+        assert!(t.reader.is_some(), "a file store gets a reader");
+        let run = t.begin_run(SyncMode::ChangesFeed).unwrap();
+        t.apply_page(run, page(&["a"], "c1")).unwrap();
+        // In flight and doomed: an empty id.
+        t.apply_page(run, page(&["", "b"], "c2")).unwrap();
+        // Ids the page does not touch: answered from the last commit, and
+        // the failure is not this call's to report.
+        let found = t.local_versions(&["a".into(), "x".into()]).unwrap();
+        assert_eq!(
+            found.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // An id it touches waits for it, and learns that it failed.
+        assert!(t.local_versions(&["b".into()]).is_err());
+        assert_eq!(t.local_versions(&["b".into()]).unwrap(), [None]);
+        t.abandon_open_run("test").unwrap();
     }
 
     #[test]
