@@ -200,7 +200,7 @@ impl Host for SyncHost {
         let observer = &self.observer;
         let result = pending.wait_or_stop(STOP_POLL, || observer.should_stop());
         self.stats.http_wait_time += started.elapsed();
-        self.store.post(Store::heartbeat);
+        self.store.heartbeat();
         result
     }
 
@@ -238,7 +238,7 @@ impl Host for SyncHost {
     fn progress(&mut self, report: Progress) -> Directive {
         self.stats.imports += 1;
         self.observer.progress(&report);
-        self.store.post(Store::heartbeat);
+        self.store.heartbeat();
         if self.observer.should_stop() {
             Directive::Stop
         } else {
@@ -259,7 +259,7 @@ impl Host for SyncHost {
             }
             std::thread::sleep((deadline - now).min(STOP_POLL));
             // Rate-limit waits can outlast the lease; keep it alive.
-            self.store.post(Store::heartbeat);
+            self.store.heartbeat();
         }
     }
 

@@ -6,8 +6,9 @@
 //! 100,000-skill first sync the engine's share is a third of the time. Here
 //! `apply_page` hands the page to the store thread and returns at once.
 //! `local_versions` for ids the page in flight does not touch is answered
-//! at once from a second, read-only connection (it sees the last commit,
-//! which for those ids is the truth); every other call waits for the page
+//! at once, on the caller's thread, from a second, read-only connection (it
+//! sees the last commit, which for those ids is the truth); every other
+//! call waits for the page
 //! and, if it failed, returns that failure without running (the contract in
 //! `wit/store.wit`, `apply-page`). At most one page is in flight, so memory
 //! stays bounded and a failure is reported at a later call, never lost.
@@ -15,6 +16,7 @@
 use std::collections::HashSet;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use skillsmith_guest::domain::{LocalVersion, Page, RunOutcome, StoreError, SyncMode, SyncState};
 
@@ -28,8 +30,13 @@ pub struct StoreThread {
     in_flight: Option<InFlight>,
     /// Lookups that the page in flight cannot change (see the module doc).
     reader: Option<Store>,
+    last_heartbeat: Option<Instant>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How often [`StoreThread::heartbeat`] passes a heartbeat on; the store
+/// renews the lease every 15 s of those.
+const HEARTBEAT_POST_EVERY: Duration = Duration::from_secs(1);
 
 /// The page being written.
 struct InFlight {
@@ -65,6 +72,7 @@ impl StoreThread {
             jobs: Some(jobs),
             in_flight: None,
             reader,
+            last_heartbeat: None,
             thread: Some(thread),
         }
     }
@@ -107,10 +115,19 @@ impl StoreThread {
         })
     }
 
-    /// Runs `f` on the store after what is queued, without waiting: for
-    /// work whose failure the next page detects anyway (lease heartbeats).
-    pub fn post(&mut self, f: impl FnOnce(&mut Store) + Send + 'static) {
-        self.send(Box::new(f));
+    /// Renews the lease (see [`Store::heartbeat`]) after what is queued,
+    /// without waiting; a failure is for the next page to detect. Asked
+    /// often (at every HTTP wait), so it wakes the store thread at most once
+    /// a second.
+    pub fn heartbeat(&mut self) {
+        if self
+            .last_heartbeat
+            .is_some_and(|at| at.elapsed() < HEARTBEAT_POST_EVERY)
+        {
+            return;
+        }
+        self.last_heartbeat = Some(Instant::now());
+        self.send(Box::new(Store::heartbeat));
     }
 
     /// `store.read-state`.
@@ -118,15 +135,21 @@ impl StoreThread {
         self.call(Store::read_state)
     }
 
-    /// `store.local-versions`: at once when the page in flight touches none
-    /// of `ids`, else after it (reporting its failure, if it failed).
+    /// `store.local-versions`: at once, on this thread, unless the page in
+    /// flight touches one of `ids`; then after it (reporting its failure, if
+    /// it failed).
     pub fn local_versions(
         &mut self,
         ids: &[String],
     ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
-        if let (Some(reader), Some(page)) = (self.reader.as_mut(), self.in_flight.as_ref())
-            && !ids.iter().any(|id| page.ids.contains(id))
+        if let Some(reader) = self.reader.as_mut()
+            && self
+                .in_flight
+                .as_ref()
+                .is_none_or(|page| !ids.iter().any(|id| page.ids.contains(id)))
         {
+            // Also with nothing in flight: everything is committed, and the
+            // reader answers without a trip to the store thread.
             return reader.local_versions(ids);
         }
         let ids = ids.to_vec();
