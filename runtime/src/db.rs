@@ -29,6 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/004_sync_state.sql")),
     M::up(include_str!("../../migrations/005_deferred_fts.sql")),
     M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
+    M::up(include_str!("../../migrations/007_fts_crisismerge.sql")),
 ];
 
 /// The schema version this binary creates and understands.
