@@ -101,11 +101,7 @@ fn begin_deferral(conn: &Connection) -> rusqlite::Result<()> {
          WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')",
     )?
     .execute([])?;
-    let deferred: bool = conn
-        .prepare_cached("SELECT fts_deferred = 1 FROM sync_state WHERE id = 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false);
+    let deferred = fts_deferred(conn)?;
     if !deferred {
         return Ok(());
     }
@@ -119,6 +115,15 @@ fn begin_deferral(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote_ident(&name)))?;
     }
     Ok(())
+}
+
+/// Whether a deferral is on (`sync_state.fts_deferred`).
+fn fts_deferred(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT fts_deferred = 1 FROM sync_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// The indexes a deferral has dropped, by name.
@@ -135,13 +140,9 @@ fn quote_ident(name: &str) -> String {
 
 /// Ends an indexing deferral (see `begin_deferral`): builds the saved
 /// indexes and the full-text index from `skills` and turns the triggers back
-/// on, in the caller's transaction. Returns whether there was one.
-pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<bool> {
-    let deferred: bool = conn
-        .prepare_cached("SELECT fts_deferred = 1 FROM sync_state WHERE id = 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false);
+/// on, in the caller's transaction.
+pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<()> {
+    let deferred = fts_deferred(conn)?;
     let saved: Vec<(String, String)> = conn
         .prepare_cached("SELECT name, sql FROM deferred_index ORDER BY name")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -165,7 +166,7 @@ pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<bool> {
              UPDATE sync_state SET fts_deferred = 0 WHERE id = 1;",
         )?;
     }
-    Ok(deferred || !saved.is_empty())
+    Ok(())
 }
 
 /// `store.registry-ids` after a given id (see `Store::registry_ids`).

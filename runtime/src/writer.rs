@@ -97,6 +97,15 @@ impl StoreThread {
         }
     }
 
+    /// Waits for the page in flight once the engine is done with the store:
+    /// the engine has already been told (or never will be) of its failure,
+    /// so it is only logged.
+    fn settle_after_the_engine(&mut self) {
+        if let Err(e) = self.settle() {
+            tracing::debug!("the last page was not written: {e}");
+        }
+    }
+
     /// Runs `f` on the store once the page in flight is written. If that
     /// page failed, returns its failure and `f` does not run.
     pub fn call<T: Send + 'static>(
@@ -198,18 +207,14 @@ impl StoreThread {
     /// The history run the engine opened and has not closed, once every
     /// page handed over is written (a failed one is logged).
     pub fn open_run(&mut self) -> Option<u64> {
-        if let Err(e) = self.settle() {
-            tracing::debug!("the last page was not written: {e}");
-        }
+        self.settle_after_the_engine();
         self.call(|s| Ok(s.open_run())).ok().flatten()
     }
 
     /// Closes the open run (see [`Store::abandon_open_run`]).
     pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
         let error = error.to_owned();
-        if let Err(e) = self.settle() {
-            tracing::debug!("the last page was not written: {e}");
-        }
+        self.settle_after_the_engine();
         self.call(move |s| s.abandon_open_run(&error))
     }
 }
