@@ -60,12 +60,19 @@ fn main() {
             if std::env::var_os(ENV_REQUIRE).is_some_and(|v| v != "0") {
                 panic!("the guest component did not build:\n{why}");
             }
+            // Rebuild once the target is installed: cargo reruns a build
+            // script whose `rerun-if-changed` path appears or changes.
+            if let Some(dir) = wasm_target_dir() {
+                println!("cargo:rerun-if-changed={}", dir.display());
+            }
             for line in why.lines().take(40) {
                 println!("cargo:warning=guest component: {line}");
             }
             println!(
                 "cargo:warning=the runtime is built WITHOUT the sync component; \
-                 `--native` works, the component backend reports this error"
+                 `--native` works, the component backend reports this error; \
+                 if the target is missing: rustup target add wasm32-wasip2 \
+                 (scripts/wasm-target.sh)"
             );
             let empty = out_dir.join("skillsmith-sync-missing.wasm");
             std::fs::write(&empty, b"").expect("write to OUT_DIR");
@@ -80,6 +87,23 @@ fn main() {
             export(&empty, "missing");
         }
     }
+}
+
+/// Where the toolchain keeps the wasm32-wasip2 standard library (there or
+/// not): `rustup target add wasm32-wasip2` creates it.
+fn wasm_target_dir() -> Option<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8(out.stdout).ok()?;
+    Some(
+        Path::new(sysroot.trim())
+            .join("lib")
+            .join("rustlib")
+            .join("wasm32-wasip2"),
+    )
 }
 
 fn export(wasm: &Path, how: &str) {

@@ -12,6 +12,7 @@
 set -eu
 
 cd "$(dirname "$0")/.."
+scripts/wasm-target.sh
 # Flags meant for host builds must not leak into the wasm build.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET CARGO_TARGET_DIR
 

@@ -5,6 +5,7 @@
 #   scripts/demo.sh [SKILLS]      (default 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/wasm-target.sh
 skills="${1:-20000}"
 
 cargo build --locked --bins -p skillsmith-cli -p skillsmith-testkit

@@ -4,5 +4,6 @@
 # unit, property and integration tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/wasm-target.sh
 cargo build --workspace --locked --bins
 cargo test --workspace --locked

@@ -30,6 +30,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/005_deferred_fts.sql")),
     M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
     M::up(include_str!("../../migrations/007_fts_crisismerge.sql")),
+    M::up(include_str!("../../migrations/008_fts_catch_up.sql")),
 ];
 
 /// The schema version this binary creates and understands.

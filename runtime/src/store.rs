@@ -96,9 +96,13 @@ const UPDATE_KEYS_SQL: &str = "UPDATE skills SET name = ?2, author = ?3, repo_ur
 /// dropped, in the caller's transaction. A deferral left by a killed run is
 /// kept, and ends with this run.
 fn begin_deferral(conn: &Connection) -> rusqlite::Result<()> {
+    // Every row there already (local ones) is indexed: the catch-up starts
+    // above them (migration 008).
     conn.prepare_cached(
-        "UPDATE sync_state SET fts_deferred = 1
-         WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')",
+        "UPDATE sync_state SET fts_deferred = 1,
+             fts_indexed_upto = (SELECT coalesce(max(rowid), 0) FROM skills)
+         WHERE id = 1 AND fts_deferred IS NOT 1
+             AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')",
     )?
     .execute([])?;
     let deferred = fts_deferred(conn)?;
@@ -161,12 +165,37 @@ pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<()> {
     }
     conn.execute_batch("DELETE FROM deferred_index")?;
     if deferred {
+        match indexed_upto(conn)? {
+            // The rows the catch-up has not reached yet.
+            Some(upto) => {
+                conn.prepare_cached(INDEX_ROWS_ABOVE)?
+                    .execute(params![upto, i64::MAX])?;
+            }
+            // A deferral of an older binary: nothing is known to be indexed.
+            None => conn.execute_batch("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")?,
+        }
         conn.execute_batch(
-            "INSERT INTO skills_fts(skills_fts) VALUES ('rebuild');
-             UPDATE sync_state SET fts_deferred = 0 WHERE id = 1;",
+            "UPDATE sync_state SET fts_deferred = 0, fts_indexed_upto = NULL WHERE id = 1",
         )?;
     }
     Ok(())
+}
+
+/// Indexes for search the rows with a rowid in `(?1, ?2]`, which a deferral
+/// has left out of the index (migration 008).
+const INDEX_ROWS_ABOVE: &str = "INSERT INTO skills_fts(rowid, name, description, tags, author)
+    SELECT rowid, name, description, tags, author FROM skills WHERE rowid > ?1 AND rowid <= ?2";
+
+/// During a deferral, the rowid up to which rows are indexed for search;
+/// `None` when no deferral is on or an older binary's deferral knows none.
+fn indexed_upto(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT fts_indexed_upto FROM sync_state WHERE id = 1 AND fts_deferred = 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 /// `store.registry-ids` after a given id (see `Store::registry_ids`).
@@ -330,6 +359,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether the catalogue holds no skill at all, local or registry.
+    pub fn is_empty(&mut self) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM skills)")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(store_error)
     }
 
     /// `store.registry-ids`.
@@ -597,6 +634,41 @@ impl Store {
             Ok(false) => tracing::warn!("the sync lease was taken over by another process"),
             Err(e) => tracing::debug!("lease heartbeat failed: {e}"),
         }
+    }
+
+    /// During a first sync's deferral, indexes for search up to `max_rows`
+    /// of the rows written so far that are not indexed yet, in one
+    /// transaction; returns how many it indexed (0: nothing to do). The
+    /// store thread calls it while it waits for the next page, so that the
+    /// end of the sync has little left to index (migration 008).
+    pub fn index_backlog(&mut self, max_rows: u32) -> Result<u64, StoreError> {
+        // Only inside this process's run, which holds the lease.
+        if self.read_only || self.open_run.is_none() {
+            return Ok(0);
+        }
+        let tx = self.conn.unchecked_transaction().map_err(store_error)?;
+        let Some(upto) = indexed_upto(&tx).map_err(store_error)? else {
+            return Ok(0);
+        };
+        let upper: Option<i64> = tx
+            .prepare_cached(
+                "SELECT max(rowid) FROM
+                     (SELECT rowid FROM skills WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![upto, max_rows], |r| r.get(0)))
+            .map_err(store_error)?;
+        let Some(upper) = upper else {
+            return Ok(0);
+        };
+        let indexed = tx
+            .prepare_cached(INDEX_ROWS_ABOVE)
+            .and_then(|mut s| s.execute(params![upto, upper]))
+            .map_err(store_error)?;
+        tx.prepare_cached("UPDATE sync_state SET fts_indexed_upto = ?1 WHERE id = 1")
+            .and_then(|mut s| s.execute([upper]))
+            .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(indexed as u64)
     }
 }
 
@@ -951,6 +1023,134 @@ mod tests {
         let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
         assert_eq!(skill_indexes(reader.conn()), migrated);
         store.finish_run(run, &success(0)).unwrap();
+    }
+
+    /// Runs FTS5's own check that the search index holds exactly the
+    /// catalogue's current text (false during a deferral, by design).
+    fn assert_search_index_exact(conn: &Connection) {
+        conn.execute(
+            "INSERT INTO skills_fts(skills_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .expect("the search index matches the catalogue");
+    }
+
+    #[test]
+    fn a_first_sync_indexes_between_pages_and_its_index_stays_exact() {
+        const T1: &str = "2026-01-02T00:00:00.000Z";
+        const T2: &str = "2026-01-03T00:00:00.000Z";
+        let (_dir, mut store, reader) = file_store();
+        // A local row is indexed before the sync, and stays so.
+        reader
+            .conn()
+            .execute(
+                "INSERT INTO skills (id, name, description, source, created_at, updated_at)
+                 VALUES ('mine', 'my own', 'about zebras', 'local', ?1, ?1)",
+                [T1],
+            )
+            .unwrap();
+        let hits = |q: &str| reader.search(q, &Default::default()).unwrap().len();
+        let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
+        let ids: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        let first = ids.iter().map(|id| skill(id, T1)).collect();
+        store.apply_page(run, &page(first, vec![], "c1")).unwrap();
+        assert_eq!(hits("git"), 0, "a first sync's rows wait for the catch-up");
+
+        // The catch-up indexes rows in rowid order, a step at a time.
+        assert_eq!(store.index_backlog(3).unwrap(), 3);
+        assert_eq!(hits("git"), 3);
+
+        // Change and remove rows on both sides of the watermark.
+        let about = |id: &str, text: &str| {
+            let mut s = skill(id, T2);
+            s.description = Some(text.into());
+            s
+        };
+        let second = vec![about("s1", "pelicans"), about("s6", "pelicans")];
+        store
+            .apply_page(run, &page(second, vec!["s2", "s5"], "c2"))
+            .unwrap();
+        // The indexed row's new text is found, the other's not yet.
+        assert_eq!(hits("pelicans"), 1);
+        assert_eq!(hits("git"), 2, "s2 left the index with its row");
+        assert_eq!(
+            store.index_backlog(100).unwrap(),
+            4,
+            "s3, s4, s6 and s7 are left"
+        );
+        assert_eq!(store.index_backlog(100).unwrap(), 0);
+        assert_eq!(hits("pelicans"), 2);
+
+        // Removing the newest row and adding one reuses its rowid, at or
+        // under the watermark: the trigger indexes it.
+        let top: i64 = reader
+            .conn()
+            .query_row("SELECT max(rowid) FROM skills", [], |r| r.get(0))
+            .unwrap();
+        store
+            .apply_page(run, &page(vec![], vec!["s7"], "c3"))
+            .unwrap();
+        store
+            .apply_page(run, &page(vec![about("late", "walruses")], vec![], "c4"))
+            .unwrap();
+        let reused: i64 = reader
+            .conn()
+            .query_row("SELECT rowid FROM skills WHERE id = 'late'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(reused, top);
+        assert_eq!(hits("walruses"), 1);
+        store
+            .apply_page(run, &page(vec![about("later", "otters")], vec![], "c5"))
+            .unwrap();
+        assert_eq!(hits("otters"), 0, "above the watermark: left to the end");
+
+        // The end indexes the rest and ends the deferral.
+        store.finish_run(run, &success(8)).unwrap();
+        assert_search_index_exact(reader.conn());
+        assert_eq!(hits("otters"), 1);
+        assert_eq!(hits("zebras"), 1);
+        // s0, s1, s3, s4, s6, late and later: every registry row left.
+        assert_eq!(hits("git"), 7);
+        let (deferred, upto): (bool, Option<i64>) = reader
+            .conn()
+            .query_row(
+                "SELECT fts_deferred = 1, fts_indexed_upto FROM sync_state",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((deferred, upto), (false, None));
+        // Outside a deferral there is nothing to catch up.
+        assert_eq!(store.index_backlog(100).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_deferral_without_a_watermark_ends_with_a_rebuild() {
+        let (_dir, mut store, reader) = file_store();
+        let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
+        store
+            .apply_page(
+                run,
+                &page(vec![skill("a", "2026-01-02T00:00:00.000Z")], vec![], "c1"),
+            )
+            .unwrap();
+        // As an older binary's killed deferral leaves it.
+        reader
+            .conn()
+            .execute("UPDATE sync_state SET fts_indexed_upto = NULL", [])
+            .unwrap();
+        assert_eq!(store.index_backlog(100).unwrap(), 0);
+        store
+            .apply_page(
+                run,
+                &page(vec![skill("b", "2026-01-02T00:00:00.000Z")], vec![], "c2"),
+            )
+            .unwrap();
+        store.finish_run(run, &success(2)).unwrap();
+        assert_search_index_exact(reader.conn());
+        assert_eq!(reader.search("git", &Default::default()).unwrap().len(), 2);
     }
 
     #[test]

@@ -12,8 +12,12 @@
 //! and, if it failed, returns that failure without running (the contract in
 //! `wit/store.wit`, `apply-page`). At most one page is in flight, so memory
 //! stays bounded and a failure is reported at a later call, never lost.
+//! On a run that began on an empty catalogue, ids never handed over need no
+//! lookup at all. Between pages, the thread indexes a first sync's rows for
+//! search (`serve`).
 
 use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +34,11 @@ pub struct StoreThread {
     in_flight: Option<InFlight>,
     /// Lookups that the page in flight cannot change (see the module doc).
     reader: Option<Store>,
+    /// When the run began on an empty catalogue: the ids handed over since.
+    /// No other id can be stored, so a lookup of one is answered without
+    /// SQLite; on a first sync that is nearly every lookup, and each would
+    /// otherwise re-read index pages the writer keeps changing.
+    written: Option<IdHashes>,
     last_heartbeat: Option<Instant>,
     thread: Option<JoinHandle<()>>,
 }
@@ -43,7 +52,29 @@ struct InFlight {
     /// Its outcome, when written.
     done: mpsc::Receiver<Result<(), StoreError>>,
     /// The ids it upserts or removes.
-    ids: HashSet<String>,
+    ids: IdHashes,
+}
+
+/// A set of ids kept as 64-bit hashes: it may say it holds an id it does
+/// not (a collision, which only costs a lookup or a wait), never the
+/// reverse.
+#[derive(Debug, Default)]
+struct IdHashes(HashSet<u64>);
+
+impl IdHashes {
+    fn key(id: &str) -> u64 {
+        let mut h = DefaultHasher::new();
+        id.hash(&mut h);
+        h.finish()
+    }
+
+    fn insert(&mut self, id: &str) {
+        self.0.insert(Self::key(id));
+    }
+
+    fn may_hold(&self, id: &str) -> bool {
+        self.0.contains(&Self::key(id))
+    }
 }
 
 impl std::fmt::Debug for StoreThread {
@@ -54,6 +85,47 @@ impl std::fmt::Debug for StoreThread {
     }
 }
 
+/// Rows the store thread indexes for search in one transaction while it
+/// has nothing else to do: about 10 ms of work here, so a page that arrives
+/// meanwhile waits little, while each commit still adds a segment of some
+/// size to the full-text index (smaller steps cost more merging).
+const BACKLOG_STEP: u32 = 2_000;
+
+/// The store thread: runs the jobs in order, and between them, while the
+/// queue is empty, works off a first sync's search-index backlog
+/// ([`Store::index_backlog`]), which would otherwise all be left for the
+/// end of the sync, when nothing else runs beside it.
+fn serve(store: &mut Store, queue: &mpsc::Receiver<Job>) {
+    let mut backlog = true;
+    loop {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                if backlog {
+                    backlog = match store.index_backlog(BACKLOG_STEP) {
+                        Ok(indexed) => indexed > 0,
+                        Err(e) => {
+                            // The end of the sync indexes what is left.
+                            tracing::debug!("indexing between pages failed: {e}");
+                            false
+                        }
+                    };
+                    continue;
+                }
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(mpsc::RecvError) => break,
+                }
+            }
+        };
+        job(store);
+        // A page may have added rows to index.
+        backlog = true;
+    }
+    // `store` drops with the thread: the connection closes on it.
+}
+
 impl StoreThread {
     /// Moves `store` to a new thread.
     pub fn spawn(mut store: Store) -> StoreThread {
@@ -61,17 +133,13 @@ impl StoreThread {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("skillsmith-store".into())
-            .spawn(move || {
-                for job in queue {
-                    job(&mut store);
-                }
-                // `store` drops here: the connection closes on this thread.
-            })
+            .spawn(move || serve(&mut store, &queue))
             .expect("spawning the store thread");
         StoreThread {
             jobs: Some(jobs),
             in_flight: None,
             reader,
+            written: None,
             last_heartbeat: None,
             thread: Some(thread),
         }
@@ -144,18 +212,40 @@ impl StoreThread {
         self.call(Store::read_state)
     }
 
-    /// `store.local-versions`: at once, on this thread, unless the page in
-    /// flight touches one of `ids`; then after it (reporting its failure, if
-    /// it failed).
+    /// `store.local-versions`. Ids that cannot be stored (the run began on
+    /// an empty catalogue and never handed them over) are answered at once;
+    /// the rest go to [`StoreThread::lookup`].
     pub fn local_versions(
         &mut self,
         ids: &[String],
     ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
+        let Some(written) = &self.written else {
+            return self.lookup(ids);
+        };
+        let (maybe, unseen): (Vec<usize>, Vec<usize>) =
+            (0..ids.len()).partition(|&i| written.may_hold(&ids[i]));
+        if unseen.is_empty() {
+            return self.lookup(ids);
+        }
+        let mut out = vec![None; ids.len()];
+        if !maybe.is_empty() {
+            let asked: Vec<String> = maybe.iter().map(|&i| ids[i].clone()).collect();
+            for (i, found) in maybe.into_iter().zip(self.lookup(&asked)?) {
+                out[i] = found;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Looks `ids` up in SQLite: at once, on this thread, unless the page in
+    /// flight touches one of them; then after it (reporting its failure, if
+    /// it failed).
+    fn lookup(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError> {
         if let Some(reader) = self.reader.as_mut()
             && self
                 .in_flight
                 .as_ref()
-                .is_none_or(|page| !ids.iter().any(|id| page.ids.contains(id)))
+                .is_none_or(|page| !ids.iter().any(|id| page.ids.may_hold(id)))
         {
             // Also with nothing in flight: everything is committed, and the
             // reader answers without a trip to the store thread.
@@ -177,7 +267,9 @@ impl StoreThread {
 
     /// `store.begin-run`.
     pub fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
-        self.call(move |s| s.begin_run(mode))
+        let (run, empty) = self.call(move |s| Ok((s.begin_run(mode)?, s.is_empty()?)))?;
+        self.written = empty.then(IdHashes::default);
+        Ok(run)
     }
 
     /// `store.apply-page`: hands the page over and returns once the page
@@ -185,12 +277,16 @@ impl StoreThread {
     /// is not taken).
     pub fn apply_page(&mut self, run: u64, page: Page) -> Result<(), StoreError> {
         self.settle()?;
-        let ids = page
-            .upserts
-            .iter()
-            .map(|s| s.id.clone())
-            .chain(page.removals.iter().cloned())
-            .collect();
+        let mut ids = IdHashes::default();
+        for id in page.upserts.iter().map(|s| &s.id) {
+            ids.insert(id);
+            if let Some(written) = &mut self.written {
+                written.insert(id);
+            }
+        }
+        for id in &page.removals {
+            ids.insert(id);
+        }
         let (tx, done) = mpsc::sync_channel(1);
         self.send(Box::new(move |s| {
             let _ = tx.send(s.apply_page(run, &page));
@@ -234,7 +330,7 @@ impl Drop for StoreThread {
 mod tests {
     use super::*;
     use crate::db::Database;
-    use skillsmith_guest::domain::{Checkpoint, RunCounts, RunStatus, Skill, TrustTier};
+    use skillsmith_guest::domain::{Checkpoint, RunCounts, RunStatus, Skill, Source, TrustTier};
 
     fn skill(id: &str) -> Skill {
         Skill {
@@ -319,6 +415,53 @@ mod tests {
         // An id it touches waits for it, and learns that it failed.
         assert!(t.local_versions(&["b".into()]).is_err());
         assert_eq!(t.local_versions(&["b".into()]).unwrap(), [None]);
+        t.abandon_open_run("test").unwrap();
+    }
+
+    #[test]
+    fn a_run_on_an_empty_catalogue_looks_up_only_what_it_handed_over() {
+        let (dir, mut t) = thread();
+        let run = t.begin_run(SyncMode::ChangesFeed).unwrap();
+        t.apply_page(run, page(&["a", "b"], "c1")).unwrap();
+        // A row this run did not write (no other writer can, under the
+        // lease): its id is answered from the ids handed over, without SQLite.
+        let other = Database::open(dir.path().join("s.db")).unwrap();
+        other
+            .conn()
+            .execute(
+                "INSERT INTO skills (id, name, created_at, updated_at) VALUES ('x', 'x', 'x', 'x')",
+                [],
+            )
+            .unwrap();
+        let found = t
+            .local_versions(&["a".into(), "x".into(), "b".into(), "y".into()])
+            .unwrap();
+        assert_eq!(
+            found.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false, true, false]
+        );
+        t.abandon_open_run("test").unwrap();
+    }
+
+    #[test]
+    fn a_run_on_a_catalogue_with_rows_looks_every_id_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("s.db")).unwrap();
+        db.conn()
+            .execute(
+                "INSERT INTO skills (id, name, source, created_at, updated_at)
+                 VALUES ('mine', 'mine', 'local', 'x', 'x')",
+                [],
+            )
+            .unwrap();
+        let mut t = StoreThread::spawn(Store::new(db, None));
+        let run = t.begin_run(SyncMode::ChangesFeed).unwrap();
+        t.apply_page(run, page(&["a"], "c1")).unwrap();
+        let found = t
+            .local_versions(&["mine".into(), "a".into(), "z".into()])
+            .unwrap();
+        assert_eq!(found[0].as_ref().map(|v| v.source), Some(Source::Local));
+        assert!(found[1].is_some() && found[2].is_none());
         t.abandon_open_run("test").unwrap();
     }
 
