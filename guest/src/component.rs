@@ -19,6 +19,13 @@ use bindings::skillsmith::sync::{host, http, store, types};
 use crate::domain::{self, Host};
 use crate::{engine, schedule};
 
+// Decoding a page allocates for nearly every field of every record, and
+// dlmalloc, the standard library's allocator on wasm32, made that a good
+// part of what the component costs over the same code built natively
+// (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 struct Component;
 
 // The export shims are `#[unsafe(export_name)]` functions.
