@@ -72,6 +72,10 @@ impl IdHashes {
         self.0.insert(Self::key(id));
     }
 
+    fn insert_key(&mut self, key: u64) {
+        self.0.insert(key);
+    }
+
     fn may_hold(&self, id: &str) -> bool {
         self.0.contains(&Self::key(id))
     }
@@ -279,9 +283,11 @@ impl StoreThread {
         self.settle()?;
         let mut ids = IdHashes::default();
         for id in page.upserts.iter().map(|s| &s.id) {
-            ids.insert(id);
+            // Hashed once for both sets: this runs for every row synced.
+            let key = IdHashes::key(id);
+            ids.insert_key(key);
             if let Some(written) = &mut self.written {
-                written.insert(id);
+                written.insert_key(key);
             }
         }
         for id in &page.removals {
