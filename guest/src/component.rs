@@ -134,12 +134,21 @@ impl Host for WitHost {
             .collect())
     }
 
-    fn registry_ids(
+    fn registry_rows(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<String>, domain::StoreError> {
-        store::registry_ids(after, limit).map_err(store_error_from_wit)
+    ) -> Result<Vec<domain::RegistryRow>, domain::StoreError> {
+        let rows = store::registry_rows(after, limit).map_err(store_error_from_wit)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| domain::RegistryRow {
+                id: r.id,
+                trust_tier: tier_from_wit(r.trust_tier),
+                scored: r.scored,
+                categories: r.categories,
+            })
+            .collect())
     }
 
     fn begin_run(&mut self, mode: domain::SyncMode) -> Result<u64, domain::StoreError> {
@@ -181,6 +190,7 @@ impl Host for WitHost {
             },
             error: outcome.error,
             last_sync_at: outcome.last_sync_at,
+            coverage: outcome.coverage.map(coverage_to_wit),
         };
         store::finish_run(run, &outcome).map_err(store_error_from_wit)
     }
@@ -249,6 +259,26 @@ fn tier_to_wit(t: domain::TrustTier) -> types::TrustTier {
         domain::TrustTier::Unverified => types::TrustTier::Unverified,
         domain::TrustTier::Experimental => types::TrustTier::Experimental,
         domain::TrustTier::Unknown => types::TrustTier::Unknown,
+    }
+}
+
+fn tier_from_wit(t: types::TrustTier) -> domain::TrustTier {
+    match t {
+        types::TrustTier::Official => domain::TrustTier::Official,
+        types::TrustTier::Verified => domain::TrustTier::Verified,
+        types::TrustTier::Curated => domain::TrustTier::Curated,
+        types::TrustTier::Community => domain::TrustTier::Community,
+        types::TrustTier::Unverified => domain::TrustTier::Unverified,
+        types::TrustTier::Experimental => domain::TrustTier::Experimental,
+        types::TrustTier::Unknown => domain::TrustTier::Unknown,
+    }
+}
+
+fn coverage_to_wit(c: domain::Coverage) -> types::Coverage {
+    types::Coverage {
+        registry_total: c.registry_total,
+        reached: c.reached,
+        unfilterable_tiers: c.unfilterable_tiers,
     }
 }
 
@@ -327,6 +357,7 @@ fn report_to_wit(r: domain::SyncReport) -> wit_engine::SyncReport {
         warnings: r.warnings,
         last_sync_at: r.last_sync_at,
         cancelled: r.cancelled,
+        coverage: r.coverage.map(coverage_to_wit),
     }
 }
 

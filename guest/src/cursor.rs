@@ -1,23 +1,12 @@
-//! Pagination state: the offset walk over the search partitions (with the
-//! seen-set that de-duplicates across them and decides what a prune may
-//! remove), and the changes-feed cursor.
+//! Pagination state: the offset walk over one `/skills-search` listing (with
+//! the checks that tell a complete listing from one that only looked
+//! complete), the id sets that de-duplicate across listings and decide what a
+//! prune may remove, and the changes-feed cursor.
 
-use std::collections::HashSet;
-use std::hash::BuildHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 
-use crate::domain::TrustTier;
 use crate::protocol::ProtocolError;
-
-/// The search partitions: the trust tiers `/skills-search` can filter on.
-/// Together they cover every skill whose tier the registry lets us filter;
-/// skills with other tiers cannot be enumerated through search at all.
-pub const PARTITIONS: [TrustTier; 5] = [
-    TrustTier::Official,
-    TrustTier::Verified,
-    TrustTier::Curated,
-    TrustTier::Community,
-    TrustTier::Unverified,
-];
 
 /// Keyed SipHash for the seen-set. std's `RandomState` would do, but on
 /// `wasm32-wasip2` it makes the component import `wasi:random/insecure-seed`,
@@ -91,135 +80,366 @@ impl SeenSet {
     }
 }
 
-/// One `/skills-search` request.
+/// The latest version seen of each id during one enumeration, by keyed
+/// 64-bit hash: 16 bytes an id, so 100,000 skills cost under 3 MB under the
+/// component's memory limit. A collision (odds about 10^-9 at a million ids,
+/// and a hostile registry cannot aim for one: the key is the host's random)
+/// would only make two ids count as one.
+#[derive(Debug)]
+pub struct Versions {
+    hasher: KeyedHash,
+    latest: HashMap<u64, u64, Identity>,
+}
+
+/// What [`Versions::offer`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SearchRequest {
-    /// Partition.
-    pub tier: TrustTier,
+pub enum Offer {
+    /// First time this id was listed.
+    New,
+    /// Listed before with an older `updated_at`: this copy wins.
+    Newer,
+    /// Listed before with this `updated_at` or a newer one: drop this copy.
+    Stale,
+}
+
+impl Versions {
+    /// An empty set hashing with `hasher`.
+    pub fn new(hasher: KeyedHash) -> Versions {
+        Versions {
+            hasher,
+            latest: HashMap::with_hasher(Identity),
+        }
+    }
+
+    /// Records a listed copy of `id` last updated at `updated_at`
+    /// (normalised RFC 3339, as the protocol module produces).
+    pub fn offer(&mut self, id: &str, updated_at: &str) -> Offer {
+        let version = instant_key(updated_at);
+        match self.latest.entry(self.hasher.hash_one(id)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(version);
+                Offer::New
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if version > *o.get() {
+                    o.insert(version);
+                    Offer::Newer
+                } else {
+                    Offer::Stale
+                }
+            }
+        }
+    }
+
+    /// Whether `id` was listed.
+    pub fn contains(&self, id: &str) -> bool {
+        self.latest.contains_key(&self.hasher.hash_one(id))
+    }
+
+    /// Distinct ids listed.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Whether nothing was listed.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+}
+
+/// The digits of a normalised timestamp (`2026-11-20T10:00:00.123Z`) as one
+/// number, `20261120100000123`: ordered as the instants are, and 8 bytes
+/// instead of 24. Anything else counts as the oldest possible.
+fn instant_key(ts: &str) -> u64 {
+    let mut key: u64 = 0;
+    let mut digits = 0;
+    for b in ts.bytes() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 19 {
+                return 0;
+            }
+            key = key * 10 + u64::from(b - b'0');
+        }
+    }
+    key
+}
+
+/// Hashes that are already keyed hashes need no second hashing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity;
+
+/// The [`Hasher`] of [`Identity`]: passes a `u64` through.
+#[derive(Debug, Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in for correctness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl BuildHasher for Identity {
+    type Hasher = IdentityHasher;
+
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher::default()
+    }
+}
+
+/// The largest `limit` `/skills-search` accepts.
+pub const SEARCH_MAX_LIMIT: u32 = 100;
+
+/// One page of a walk: what to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
     /// `offset`.
     pub offset: u64,
     /// `limit`.
     pub limit: u32,
 }
 
-/// The largest `limit` `/skills-search` accepts.
-pub const SEARCH_MAX_LIMIT: u32 = 100;
-
-/// Walks the partitions with `offset` paging up to each partition's
-/// `meta.total`.
-///
-/// The offset advances by the number of records a page actually held, so a
-/// registry that silently serves fewer than `limit` never makes us skip any.
-/// A partition ends when the offset reaches the latest total, when a page is
-/// empty, or when the offset passes twice the first total (a partition that
-/// doubles while we page cannot be enumerated; this bound is what guarantees
-/// termination against any sequence of answers).
-#[derive(Debug, Clone)]
-pub struct SearchCursor {
-    limit: u32,
-    partition: usize,
-    offset: u64,
-    first_total: Option<u64>,
-    totals: [Option<u64>; PARTITIONS.len()],
-    trustworthy: bool,
+/// What a walk learned from one page, for [`Walk::record`].
+#[derive(Debug, Clone, Default)]
+pub struct PageFacts<'a> {
+    /// `meta.total`.
+    pub total: u64,
+    /// Elements of `data`, valid or not: the offset advance.
+    pub returned: usize,
+    /// `(id, updated_at)` of the page's records, valid or malformed (where
+    /// they had an id; their `updated_at` is then empty). A record listed
+    /// twice is the same pair twice; two copies of a skill that differ in
+    /// `updated_at` are two records of the listing, as its total counts them.
+    pub keys: Vec<(&'a str, &'a str)>,
+    /// Some valid record had a quality score.
+    pub any_scored: bool,
+    /// Records without a usable id, or otherwise unreadable.
+    pub unreadable: usize,
 }
 
-impl SearchCursor {
-    /// Starts at the first partition; `limit` is clamped to 1..=100, and 0
-    /// means 100.
-    pub fn new(limit: u32) -> SearchCursor {
-        SearchCursor {
-            limit: if limit == 0 {
-                SEARCH_MAX_LIMIT
-            } else {
-                limit.min(SEARCH_MAX_LIMIT)
-            },
-            partition: 0,
-            offset: 0,
+/// How a walk goes on after a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Ask for [`Walk::next_request`].
+    More,
+    /// The walk is over; [`Walk::is_complete`] says whether it saw it all.
+    Done,
+    /// A walk of the unscored block met a scored record: the block is not
+    /// where it was looked for. Nothing it read is wrong, but the block must
+    /// be read another way.
+    Misplaced,
+}
+
+/// Walks one listing, or one block of it, with `offset` paging.
+///
+/// The offset advances by the records a page actually held, so a registry
+/// that serves fewer than `limit` never makes us skip any. The walk ends at
+/// the end of its block (for a whole listing, the latest `meta.total`), on an
+/// empty page, or when the offset passes twice the first total (a listing
+/// that doubles while we page cannot be enumerated; this bound guarantees
+/// termination against any sequence of answers). A page that lists only ids
+/// this walk has already seen means the registry ignores `offset`: that is a
+/// protocol error, not something to page through a thousand times.
+///
+/// Complete means: every page came back with the total the walk started
+/// with, no page came back empty before the end, every record was readable,
+/// and the walk saw as many distinct records (id and `updated_at`) as its
+/// block holds: a record served twice while another was skipped, as an
+/// unstable order does, leaves it short. For a block of
+/// unscored records, every record also had no score. Then, on a quiet
+/// catalogue, the walk has seen exactly its block's members (a block of `k`
+/// positions holding `k` distinct unscored ids, when the listing holds `k`
+/// unscored skills, holds all of them).
+#[derive(Debug, Clone)]
+pub struct Walk {
+    limit: u32,
+    start: u64,
+    /// Exclusive end of the block; `None` for a whole listing whose total is
+    /// not known yet.
+    end: Option<u64>,
+    whole: bool,
+    unscored_only: bool,
+    offset: u64,
+    first_total: Option<u64>,
+    ids: HashSet<u64, Identity>,
+    hasher: KeyedHash,
+    complete: bool,
+    done: bool,
+    note: Option<String>,
+}
+
+impl Walk {
+    /// A walk of a whole listing; `limit` is clamped to 1..=100, and 0 means
+    /// 100.
+    pub fn whole(limit: u32, hasher: KeyedHash) -> Walk {
+        Walk::new(limit, hasher, 0, None, true, false)
+    }
+
+    /// A walk of positions `start..end` of a listing whose total is `total`,
+    /// expecting only unscored records there.
+    pub fn unscored_block(limit: u32, hasher: KeyedHash, start: u64, end: u64) -> Walk {
+        Walk::new(limit, hasher, start, Some(end), false, true)
+    }
+
+    fn new(
+        limit: u32,
+        hasher: KeyedHash,
+        start: u64,
+        end: Option<u64>,
+        whole: bool,
+        unscored_only: bool,
+    ) -> Walk {
+        let limit = if limit == 0 {
+            SEARCH_MAX_LIMIT
+        } else {
+            limit.min(SEARCH_MAX_LIMIT)
+        };
+        Walk {
+            limit,
+            start,
+            end,
+            whole,
+            unscored_only,
+            offset: start,
             first_total: None,
-            totals: [None; PARTITIONS.len()],
-            trustworthy: true,
+            ids: HashSet::with_hasher(Identity),
+            hasher,
+            complete: true,
+            done: end.is_some_and(|e| e <= start),
+            note: None,
         }
     }
 
-    /// The request to make next; `None` once every partition is done.
-    pub fn next_request(&self) -> Option<SearchRequest> {
-        PARTITIONS.get(self.partition).map(|&tier| SearchRequest {
-            tier,
+    /// The page to ask for next; `None` once the walk is over.
+    pub fn next_request(&self) -> Option<PageRequest> {
+        if self.done {
+            return None;
+        }
+        // A block must not ask past its end: the records after it are of
+        // another kind and would read as a misplaced block.
+        let limit = match self.end {
+            Some(end) if !self.whole => end
+                .saturating_sub(self.offset)
+                .min(u64::from(self.limit)) as u32,
+            _ => self.limit,
+        };
+        Some(PageRequest {
             offset: self.offset,
-            limit: self.limit,
+            limit: limit.max(1),
         })
     }
 
-    /// Records the answer to [`SearchCursor::next_request`]: the page's
-    /// `meta.total` and how many records its `data` held. Returns a warning
-    /// when the enumeration stopped being trustworthy for a prune.
-    pub fn record(&mut self, total: u64, returned: usize) -> Option<String> {
-        let &tier = PARTITIONS.get(self.partition)?;
-        let mut warning = None;
-        let first = *self.first_total.get_or_insert(total);
-        if total != first && self.totals[self.partition] != Some(total) {
-            warning = Some(format!(
-                "the registry's count of {} skills changed from {first} to {total} while they \
-                 were listed; skills deleted from the registry will be removed on a later sync",
-                tier.as_str()
-            ));
-            self.trustworthy = false;
+    /// Records a page; `Err` when the registry makes no progress.
+    pub fn record(&mut self, page: &PageFacts<'_>) -> Result<Step, ProtocolError> {
+        if self.done {
+            return Ok(Step::Done);
         }
-        self.totals[self.partition] = Some(total);
-        let returned = returned as u64;
+        let first = *self.first_total.get_or_insert(page.total);
+        if page.total != first && self.note.is_none() {
+            self.note = Some(format!(
+                "its count changed from {first} to {} while it was read",
+                page.total
+            ));
+            self.complete = false;
+        }
+        if self.whole {
+            self.end = Some(page.total);
+        }
+        if self.unscored_only && page.any_scored {
+            self.done = true;
+            self.complete = false;
+            return Ok(Step::Misplaced);
+        }
+        if page.unreadable > 0 {
+            self.complete = false;
+        }
+        let mut fresh = 0;
+        for key in &page.keys {
+            if self.ids.insert(self.hasher.hash_one(key)) {
+                fresh += 1;
+            }
+        }
+        if page.returned > 0 && fresh == 0 && page.unreadable < page.returned {
+            return Err(ProtocolError(format!(
+                "/skills-search answered offset {} with only records it had already listed at \
+                 lower offsets; the registry seems to ignore `offset`, so the listing cannot be \
+                 read to its end",
+                self.offset
+            )));
+        }
+        let end = self.end.unwrap_or(page.total);
         let ceiling = first
             .saturating_mul(2)
             .saturating_add(u64::from(self.limit));
-        if returned == 0 {
-            if self.offset < total {
-                warning = Some(format!(
-                    "the registry returned no {} skills at offset {} of {total}; the listing \
-                     is incomplete, so no skills are removed this time",
-                    tier.as_str(),
-                    self.offset
-                ));
-                self.trustworthy = false;
+        if page.returned == 0 {
+            if self.offset < end {
+                self.note.get_or_insert_with(|| {
+                    format!(
+                        "it returned no records at offset {} of {end}",
+                        self.offset
+                    )
+                });
+                self.complete = false;
             }
-            self.next_partition();
-        } else {
-            self.offset = self.offset.saturating_add(returned);
-            if self.offset >= total {
-                self.next_partition();
-            } else if self.offset > ceiling {
-                warning = Some(format!(
-                    "the registry kept growing its {} listing (past {} of an initial {first}); \
-                     stopped listing it, and no skills are removed this time",
-                    tier.as_str(),
-                    self.offset
-                ));
-                self.trustworthy = false;
-                self.next_partition();
-            }
+            self.done = true;
+            return Ok(Step::Done);
         }
-        warning
+        self.offset = self.offset.saturating_add(page.returned as u64);
+        if self.offset >= end {
+            self.done = true;
+            if (self.ids.len() as u64) < end.saturating_sub(self.start) {
+                self.note.get_or_insert_with(|| {
+                    format!(
+                        "it listed {} distinct records where it counts {}",
+                        self.ids.len(),
+                        end.saturating_sub(self.start)
+                    )
+                });
+                self.complete = false;
+            }
+            return Ok(Step::Done);
+        }
+        if self.offset > ceiling {
+            self.note = Some(format!(
+                "it kept growing (past {} of an initial {first})",
+                self.offset
+            ));
+            self.complete = false;
+            self.done = true;
+            return Ok(Step::Done);
+        }
+        Ok(Step::More)
     }
 
-    fn next_partition(&mut self) {
-        self.partition += 1;
-        self.offset = 0;
-        self.first_total = None;
+    /// The walk is over.
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 
-    /// Every partition has been walked to its end.
+    /// The walk is over and saw every member of its block (see [`Walk`]).
     pub fn is_complete(&self) -> bool {
-        self.partition >= PARTITIONS.len()
+        self.done && self.complete
     }
 
-    /// No partition's total changed and no page came back short of its
-    /// total: the ids seen are the whole catalogue, so a prune is safe.
-    pub fn is_trustworthy(&self) -> bool {
-        self.trustworthy
+    /// Why the walk is not complete, for a warning.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
-    /// Sum of the latest totals of the partitions started so far.
-    pub fn known_total(&self) -> u64 {
-        self.totals.iter().flatten().sum()
+    /// The positions the walk covers, as far as known: `end - start`.
+    pub fn span(&self) -> Option<u64> {
+        self.end.map(|e| e.saturating_sub(self.start))
     }
 }
 
@@ -281,44 +501,104 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn facts(total: u64, ids: &[String], any_scored: bool) -> PageFacts<'_> {
+        PageFacts {
+            total,
+            returned: ids.len(),
+            keys: ids.iter().map(|id| (id.as_str(), "2026-01-01T00:00:00.000Z")).collect(),
+            any_scored,
+            unreadable: 0,
+        }
+    }
+
+    fn ids(range: std::ops::Range<u64>) -> Vec<String> {
+        range.map(|i| format!("id-{i}")).collect()
+    }
+
     #[test]
-    fn walks_partitions() {
-        let mut c = SearchCursor::new(500);
+    fn a_whole_listing_is_walked_to_its_total() {
+        let mut w = Walk::whole(500, KeyedHash::new(1, 2));
         let mut requests = vec![];
-        // Every partition holds 250 skills.
-        while let Some(r) = c.next_request() {
-            requests.push((r.tier, r.offset, r.limit));
-            let returned = (250 - r.offset).min(u64::from(r.limit)) as usize;
-            assert_eq!(c.record(250, returned), None);
+        while let Some(r) = w.next_request() {
+            requests.push((r.offset, r.limit));
+            let end = (r.offset + u64::from(r.limit)).min(250);
+            w.record(&facts(250, &ids(r.offset..end), true)).unwrap();
         }
-        assert_eq!(requests.len(), 15);
-        assert_eq!(requests[0], (TrustTier::Official, 0, 100));
-        assert_eq!(requests[2], (TrustTier::Official, 200, 100));
-        assert_eq!(requests[3], (TrustTier::Verified, 0, 100));
-        assert!(c.is_complete() && c.is_trustworthy());
-        assert_eq!(c.known_total(), 1250);
+        assert_eq!(requests, [(0, 100), (100, 100), (200, 100)]);
+        assert!(w.is_complete());
     }
 
     #[test]
-    fn changing_total_is_untrustworthy() {
-        let mut c = SearchCursor::new(10);
-        assert!(c.record(25, 10).is_none());
-        assert!(c.record(24, 10).is_some());
-        // Reported once per change, not once per page.
-        assert!(c.record(24, 4).is_none());
-        while c.next_request().is_some() {
-            c.record(0, 0);
-        }
-        assert!(c.is_complete() && !c.is_trustworthy());
+    fn a_block_never_asks_past_its_end() {
+        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 950, 1010);
+        assert_eq!(w.next_request(), Some(PageRequest { offset: 950, limit: 60 }));
+        assert_eq!(w.record(&facts(1010, &ids(950..1010), false)), Ok(Step::Done));
+        assert!(w.is_complete());
     }
 
     #[test]
-    fn empty_page_before_total_is_untrustworthy() {
-        let mut c = SearchCursor::new(10);
-        c.record(25, 10);
-        assert!(c.record(25, 0).is_some());
-        assert_eq!(c.next_request().unwrap().tier, TrustTier::Verified);
-        assert!(!c.is_trustworthy());
+    fn a_scored_record_in_the_block_means_it_is_elsewhere() {
+        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 0, 50);
+        assert_eq!(w.record(&facts(1010, &ids(0..50), true)), Ok(Step::Misplaced));
+        assert!(w.is_done() && !w.is_complete());
+    }
+
+    #[test]
+    fn a_registry_that_ignores_offset_is_a_protocol_error() {
+        let mut w = Walk::whole(100, KeyedHash::new(1, 2));
+        let page = ids(0..100);
+        assert_eq!(w.record(&facts(5000, &page, true)), Ok(Step::More));
+        assert!(w.record(&facts(5000, &page, true)).is_err());
+    }
+
+    #[test]
+    fn repeats_that_leave_the_count_short_are_incomplete() {
+        let mut w = Walk::whole(10, KeyedHash::new(1, 2));
+        w.record(&facts(20, &ids(0..10), true)).unwrap();
+        // Half the second page repeats the first: unstable order.
+        let mut second = ids(5..10);
+        second.extend(ids(10..15));
+        assert_eq!(w.record(&facts(20, &second, true)), Ok(Step::Done));
+        assert!(!w.is_complete());
+        assert!(w.note().unwrap().contains("15 distinct"));
+        // Two copies of one skill that differ are two records: complete.
+        let mut w = Walk::whole(10, KeyedHash::new(1, 2));
+        let page = PageFacts {
+            total: 2,
+            returned: 2,
+            keys: vec![("a", "2026-01-01T00:00:00.000Z"), ("a", "2026-01-02T00:00:00.000Z")],
+            ..PageFacts::default()
+        };
+        assert_eq!(w.record(&page), Ok(Step::Done));
+        assert!(w.is_complete());
+    }
+
+    #[test]
+    fn changing_total_is_incomplete() {
+        let mut w = Walk::whole(10, KeyedHash::new(1, 2));
+        w.record(&facts(25, &ids(0..10), true)).unwrap();
+        w.record(&facts(24, &ids(10..20), true)).unwrap();
+        w.record(&facts(24, &ids(20..24), true)).unwrap();
+        assert!(w.is_done() && !w.is_complete());
+    }
+
+    #[test]
+    fn empty_page_before_total_is_incomplete() {
+        let mut w = Walk::whole(10, KeyedHash::new(1, 2));
+        w.record(&facts(25, &ids(0..10), true)).unwrap();
+        assert_eq!(w.record(&facts(25, &[], true)), Ok(Step::Done));
+        assert!(!w.is_complete());
+    }
+
+    #[test]
+    fn versions_keep_the_newest() {
+        let mut v = Versions::new(KeyedHash::new(3, 4));
+        assert_eq!(v.offer("a", "2026-01-01T00:00:00.000Z"), Offer::New);
+        assert_eq!(v.offer("a", "2025-12-31T23:59:59.999Z"), Offer::Stale);
+        assert_eq!(v.offer("a", "2026-01-01T00:00:00.000Z"), Offer::Stale);
+        assert_eq!(v.offer("a", "2026-01-01T00:00:00.001Z"), Offer::Newer);
+        assert!(v.contains("a") && !v.contains("b"));
+        assert_eq!(v.len(), 1);
     }
 
     #[test]
@@ -343,55 +623,63 @@ mod tests {
     }
 
     proptest! {
-        /// Against any sequence of answers (totals and page sizes drawn at
-        /// random, changing at will), the walk visits each offset of a
-        /// partition at most once, never asks past the latest total, and ends.
+        /// Against any sequence of answers (totals, page sizes and ids drawn
+        /// at random), a walk visits each offset at most once, never asks
+        /// past the latest total, and ends.
         #[test]
-        fn search_walk_terminates(
+        fn a_walk_terminates(
             limit in 1u32..120,
-            answers in proptest::collection::vec((0u64..400, 0usize..130), 1..64),
+            answers in proptest::collection::vec((0u64..400, 0usize..130, 0u64..3), 1..64),
         ) {
-            let mut c = SearchCursor::new(limit);
+            let mut w = Walk::whole(limit, KeyedHash::new(5, 6));
             let mut visited = HashSet::new();
             let mut latest_total: Option<u64> = None;
             let mut steps = 0u64;
-            let mut last_tier = None;
-            while let Some(r) = c.next_request() {
-                if last_tier != Some(r.tier) {
-                    latest_total = None;
-                    last_tier = Some(r.tier);
-                }
+            let mut next_id = 0u64;
+            while let Some(r) = w.next_request() {
                 prop_assert!(r.limit >= 1 && r.limit <= SEARCH_MAX_LIMIT);
-                prop_assert!(visited.insert((r.tier, r.offset)), "offset visited twice");
+                prop_assert!(visited.insert(r.offset), "offset visited twice");
                 if let Some(t) = latest_total {
                     prop_assert!(r.offset < t, "offset {} past total {}", r.offset, t);
                 }
-                let (total, returned) = answers[steps as usize % answers.len()];
-                c.record(total, returned);
+                let (total, returned, repeat) = answers[steps as usize % answers.len()];
+                // Mostly fresh ids, sometimes a page of repeats.
+                let page: Vec<String> = (0..returned as u64)
+                    .map(|k| if repeat == 0 { format!("r{k}") } else { next_id += 1; format!("f{next_id}") })
+                    .collect();
+                if w.record(&facts(total, &page, true)).is_err() {
+                    break;
+                }
                 latest_total = Some(total);
                 steps += 1;
-                // Bound: each partition ends by offset 2*first_total + limit + one page.
-                prop_assert!(steps <= 5 * (2 * 400 + 120 + 130 + 2), "no termination");
+                prop_assert!(steps <= 2 * 400 + 120 + 130 + 2, "no termination");
             }
-            prop_assert!(c.is_complete());
         }
 
-        /// A quiet catalogue is enumerated completely and trustworthily.
+        /// A quiet listing is walked completely, in whole and as a block.
         #[test]
-        fn quiet_catalogue_is_complete(
-            limit in 1u32..150,
-            totals in proptest::array::uniform5(0u64..500),
-        ) {
-            let mut c = SearchCursor::new(limit);
-            let mut listed = [0u64; 5];
-            while let Some(r) = c.next_request() {
-                let p = PARTITIONS.iter().position(|t| *t == r.tier).unwrap();
-                let returned = totals[p].saturating_sub(r.offset).min(u64::from(r.limit));
-                listed[p] += returned;
-                c.record(totals[p], returned as usize);
+        fn a_quiet_listing_is_complete(limit in 1u32..150, total in 0u64..500, cut in 0u64..500) {
+            let mut w = Walk::whole(limit, KeyedHash::new(7, 8));
+            let mut listed = 0;
+            while let Some(r) = w.next_request() {
+                let end = (r.offset + u64::from(r.limit)).min(total);
+                listed += end - r.offset;
+                w.record(&facts(total, &ids(r.offset..end), true)).unwrap();
             }
-            prop_assert_eq!(listed, totals);
-            prop_assert!(c.is_trustworthy());
+            prop_assert_eq!(listed, total);
+            prop_assert!(w.is_complete());
+
+            let start = cut.min(total);
+            let mut b = Walk::unscored_block(limit, KeyedHash::new(7, 8), start, total);
+            let mut listed = 0;
+            while let Some(r) = b.next_request() {
+                let end = (r.offset + u64::from(r.limit)).min(total);
+                prop_assert!(end <= total);
+                listed += end - r.offset;
+                b.record(&facts(total, &ids(r.offset..end), false)).unwrap();
+            }
+            prop_assert_eq!(listed, total - start);
+            prop_assert!(b.is_complete());
         }
     }
 }

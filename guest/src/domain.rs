@@ -95,6 +95,26 @@ pub struct Skill {
     pub quarantined: Option<bool>,
 }
 
+/// See `types.coverage`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// `/stats` `skillCount`, when the registry says.
+    pub registry_total: Option<u64>,
+    /// Distinct skills the listings reached.
+    pub reached: u64,
+    /// Tiers the search API cannot filter on.
+    pub unfilterable_tiers: Vec<String>,
+}
+
+impl Coverage {
+    /// Skills the registry counts that no listing reached; `None` when the
+    /// registry gave no count to check against.
+    pub fn unreachable(&self) -> Option<u64> {
+        self.registry_total
+            .map(|total| total.saturating_sub(self.reached))
+    }
+}
+
 /// See `types.sync-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
@@ -220,6 +240,19 @@ pub struct LocalVersion {
     pub source: Source,
 }
 
+/// See `store.registry-row`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRow {
+    /// Registry id.
+    pub id: String,
+    /// Stored tier.
+    pub trust_tier: TrustTier,
+    /// The stored copy has a quality score.
+    pub scored: bool,
+    /// Stored category names.
+    pub categories: Vec<String>,
+}
+
 /// See `store.checkpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -292,6 +325,8 @@ pub struct RunOutcome {
     pub error: Option<String>,
     /// Registry time to record, on success only.
     pub last_sync_at: Option<String>,
+    /// Search mode: what the listings reached.
+    pub coverage: Option<Coverage>,
 }
 
 /// See `host.level`.
@@ -388,6 +423,8 @@ pub struct SyncReport {
     pub last_sync_at: Option<String>,
     /// Stopped early by the host.
     pub cancelled: bool,
+    /// Search mode: what the listings reached.
+    pub coverage: Option<Coverage>,
 }
 
 /// See `engine.sync-error`.
@@ -449,8 +486,12 @@ pub trait Host {
     fn read_state(&mut self) -> Result<SyncState, StoreError>;
     /// `store.local-versions`.
     fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError>;
-    /// `store.registry-ids`.
-    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// `store.registry-rows`.
+    fn registry_rows(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RegistryRow>, StoreError>;
     /// `store.begin-run`.
     fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError>;
     /// `store.apply-page`.

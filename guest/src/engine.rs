@@ -6,12 +6,12 @@
 
 use std::mem;
 
-use crate::cursor::{FeedCursor, KeyedHash, SearchCursor, SearchRequest, SeenSet};
+use crate::cursor::{FeedCursor, KeyedHash, SeenSet};
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
-    Checkpoint, Directive, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page,
-    Phase, Progress, RunCounts, RunOutcome, RunStatus, Skill, StoreError, SyncError, SyncMode,
-    SyncOptions, SyncReport, SyncState,
+    Checkpoint, Coverage, Directive, Host, HttpError, HttpRequest, HttpResponse, Level,
+    LocalVersion, Page, Phase, Progress, RegistryRow, RunCounts, RunOutcome, RunStatus, Skill,
+    StoreError, SyncError, SyncMode, SyncOptions, SyncReport, SyncState,
 };
 use crate::protocol::{self, Entry, ProtocolError};
 use crate::retry::{Client, Halt, InFlight};
@@ -31,8 +31,9 @@ pub const PRUNE_ID_PAGE: u32 = 1000;
 /// The largest `limit` `/skills-changes` accepts.
 pub const FEED_MAX_LIMIT: u32 = 1000;
 
+mod search;
+
 const HEALTH_PATH: &str = "/health";
-const SEARCH_PATH: &str = "/skills-search";
 const FEED_PATH: &str = "/skills-changes";
 
 /// Runs one sync to completion, cancellation (`Ok` with `cancelled`) or
@@ -225,6 +226,8 @@ struct Sync<'h, H: Host> {
     warned_no_date: bool,
     stored: Stored,
     hasher: KeyedHash,
+    /// Search mode: how much of the registry the listings reached.
+    coverage: Option<Coverage>,
 }
 
 impl<'h, H: Host> Sync<'h, H> {
@@ -265,6 +268,7 @@ impl<'h, H: Host> Sync<'h, H> {
                 resync_pending: state.resync_pending,
             },
             hasher,
+            coverage: None,
         }
     }
 
@@ -300,116 +304,6 @@ impl<'h, H: Host> Sync<'h, H> {
             }
             _ => Err(unexpected(&resp, HEALTH_PATH).into()),
         }
-    }
-
-    // --- search mode ---------------------------------------------------
-
-    fn search(&mut self) -> Result<Option<String>, Halt> {
-        self.mode = SyncMode::Search;
-        self.phase = Phase::Fetch;
-        let checkpoint = Checkpoint {
-            mode: SyncMode::Search,
-            cursor: None,
-            etag: None,
-            resync_pending: false,
-        };
-        let mut cursor = SearchCursor::new(self.page_size);
-        let mut seen = SeenSet::new(self.hasher);
-        let mut protected = SeenSet::new(self.hasher);
-        let mut buffer = Buffer::default();
-        let listed = self.search_pages(
-            &mut cursor,
-            &mut seen,
-            &mut protected,
-            &mut buffer,
-            &checkpoint,
-        );
-        self.keep_fetched(listed, |s| s.flush(&mut buffer, &checkpoint, true))?;
-        if cursor.is_trustworthy() {
-            self.prune(&seen, &protected, &checkpoint, &checkpoint)?;
-        } else {
-            self.warnings.push(
-                "the listing changed while it was read, so skills deleted from the registry are not \
-                 removed this time; the next sync will"
-                    .into(),
-            );
-        }
-        // Record the protocol even when nothing changed, so that a registry
-        // that dropped the feed is not asked for it again.
-        self.apply(
-            Page {
-                upserts: Vec::new(),
-                removals: Vec::new(),
-                checkpoint,
-            },
-            RunCounts::default(),
-        )?;
-        self.last_sync_at_from_first_date()
-    }
-
-    fn search_pages(
-        &mut self,
-        cursor: &mut SearchCursor,
-        seen: &mut SeenSet,
-        protected: &mut SeenSet,
-        buffer: &mut Buffer,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), Halt> {
-        let mut next = match cursor.next_request() {
-            Some(request) => Some(self.send_search(request)?),
-            None => None,
-        };
-        while let Some(flight) = next.take() {
-            let resp = self.wait(flight)?;
-            if resp.status != 200 {
-                return Err(unexpected(&resp, SEARCH_PATH).into());
-            }
-            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
-                .map_err(protocol_error)?;
-            drop(resp);
-            self.pages += 1;
-            if let Some(warning) = cursor.record(page.total, page.raw_len) {
-                self.warnings.push(warning);
-            }
-            self.total = Some(cursor.known_total());
-            // Ask for the next page before touching the store, so that the
-            // host fetches it while this one is written.
-            if let Some(request) = cursor.next_request() {
-                next = Some(self.send_search(request)?);
-            }
-            for id in &page.malformed.ids {
-                protected.insert(id);
-            }
-            buffer.pending.skipped += page.malformed.count;
-            // Partitions are disjoint unless a tier changed while we paged;
-            // the seen-set drops such repeats.
-            let entries: Vec<Entry> = page
-                .skills
-                .into_iter()
-                .filter(|s| seen.insert(&s.id))
-                .map(Entry::Upsert)
-                .collect();
-            let diff = self.diff(entries, Rule::Differs)?;
-            buffer.push(diff);
-            self.done += page.raw_len as u64;
-            self.flush(buffer, checkpoint, false)?;
-            self.progress()?;
-        }
-        Ok(())
-    }
-
-    fn send_search(&mut self, request: SearchRequest) -> Result<InFlight<H::Pending>, Halt> {
-        let limit = request.limit.to_string();
-        let offset = request.offset.to_string();
-        let url = self.registry.endpoint(
-            SEARCH_PATH,
-            &[
-                ("trust_tier", request.tier.as_str()),
-                ("limit", &limit),
-                ("offset", &offset),
-            ],
-        );
-        self.send(url, Vec::new(), &[])
     }
 
     /// Ends a listing: writes what it fetched and buffered with `flush`,
@@ -573,7 +467,9 @@ impl<'h, H: Host> Sync<'h, H> {
                 etag: pass.final_etag,
                 resync_pending: false,
             };
-            if !self.prune(&seen, &pass.protected, &during, &done)? {
+            let protected = &pass.protected;
+            let keep = |row: &RegistryRow| seen.contains(&row.id) || protected.contains(&row.id);
+            if !self.prune(&keep, seen.is_empty(), &during, &done)? {
                 // The resync is over even without a prune; the warning says why.
                 self.apply(
                     Page {
@@ -712,19 +608,20 @@ impl<'h, H: Host> Sync<'h, H> {
 
     // --- prune -----------------------------------------------------------
 
-    /// Removes registry rows whose ids are in neither `seen` nor `protected`.
-    /// Every store page but the last carries `during`; the last carries
-    /// `done`. Returns `false` when the safety valve refused to prune.
+    /// Removes the registry rows `keep` does not keep. Every store page but
+    /// the last carries `during`; the last carries `done`. Returns `false`
+    /// when the safety valve refused to prune: `listed_nothing` (the
+    /// registry listed no skill at all) while registry rows are stored.
     fn prune(
         &mut self,
-        seen: &SeenSet,
-        protected: &SeenSet,
+        keep: &dyn Fn(&RegistryRow) -> bool,
+        listed_nothing: bool,
         during: &Checkpoint,
         done: &Checkpoint,
     ) -> Result<bool, Halt> {
         self.phase = Phase::Prune;
-        if seen.is_empty() {
-            let any = self.settled(|h| h.registry_ids(None, 1))?;
+        if listed_nothing {
+            let any = self.settled(|h| h.registry_rows(None, 1))?;
             if !any.is_empty() {
                 self.warnings.push(
                     "the registry listed no skills at all, yet registry skills are stored; not \
@@ -738,21 +635,18 @@ impl<'h, H: Host> Sync<'h, H> {
         let mut after: Option<String> = None;
         let mut removals = Vec::new();
         loop {
-            let ids = self.settled(|h| h.registry_ids(after.as_deref(), PRUNE_ID_PAGE))?;
-            let Some(last) = ids.last().cloned() else {
+            let rows = self.settled(|h| h.registry_rows(after.as_deref(), PRUNE_ID_PAGE))?;
+            let Some(last) = rows.last().map(|r| r.id.clone()) else {
                 break;
             };
             if after.as_ref().is_some_and(|a| last <= *a) {
                 return Err(SyncError::Store(StoreError::Other(format!(
-                    "registry-ids returned {last:?}, not after {after:?}"
+                    "registry-rows returned {last:?}, not after {after:?}"
                 )))
                 .into());
             }
             after = Some(last);
-            removals.extend(
-                ids.into_iter()
-                    .filter(|id| !seen.contains(id) && !protected.contains(id)),
-            );
+            removals.extend(rows.into_iter().filter(|r| !keep(r)).map(|r| r.id));
             while removals.len() >= STORE_PAGE_ROWS {
                 let rest = removals.split_off(STORE_PAGE_ROWS);
                 let chunk = mem::replace(&mut removals, rest);
@@ -940,6 +834,7 @@ impl<'h, H: Host> Sync<'h, H> {
                         counts: self.counts,
                         error: None,
                         last_sync_at: last_sync_at.clone(),
+                        coverage: self.coverage.clone(),
                     };
                     if let Err(e) = self.settled(|h| h.finish_run(run, outcome)) {
                         // Most likely the last page failed; the run did not
@@ -1001,6 +896,7 @@ impl<'h, H: Host> Sync<'h, H> {
             counts: self.counts,
             error: Some(error),
             last_sync_at: None,
+            coverage: self.coverage.clone(),
         };
         if let Err(e) = self.host.finish_run(run, outcome) {
             self.host.log(
@@ -1023,6 +919,7 @@ impl<'h, H: Host> Sync<'h, H> {
             warnings: mem::take(&mut self.warnings).into_lines(),
             last_sync_at,
             cancelled,
+            coverage: self.coverage.take(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cover;
 pub mod cursor;
 pub mod diff;
 pub mod domain;

@@ -146,6 +146,41 @@ pub fn decode_health(body: &[u8]) -> Result<Health, ProtocolError> {
     })
 }
 
+/// What `/stats` says about the catalogue's size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `data.skillCount`.
+    pub skill_count: Option<u64>,
+    /// `data.breakdown.byTier`, in the order sent; entries that are not
+    /// non-negative integers are left out.
+    pub by_tier: Option<Vec<(String, u64)>>,
+}
+
+/// Decodes a `/stats` 200 body. Only a body that is no JSON object at all is
+/// an error: every field is optional.
+pub fn decode_stats(body: &[u8]) -> Result<Stats, ProtocolError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| ProtocolError("/stats did not answer with JSON".into()))?;
+    let data = value
+        .get("data")
+        .and_then(|d| d.as_object())
+        .ok_or_else(|| ProtocolError("/stats answered without a `data` object".into()))?;
+    let by_tier = data
+        .get("breakdown")
+        .and_then(|b| b.get("byTier"))
+        .and_then(|t| t.as_object())
+        .map(|tiers| {
+            tiers
+                .iter()
+                .filter_map(|(tier, n)| n.as_u64().map(|n| (tier.clone(), n)))
+                .collect()
+        });
+    Ok(Stats {
+        skill_count: data.get("skillCount").and_then(|n| n.as_u64()),
+        by_tier,
+    })
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a, M> {
     #[serde(borrow)]

@@ -352,7 +352,11 @@ mod tests {
         ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
             unimplemented!()
         }
-        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+        fn registry_rows(
+            &mut self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<Vec<RegistryRow>, StoreError> {
             unimplemented!()
         }
         fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {

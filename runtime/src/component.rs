@@ -992,15 +992,25 @@ impl wit_store::Host for ComponentState {
         .map_err(store_error_to_wit))
     }
 
-    fn registry_ids(
+    fn registry_rows(
         &mut self,
         after: Option<String>,
         limit: u32,
-    ) -> wasmtime::Result<Result<Vec<String>, wit_store::StoreError>> {
+    ) -> wasmtime::Result<Result<Vec<wit_store::RegistryRow>, wit_store::StoreError>> {
         let r = on_host(self, |h| {
-            domain::Host::registry_ids(h, after.as_deref(), limit)
+            domain::Host::registry_rows(h, after.as_deref(), limit)
         })?;
-        Ok(r.map_err(store_error_to_wit))
+        Ok(r.map(|rows| {
+            rows.into_iter()
+                .map(|r| wit_store::RegistryRow {
+                    id: r.id,
+                    trust_tier: tier_to_wit(r.trust_tier),
+                    scored: r.scored,
+                    categories: r.categories,
+                })
+                .collect()
+        })
+        .map_err(store_error_to_wit))
     }
 
     fn begin_run(
@@ -1051,6 +1061,7 @@ impl wit_store::Host for ComponentState {
             },
             error: outcome.error,
             last_sync_at: outcome.last_sync_at,
+            coverage: outcome.coverage.map(coverage_from_wit),
         };
         let r = on_host(self, |h| domain::Host::finish_run(h, run, outcome))?;
         Ok(r.map_err(store_error_to_wit))
@@ -1116,6 +1127,19 @@ fn mode_from_wit(m: wit_types::SyncMode) -> domain::SyncMode {
     match m {
         wit_types::SyncMode::ChangesFeed => domain::SyncMode::ChangesFeed,
         wit_types::SyncMode::Search => domain::SyncMode::Search,
+    }
+}
+
+fn tier_to_wit(t: domain::TrustTier) -> wit_types::TrustTier {
+    use wit_types::TrustTier as W;
+    match t {
+        domain::TrustTier::Official => W::Official,
+        domain::TrustTier::Verified => W::Verified,
+        domain::TrustTier::Curated => W::Curated,
+        domain::TrustTier::Community => W::Community,
+        domain::TrustTier::Unverified => W::Unverified,
+        domain::TrustTier::Experimental => W::Experimental,
+        domain::TrustTier::Unknown => W::Unknown,
     }
 }
 
@@ -1219,6 +1243,15 @@ fn report_from_wit(r: wit_engine::SyncReport) -> SyncReport {
         warnings: r.warnings,
         last_sync_at: r.last_sync_at,
         cancelled: r.cancelled,
+        coverage: r.coverage.map(coverage_from_wit),
+    }
+}
+
+fn coverage_from_wit(c: wit_types::Coverage) -> domain::Coverage {
+    domain::Coverage {
+        registry_total: c.registry_total,
+        reached: c.reached,
+        unfilterable_tiers: c.unfilterable_tiers,
     }
 }
 

@@ -31,6 +31,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
     M::up(include_str!("../../migrations/007_fts_crisismerge.sql")),
     M::up(include_str!("../../migrations/008_fts_catch_up.sql")),
+    M::up(include_str!("../../migrations/009_search_coverage.sql")),
 ];
 
 /// The schema version this binary creates and understands.
@@ -255,6 +256,15 @@ pub struct HistoryEntry {
     pub mode: Option<String>,
     /// Process that ran it.
     pub pid: Option<u32>,
+    /// Search mode: skills the registry counted (`/stats`), when it said.
+    pub registry_total: Option<u64>,
+    /// Search mode: distinct skills the listings reached.
+    pub skills_reached: Option<u64>,
+    /// Search mode: skills the registry counts that no listing reached;
+    /// `None` when it gave no count to check against.
+    pub skills_unreachable: Option<u64>,
+    /// Search mode: trust tiers the search API refused as filters.
+    pub unfilterable_tiers: Vec<String>,
 }
 
 /// `sync status`: the configuration, the catalogue and the sync state.
@@ -958,10 +968,17 @@ pub(crate) fn read_config(conn: &Connection) -> rusqlite::Result<SyncConfigView>
 }
 
 const HISTORY_COLUMNS: &str = "id, started_at, completed_at, status, skills_added, skills_updated,
-    skills_unchanged, skills_removed, skills_skipped, error_message, duration_ms, mode, pid";
+    skills_unchanged, skills_removed, skills_skipped, error_message, duration_ms, mode, pid,
+    registry_total, skills_reached, unfilterable_tiers";
 
 fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     let count = |i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+    let maybe_count = |i| {
+        r.get::<_, Option<i64>>(i)
+            .map(|n| n.map(|n| n.max(0) as u64))
+    };
+    let registry_total = maybe_count(13)?;
+    let skills_reached = maybe_count(14)?;
     Ok(HistoryEntry {
         id: r.get(0)?,
         started_at: r.get(1)?,
@@ -978,6 +995,15 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
         pid: r
             .get::<_, Option<i64>>(12)?
             .and_then(|p| u32::try_from(p).ok()),
+        registry_total,
+        skills_reached,
+        skills_unreachable: registry_total
+            .zip(skills_reached)
+            .map(|(total, reached)| total.saturating_sub(reached)),
+        unfilterable_tiers: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 

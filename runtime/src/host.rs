@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use skillsmith_guest::domain::{
     Directive, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page, Progress,
-    RunOutcome, StoreError, SyncMode, SyncState,
+    RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
 use crate::http::{HttpBackend, Pending};
@@ -212,8 +212,12 @@ impl Host for SyncHost {
         self.timed_store(|s| s.local_versions(ids))
     }
 
-    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.timed_store(|s| s.registry_ids(after, limit))
+    fn registry_rows(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RegistryRow>, StoreError> {
+        self.timed_store(|s| s.registry_rows(after, limit))
     }
 
     fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {

@@ -12,7 +12,8 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use skillsmith_guest::domain::{
-    LocalVersion, Page, RunOutcome, RunStatus, Skill, Source, StoreError, SyncMode, SyncState,
+    LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source, StoreError, SyncMode,
+    SyncState, TrustTier,
 };
 
 use crate::clock::{self, Clock};
@@ -198,9 +199,12 @@ fn indexed_upto(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         .flatten())
 }
 
-/// `store.registry-ids` after a given id (see `Store::registry_ids`).
-const REGISTRY_IDS_AFTER: &str =
-    "SELECT id FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
+/// The columns of a `store.registry-row`.
+const REGISTRY_ROW_COLUMNS: &str = "id, trust_tier, quality_score IS NOT NULL, categories";
+
+/// `store.registry-rows` after a given id (see `Store::registry_rows`).
+const REGISTRY_ROWS_AFTER: &str = "SELECT id, trust_tier, quality_score IS NOT NULL, categories \
+     FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
 
 impl Store {
     /// A store over `db`. `lease_holder` is the holder id of the lease this
@@ -369,21 +373,22 @@ impl Store {
             .map_err(store_error)
     }
 
-    /// `store.registry-ids`.
-    pub fn registry_ids(
+    /// `store.registry-rows`.
+    pub fn registry_rows(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<RegistryRow>, StoreError> {
         // Two statements rather than `?1 IS NULL OR id > ?1`, which would
         // stop SQLite from seeking the primary-key index; `+source` keeps it
         // from choosing `idx_skills_source` (every row matches) and sorting
         // the whole table at each call.
         let mut stmt = match after {
-            Some(_) => self.conn.prepare_cached(REGISTRY_IDS_AFTER),
-            None => self.conn.prepare_cached(
-                "SELECT id FROM skills WHERE +source = 'registry' ORDER BY id LIMIT ?1",
-            ),
+            Some(_) => self.conn.prepare_cached(REGISTRY_ROWS_AFTER),
+            None => self.conn.prepare_cached(&format!(
+                "SELECT {REGISTRY_ROW_COLUMNS} FROM skills WHERE +source = 'registry' \
+                 ORDER BY id LIMIT ?1"
+            )),
         }
         .map_err(store_error)?;
         let mut out = Vec::with_capacity(limit.min(10_000) as usize);
@@ -393,7 +398,18 @@ impl Store {
         }
         .map_err(store_error)?;
         while let Some(r) = rows.next().map_err(store_error)? {
-            out.push(r.get(0).map_err(store_error)?);
+            let tier: String = r.get(1).map_err(store_error)?;
+            let categories: Option<String> = r.get(3).map_err(store_error)?;
+            out.push(RegistryRow {
+                id: r.get(0).map_err(store_error)?,
+                trust_tier: TrustTier::parse(&tier),
+                scored: r.get(2).map_err(store_error)?,
+                // A column another tool filled with something else counts
+                // as no categories: the row is then kept, not proved gone.
+                categories: categories
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+            });
         }
         Ok(out)
     }
@@ -528,10 +544,12 @@ impl Store {
             .prepare_cached(
                 "UPDATE sync_history SET completed_at = ?1, status = ?2, skills_added = ?3,
                      skills_updated = ?4, skills_unchanged = ?5, skills_removed = ?6,
-                     skills_skipped = ?7, error_message = ?8, duration_ms = ?9
+                     skills_skipped = ?7, error_message = ?8, duration_ms = ?9,
+                     registry_total = ?11, skills_reached = ?12, unfilterable_tiers = ?13
                  WHERE id = ?10 AND status = 'running'",
             )
             .and_then(|mut s| {
+                let coverage = outcome.coverage.as_ref();
                 s.execute(params![
                     now_text,
                     outcome.status.as_str(),
@@ -543,6 +561,11 @@ impl Store {
                     error,
                     (now - open.started_ms).max(0),
                     run as i64,
+                    coverage.and_then(|c| c.registry_total).map(|n| n as i64),
+                    coverage.map(|c| c.reached as i64),
+                    coverage.map(|c| {
+                        serde_json::to_string(&c.unfilterable_tiers).expect("strings serialise")
+                    }),
                 ])
             })
             .map_err(store_error)?;
@@ -615,6 +638,7 @@ impl Store {
             counts: Default::default(),
             error: Some(error.to_owned()),
             last_sync_at: None,
+            coverage: None,
         };
         self.finish_run(open.id, &outcome)
     }
@@ -876,15 +900,19 @@ mod tests {
         assert_eq!(versions[1], None);
         assert_eq!(versions[2].as_ref().unwrap().source, Source::Registry);
         assert_eq!(versions[3], versions[0]);
-        assert_eq!(store.registry_ids(None, 10).unwrap(), ["b", "c"]);
-        assert_eq!(store.registry_ids(Some("b"), 10).unwrap(), ["c"]);
-        assert_eq!(store.registry_ids(None, 1).unwrap(), ["b"]);
+        let ids = |rows: Vec<RegistryRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.registry_rows(None, 10).unwrap()), ["b", "c"]);
+        assert_eq!(ids(store.registry_rows(Some("b"), 10).unwrap()), ["c"]);
+        assert_eq!(ids(store.registry_rows(None, 1).unwrap()), ["b"]);
+        let c = &store.registry_rows(Some("b"), 1).unwrap()[0];
+        assert_eq!(c.categories, ["Development"]);
+        assert!(c.scored);
         // Paging walks the primary key; the planner must not pick the
         // low-selectivity `idx_skills_source` and sort the table per page.
         let plan: String = store
             .conn
             .query_row(
-                &format!("EXPLAIN QUERY PLAN {REGISTRY_IDS_AFTER}"),
+                &format!("EXPLAIN QUERY PLAN {REGISTRY_ROWS_AFTER}"),
                 params!["b", 10],
                 |r| r.get(3),
             )
@@ -1258,7 +1286,7 @@ mod tests {
         assert_eq!(row.name, "my own");
         assert_eq!(row.source, "local");
         assert_eq!(row.updated_at, "2026-01-01T00:00:00.000Z");
-        assert_eq!(store.registry_ids(None, 10).unwrap(), Vec::<String>::new());
+        assert!(store.registry_rows(None, 10).unwrap().is_empty());
         let v = store.local_versions(&["mine".into()]).unwrap();
         assert_eq!(v[0].as_ref().unwrap().source, Source::Local);
         assert_eq!(store.read_state().unwrap().registry_skills, 0);

@@ -193,6 +193,14 @@ impl Serialize for SyncOutcome {
             last_sync_at: &'a Option<String>,
             cancelled: bool,
             duration_ms: u64,
+            coverage: Option<CoverageView<'a>>,
+        }
+        #[derive(Serialize)]
+        struct CoverageView<'a> {
+            registry_total: Option<u64>,
+            reached: u64,
+            unreachable: Option<u64>,
+            unfilterable_tiers: &'a [String],
         }
         let r = &self.report;
         View {
@@ -210,6 +218,12 @@ impl Serialize for SyncOutcome {
             last_sync_at: &r.last_sync_at,
             cancelled: r.cancelled,
             duration_ms: self.duration.as_millis() as u64,
+            coverage: r.coverage.as_ref().map(|c| CoverageView {
+                registry_total: c.registry_total,
+                reached: c.reached,
+                unreachable: c.unreachable(),
+                unfilterable_tiers: &c.unfilterable_tiers,
+            }),
         }
         .serialize(s)
     }

@@ -22,7 +22,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use skillsmith_guest::domain::{LocalVersion, Page, RunOutcome, StoreError, SyncMode, SyncState};
+use skillsmith_guest::domain::{
+    LocalVersion, Page, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
+};
 
 use crate::store::Store;
 
@@ -259,14 +261,14 @@ impl StoreThread {
         self.call(move |s| s.local_versions(&ids))
     }
 
-    /// `store.registry-ids`.
-    pub fn registry_ids(
+    /// `store.registry-rows`.
+    pub fn registry_rows(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<RegistryRow>, StoreError> {
         let after = after.map(str::to_owned);
-        self.call(move |s| s.registry_ids(after.as_deref(), limit))
+        self.call(move |s| s.registry_rows(after.as_deref(), limit))
     }
 
     /// `store.begin-run`.

@@ -101,7 +101,7 @@ export class GuestExit extends Error {}
 
 // ---- store (§5) -----------------------------------------------------------
 
-/** Byte order of the UTF-8 encoding, as `registry-ids` requires (§5). */
+/** Byte order of the UTF-8 encoding, as `registry-rows` requires (§5). */
 const utf8 = (s) => Buffer.from(s, 'utf8');
 
 /** An in-memory catalogue with atomic pages. */
@@ -132,11 +132,11 @@ export class MemoryStore {
     });
   }
 
-  registryIds(after, limit) {
+  registryRows(after, limit) {
     if (!this.#sorted) {
       this.#sorted = [...this.#rows]
         .filter(([, r]) => r.source === 'registry')
-        .map(([id]) => ({ id, key: utf8(id) }))
+        .map(([id, r]) => ({ id, key: utf8(id), skill: r.skill }))
         .sort((a, b) => Buffer.compare(a.key, b.key));
     }
     let lo = 0;
@@ -150,7 +150,12 @@ export class MemoryStore {
         else hi = mid;
       }
     }
-    return this.#sorted.slice(lo, lo + limit).map((e) => e.id);
+    return this.#sorted.slice(lo, lo + limit).map(({ id, skill }) => ({
+      id,
+      trustTier: skill.trustTier,
+      scored: skill.qualityScore !== undefined,
+      categories: skill.categories,
+    }));
   }
 
   beginRun(mode) {
@@ -399,7 +404,7 @@ function imports({ store, http, log, onProgress, shouldStop }) {
     'skillsmith:sync/store': {
       readState: () => store.readState(),
       localVersions: (ids) => store.localVersions(ids),
-      registryIds: (after, limit) => store.registryIds(after, limit),
+      registryRows: (after, limit) => store.registryRows(after, limit),
       beginRun: (mode) => store.beginRun(mode),
       applyPage: (run, page) => store.applyPage(run, page),
       finishRun: (run, outcome) => store.finishRun(run, outcome),

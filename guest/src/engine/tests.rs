@@ -21,6 +21,7 @@ fn ts(n: u64) -> String {
 struct RSkill {
     tier: &'static str,
     quality: Option<f64>,
+    categories: Vec<&'static str>,
     updated_at: String,
     /// Replaces the JSON of the record (for malformed ones).
     raw: Option<String>,
@@ -39,12 +40,18 @@ struct FakeRegistry {
     /// Expire every cursor below the newest entry at discard time, even
     /// those of a later pass (a registry that expires by position).
     by_position: Option<String>,
+    /// Serve `/stats` (the default); without it, a 404.
+    stats: bool,
+    /// Serve the newest copy of these ids plus an older one (`updated_at`
+    /// one tick earlier, quality 0.99 so that it sorts first).
+    stale_copies: Vec<String>,
 }
 
 impl FakeRegistry {
     fn with(n: usize, feed: bool) -> FakeRegistry {
         let mut r = FakeRegistry {
             feed,
+            stats: true,
             ..FakeRegistry::default()
         };
         for i in 0..n {
@@ -70,6 +77,7 @@ impl FakeRegistry {
             RSkill {
                 tier,
                 quality,
+                categories: Vec::new(),
                 updated_at,
                 raw: None,
             },
@@ -99,9 +107,13 @@ impl FakeRegistry {
             return raw.clone();
         }
         let q = s.quality.map_or("null".to_string(), |q| q.to_string());
+        let categories: Vec<String> = s.categories.iter().map(|c| format!("\"{c}\"")).collect();
         format!(
-            r#"{{"id":"{id}","name":"name {id}","description":null,"author":"a","trust_tier":"{}","quality_score":{q},"tags":["t"],"categories":[],"stars":3,"created_at":"{}","updated_at":"{}","rank":0.5}}"#,
-            s.tier, s.updated_at, s.updated_at
+            r#"{{"id":"{id}","name":"name {id}","description":null,"author":"a","trust_tier":"{}","quality_score":{q},"tags":["t"],"categories":[{}],"stars":3,"created_at":"{}","updated_at":"{}","rank":0.5}}"#,
+            s.tier,
+            categories.join(","),
+            s.updated_at,
+            s.updated_at
         )
     }
 
@@ -130,12 +142,57 @@ impl FakeRegistry {
                     r#"{{"status":"healthy","version":"1","capabilities":{caps}}}"#
                 ))
             }
+            "/stats" => {
+                if !self.stats {
+                    return status(404, r#"{"error":"not found"}"#);
+                }
+                let mut by_tier: BTreeMap<&str, u64> = BTreeMap::new();
+                for s in self.skills.values() {
+                    *by_tier.entry(s.tier).or_default() += 1;
+                }
+                let by_tier: Vec<String> =
+                    by_tier.iter().map(|(t, n)| format!(r#""{t}":{n}"#)).collect();
+                ok(&format!(
+                    r#"{{"data":{{"skillCount":{},"breakdown":{{"byTier":{{{}}}}}}},"cached":false}}"#,
+                    self.skills.len(),
+                    by_tier.join(",")
+                ))
+            }
             "/skills-search" => {
-                let tier = q["trust_tier"].as_str();
+                // As the OpenAPI file: only its enums are accepted.
+                let tier = q.get("trust_tier").map(String::as_str);
+                if tier.is_some_and(|t| !TIERS.contains(&t)) {
+                    return status(400, r#"{"error":"Invalid trust_tier"}"#);
+                }
+                let category = q.get("category").map(String::as_str);
+                if category.is_some_and(|c| !crate::cover::CATEGORIES.contains(&c)) {
+                    return status(400, r#"{"error":"Invalid category"}"#);
+                }
+                let min_score: Option<f64> = q.get("min_score").map(|m| m.parse().unwrap());
+                assert!(tier.is_some() || category.is_some() || min_score.is_some());
                 let limit: usize = q["limit"].parse().unwrap();
                 let offset: usize = q["offset"].parse().unwrap();
                 assert!((1..=100).contains(&limit));
-                let mut rows: Vec<_> = self.skills.iter().filter(|(_, s)| s.tier == tier).collect();
+                let stale: Vec<(String, RSkill)> = self
+                    .stale_copies
+                    .iter()
+                    .filter_map(|id| {
+                        let mut s = self.skills.get(id)?.clone();
+                        s.updated_at = ts(self.clock.saturating_sub(1000));
+                        s.quality = Some(0.99);
+                        Some((id.clone(), s))
+                    })
+                    .collect();
+                let mut rows: Vec<(&String, &RSkill)> = self
+                    .skills
+                    .iter()
+                    .chain(stale.iter().map(|(id, s)| (id, s)))
+                    .filter(|(_, s)| {
+                        tier.is_none_or(|t| s.tier == t)
+                            && category.is_none_or(|c| s.categories.contains(&c))
+                            && min_score.is_none_or(|m| s.quality.is_some_and(|q| q * 100.0 >= m))
+                    })
+                    .collect();
                 rows.sort_by(|a, b| {
                     let qa = a.1.quality.unwrap_or(-1.0);
                     let qb = b.1.quality.unwrap_or(-1.0);
@@ -389,7 +446,11 @@ impl Host for Fake {
             .collect())
     }
 
-    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+    fn registry_rows(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RegistryRow>, StoreError> {
         self.behind()?;
         Ok(self
             .store
@@ -397,7 +458,12 @@ impl Host for Fake {
             .iter()
             .filter(|(id, r)| r.source == Source::Registry && after.is_none_or(|a| id.as_str() > a))
             .take(limit as usize)
-            .map(|(id, _)| id.clone())
+            .map(|(id, r)| RegistryRow {
+                id: id.clone(),
+                trust_tier: r.skill.as_ref().map_or(TrustTier::Unknown, |s| s.trust_tier),
+                scored: r.skill.as_ref().is_some_and(|s| s.quality_score.is_some()),
+                categories: r.skill.as_ref().map_or(Vec::new(), |s| s.categories.clone()),
+            })
             .collect())
     }
 
@@ -551,8 +617,16 @@ fn full_search_sync() {
     assert_eq!(report.pages, search_pages(12345));
     assert_eq!(
         report.requests,
-        1 + search_pages(12345),
-        "health + one per page"
+        2 + search_pages(12345),
+        "health, stats and one per page"
+    );
+    assert_eq!(
+        report.coverage,
+        Some(Coverage {
+            registry_total: Some(12345),
+            reached: 12345,
+            unfilterable_tiers: Vec::new()
+        })
     );
     assert_eq!(report.last_sync_at.as_deref(), Some(NOW));
     assert!(!report.cancelled);
@@ -706,9 +780,19 @@ fn malformed_records_skipped_not_pruned() {
         report.warnings
     );
     // The bad record with an id is still in the registry: not pruned. The
-    // one without an id cannot be told apart from a deletion.
+    // one without an id leaves its listing unproven, so nothing it should
+    // list is removed either.
     assert!(f.store.rows.contains_key("s00004"));
-    assert_eq!(report.removed, 1);
+    assert!(f.store.rows.contains_key("s00009"));
+    assert_eq!(report.removed, 0);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("trust_tier=unverified was not read completely")),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(last_outcome(&f).status, RunStatus::Success);
 }
 
@@ -1086,7 +1170,7 @@ fn cancellation_before_any_page_is_failed() {
 fn error_after_pages_is_partial_without_last_sync_at() {
     let mut f = Fake::new(FakeRegistry::with(1234, false));
     f.hook = Some(Box::new(|n, _| {
-        (n >= 8).then(|| Ok(status(500, r#"{"error":"boom"}"#)))
+        (n >= 9).then(|| Ok(status(500, r#"{"error":"boom"}"#)))
     }));
     let err = run(&mut f, opts()).unwrap_err();
     assert!(
@@ -1109,7 +1193,9 @@ fn error_after_pages_is_partial_without_last_sync_at() {
     );
     assert!(
         f.store.rows.len() >= 500,
-        "the pages before the error are kept"
+        "the pages before the error are kept: {} {:?}",
+        f.store.rows.len(),
+        f.requests.iter().map(|r| r.url.as_str()).collect::<Vec<_>>()
     );
     assert_eq!(f.store.last_sync_at, None);
 }
@@ -1224,6 +1310,7 @@ fn catalogue_changing_during_listing_skips_prune() {
                 RSkill {
                     tier: "official",
                     quality: Some(0.0),
+                    categories: Vec::new(),
                     updated_at: ts(1),
                     raw: None,
                 },
@@ -1310,7 +1397,7 @@ fn rate_limit_pacing_and_429() {
     .unwrap();
     assert_eq!(report.added, 150);
     assert_eq!(f.slept, [60_000, 2_000]);
-    assert_eq!(report.requests, 1 + search_pages(150) + 1);
+    assert_eq!(report.requests, 2 + search_pages(150) + 1);
     let waits: Vec<u64> = f
         .progress
         .iter()
@@ -1401,7 +1488,11 @@ fn perf_100k() {
                 })
                 .collect())
         }
-        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+        fn registry_rows(
+            &mut self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<Vec<RegistryRow>, StoreError> {
             Ok(vec![])
         }
         fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {
@@ -1526,5 +1617,278 @@ fn perf_100k() {
         "100k skills ({} MB of JSON), CPU time: feed decoding alone {decoding:?}, feed sync \
          {feed:?}, search sync {search:?}, search no-op {noop:?}",
         bytes / 1_000_000
+    );
+}
+
+// --- search completeness (issue 11) ---------------------------------------
+
+const CATS: [&str; 6] = crate::cover::CATEGORIES;
+
+/// `n` skills in the tier mix verified 1 : community 6 : experimental 3,
+/// one in 20 unscored, a third in no category, some in two.
+fn mixed(n: usize) -> FakeRegistry {
+    let mut r = FakeRegistry {
+        stats: true,
+        ..FakeRegistry::default()
+    };
+    for i in 0..n {
+        let tier = match i % 10 {
+            0 => "verified",
+            1..=6 => "community",
+            _ => "experimental",
+        };
+        let quality = ((i / 10) % 20 != 3).then(|| (i % 97) as f64 / 100.0);
+        let id = format!("s{i:05}");
+        r.put(&id, tier, quality);
+        let categories = match i % 3 {
+            0 => vec![],
+            1 => vec![CATS[i % 6]],
+            _ => vec![CATS[i % 6], CATS[(i + 1) % 6]],
+        };
+        r.skills.get_mut(&id).unwrap().categories = categories;
+    }
+    r
+}
+
+/// Ids of skills no filter reaches: outside the OpenAPI tiers, with
+/// neither score nor category.
+fn unreachable_ids(r: &FakeRegistry) -> Vec<String> {
+    r.skills
+        .iter()
+        .filter(|(_, s)| {
+            !TIERS.contains(&s.tier) && s.quality.is_none() && s.categories.is_empty()
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn search_requests(f: &Fake) -> usize {
+    f.requests
+        .iter()
+        .filter(|r| r.url.contains("/skills-search"))
+        .count()
+}
+
+#[test]
+fn every_skill_any_filter_reaches_arrives_and_the_rest_are_counted() {
+    let reg = mixed(3000);
+    let unreachable = unreachable_ids(&reg);
+    assert!(!unreachable.is_empty());
+    let mut f = Fake::new(reg);
+    let report = run(&mut f, opts()).unwrap();
+    for (id, _) in f.reg.skills.iter() {
+        assert_eq!(
+            f.store.rows.contains_key(id),
+            !unreachable.contains(id),
+            "{id}"
+        );
+    }
+    let coverage = report.coverage.clone().unwrap();
+    assert_eq!(coverage.registry_total, Some(3000));
+    assert_eq!(coverage.unreachable(), Some(unreachable.len() as u64));
+    assert_eq!(coverage.unfilterable_tiers, ["experimental"]);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("could not be reached"))
+        .expect("a coverage warning");
+    assert!(
+        warning.starts_with(&format!("{} of the registry's 3000 skills", unreachable.len())),
+        "{warning}"
+    );
+    assert!(warning.contains("experimental"), "{warning}");
+    // The cover reads about each skill once: far below 3x the pages.
+    let floor = 3000usize.div_ceil(100);
+    assert!(
+        search_requests(&f) <= floor * 3 / 2 + 30,
+        "{} requests for a floor of {floor}",
+        search_requests(&f)
+    );
+    assert_eq!(last_outcome(&f).coverage, report.coverage);
+}
+
+#[test]
+fn a_second_sync_is_quiet_and_deletions_propagate_but_only_proven_ones() {
+    let mut f = Fake::new(mixed(2000));
+    run(&mut f, opts()).unwrap();
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!((report.added, report.updated, report.removed), (0, 0, 0));
+    // Delete a scored skill of each kind, update two; and a stored
+    // experimental skill becomes unreachable (no score, no category): it is
+    // still in the registry, so it must stay.
+    for id in ["s00001", "s00007", "s00010"] {
+        f.reg.delete(id);
+    }
+    f.reg.touch("s00002");
+    f.reg.touch("s00008");
+    let hidden = "s00017";
+    assert_eq!(f.reg.skills[hidden].tier, "experimental");
+    f.reg.skills.get_mut(hidden).unwrap().quality = None;
+    f.reg.skills.get_mut(hidden).unwrap().categories.clear();
+    f.reg.touch(hidden);
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.removed, 3 + 1, "three deleted, and the hidden one was scored");
+    assert_eq!(report.updated, 2);
+    // Stored as scored, the hidden skill looked deleted to the scored
+    // listing: that is what a stale copy proves. It is gone from the store
+    // and will come back with the feed; a live skill whose stored copy
+    // matches no complete listing is never removed.
+    let stored_unreachable = "s00063";
+    f.store.rows.insert(
+        stored_unreachable.into(),
+        Row {
+            updated_at: ts(1),
+            source: Source::Registry,
+            skill: Some(Skill {
+                quality_score: None,
+                categories: Vec::new(),
+                trust_tier: TrustTier::Experimental,
+                ..f.store.rows["s00002"].skill.clone().unwrap()
+            }),
+        },
+    );
+    let report = run(&mut f, opts()).unwrap();
+    assert!(f.store.rows.contains_key(stored_unreachable));
+    assert_eq!(report.removed, 0);
+}
+
+#[test]
+fn a_feed_filled_catalogue_keeps_every_live_skill_through_a_forced_search_resync() {
+    let mut reg = mixed(2000);
+    reg.feed = true;
+    let mut f = Fake::new(reg);
+    run(&mut f, opts()).unwrap();
+    assert_eq!(f.store.rows.len(), 2000, "the feed lists everything");
+    // The registry drops the feed; the user forces a resync.
+    f.reg.feed = false;
+    let report = run(
+        &mut f,
+        SyncOptions {
+            force: true,
+            mode: Some(SyncMode::Search),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.mode, SyncMode::Search);
+    assert_eq!(report.removed, 0, "{:?}", report.warnings);
+    assert_eq!(f.store.rows.len(), 2000);
+    // A deletion the listings can prove still goes.
+    f.reg.delete("s00004");
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(!f.store.rows.contains_key("s00004"));
+}
+
+#[test]
+fn a_duplicate_id_converges_to_its_newest_copy() {
+    let mut reg = FakeRegistry::with(500, false);
+    // The stale copies sort first (quality 0.99): the old "first wins" kept them.
+    reg.stale_copies = vec!["s00003".into(), "s00250".into()];
+    let mut f = Fake::new(reg);
+    run(&mut f, opts()).unwrap();
+    for id in ["s00003", "s00250"] {
+        assert_eq!(f.store.rows[id].updated_at, f.reg.skills[id].updated_at, "{id}");
+    }
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!((report.added, report.updated), (0, 0), "converged");
+}
+
+#[test]
+fn a_registry_that_ignores_offset_stops_at_its_second_page() {
+    let mut f = Fake::new(FakeRegistry::with(5000, false));
+    f.hook = Some(Box::new(|_, r| {
+        if r.url.contains("/skills-search") && !r.url.contains("offset=0") {
+            let url = r.url.replace(
+                &r.url[r.url.find("offset=").unwrap()..],
+                "offset=0",
+            );
+            let mut fake = FakeRegistry::with(5000, false);
+            fake.clock = 0;
+            return Some(Ok(fake.respond(&HttpRequest { url, ..r.clone() })));
+        }
+        None
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(
+        matches!(err, SyncError::Protocol(ref m) if m.contains("ignore `offset`")),
+        "{err}"
+    );
+    assert!(search_requests(&f) <= 3, "{} requests", search_requests(&f));
+}
+
+#[test]
+fn unscored_blocks_at_the_start_of_listings_are_found() {
+    // A registry that sorts nulls first (SQL's default for DESC).
+    let reg = mixed(1500);
+    let mut f = Fake::new(reg);
+    f.hook = Some(Box::new(|_, r| {
+        if !r.url.contains("/skills-search") {
+            return None;
+        }
+        let q: BTreeMap<String, String> = r.url.split_once('?').unwrap().1
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), decode(v))
+            })
+            .collect();
+        let reg = mixed(1500);
+        let offset: usize = q["offset"].parse().unwrap();
+        let limit: usize = q["limit"].parse().unwrap();
+        // Everything, then reorder: nulls first, then by quality.
+        let mut all = q.clone();
+        all.insert("offset".into(), "0".into());
+        all.insert("limit".into(), "100".into());
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        let mut total;
+        loop {
+            let query: Vec<String> = all.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let url = format!("{BASE}/skills-search?{}", query.join("&"));
+            let resp = reg.respond(&HttpRequest { url, ..r.clone() });
+            if resp.status != 200 {
+                return Some(Ok(resp));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            total = v["meta"]["total"].as_u64().unwrap() as usize;
+            rows.extend(v["data"].as_array().unwrap().iter().cloned());
+            if rows.len() >= total {
+                break;
+            }
+            all.insert("offset".into(), rows.len().to_string());
+        }
+        rows.sort_by_key(|row| row["quality_score"].is_number());
+        let page: Vec<String> = rows.iter().skip(offset).take(limit).map(|v| v.to_string()).collect();
+        Some(Ok(ok(&format!(
+            r#"{{"data":[{}],"meta":{{"total":{total}}}}}"#,
+            page.join(",")
+        ))))
+    }));
+    let report = run(&mut f, opts()).unwrap();
+    let unreachable = unreachable_ids(&f.reg);
+    assert_eq!(f.store.rows.len(), 1500 - unreachable.len(), "{:?}", report.warnings);
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("not read completely")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn without_stats_completeness_is_said_to_be_unchecked() {
+    let mut reg = FakeRegistry::with(300, false);
+    reg.stats = false;
+    let mut f = Fake::new(reg);
+    let report = run(&mut f, opts()).unwrap();
+    assert_eq!(report.added, 300);
+    assert_eq!(report.coverage.as_ref().unwrap().registry_total, None);
+    assert_eq!(report.coverage.as_ref().unwrap().unreachable(), None);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not be checked") && w.contains("404")),
+        "{:?}",
+        report.warnings
     );
 }

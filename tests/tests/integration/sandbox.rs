@@ -468,8 +468,8 @@ fn store_garbage_is_refused_and_changes_nothing() {
         observed(&report, "local-versions of garbage ids"),
         "ok [None, None, None]"
     );
-    assert_eq!(observed(&report, "registry-ids past the last id"), "ok 0");
-    assert_eq!(observed(&report, "registry-ids limit 0"), "ok 0");
+    assert_eq!(observed(&report, "registry-rows past the last id"), "ok 0");
+    assert_eq!(observed(&report, "registry-rows limit 0"), "ok 0");
     // Its one legitimate run was opened and closed as failed.
     assert!(
         observed(&report, "begin-run").starts_with("ok "),

@@ -1,0 +1,429 @@
+//! Search mode: the census of what the registry holds (`/stats` and 1-item
+//! probes), the cover of listings planned from it (`cover`), the walks over
+//! those listings with de-duplication by newest copy, the coverage report,
+//! and the prune of what complete listings proved gone.
+
+use super::{Buffer, Sync, protocol_error, unexpected};
+use crate::cover::{CATEGORIES, Census, Filter, Listing, Part, Plan, Reach, Totals};
+use crate::cursor::{Offer, PageFacts, PageRequest, SeenSet, Step, Versions, Walk};
+use crate::diff::Rule;
+use crate::domain::{Checkpoint, Coverage, Host, Page, Phase, RegistryRow, RunCounts, SyncMode};
+use crate::protocol::{self, Entry, SearchPage};
+use crate::retry::{Halt, InFlight};
+
+pub(super) const SEARCH_PATH: &str = "/skills-search";
+const STATS_PATH: &str = "/stats";
+
+/// Where a listing keeps its unscored records, as this run has found out.
+/// The OpenAPI file does not fix the order of filter-only results; this
+/// registry's own protocol says quality descending with nulls last, and an
+/// SQL `ORDER BY quality_score DESC` puts them first. Either way they form
+/// one block at an end, which a walk can read alone and check (`Walk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NullOrder {
+    /// Not seen yet: look at the end first.
+    Unknown,
+    /// At the end of each listing.
+    Last,
+    /// At the start of each listing.
+    First,
+    /// In neither place: read whole listings.
+    Scattered,
+}
+
+/// The state of one search-mode enumeration.
+struct Listed {
+    versions: Versions,
+    /// Ids of malformed records: they exist, so a prune keeps them.
+    protected: SeenSet,
+    buffer: Buffer,
+    checkpoint: Checkpoint,
+    order: NullOrder,
+}
+
+impl Listed {
+    fn contains(&self, id: &str) -> bool {
+        self.versions.contains(id) || self.protected.contains(id)
+    }
+
+    fn reached(&self) -> u64 {
+        (self.versions.len() + self.protected.len()) as u64
+    }
+}
+
+impl<H: Host> Sync<'_, H> {
+    /// Enumerates the registry through `/skills-search`: every skill any
+    /// filter reaches arrives, and a stored skill is removed only when a
+    /// listing that had to show it was read completely and did not.
+    pub(super) fn search(&mut self) -> Result<Option<String>, Halt> {
+        self.mode = SyncMode::Search;
+        self.phase = Phase::Discover;
+        let census = self.census()?;
+        let (plan, totals) = self.plan(&census)?;
+        self.phase = Phase::Fetch;
+        self.total = match &totals {
+            Some(totals) => Some(plan.planned_records(totals)),
+            None => census.registry_total,
+        };
+        let mut listed = Listed {
+            versions: Versions::new(self.hasher),
+            protected: SeenSet::new(self.hasher),
+            buffer: Buffer::default(),
+            checkpoint: Checkpoint {
+                mode: SyncMode::Search,
+                cursor: None,
+                etag: None,
+                resync_pending: false,
+            },
+            order: NullOrder::Unknown,
+        };
+        let mut complete = Vec::with_capacity(plan.listings.len());
+        let walked = self.walk_plan(&plan, &mut listed, &mut complete);
+        let checkpoint = listed.checkpoint.clone();
+        self.keep_fetched(walked, |s| {
+            s.flush(&mut listed.buffer, &checkpoint, true)
+        })?;
+
+        let coverage = Coverage {
+            registry_total: census.registry_total,
+            reached: listed.reached(),
+            unfilterable_tiers: census.unfilterable.clone(),
+        };
+        self.warn_coverage(&coverage);
+        self.coverage = Some(coverage);
+
+        let reach = Reach::of(&plan, &complete);
+        if reach.is_empty() {
+            self.warnings.push(
+                "no listing was read completely, so skills deleted from the registry are not \
+                 removed this time; the next sync will try again"
+                    .into(),
+            );
+        } else {
+            let keep = |row: &RegistryRow| listed.contains(&row.id) || !reach.must_list(row);
+            self.prune(&keep, listed.versions.is_empty(), &checkpoint, &checkpoint)?;
+        }
+        // Record the protocol even when nothing changed, so that a registry
+        // that dropped the feed is not asked for it again.
+        self.apply(
+            Page {
+                upserts: Vec::new(),
+                removals: Vec::new(),
+                checkpoint,
+            },
+            RunCounts::default(),
+        )?;
+        self.last_sync_at_from_first_date()
+    }
+
+    // --- census and plan ---------------------------------------------------
+
+    /// What the registry says it holds: `/stats?detailed=true`, and which of
+    /// the tiers it reports `/skills-search` accepts as a filter.
+    fn census(&mut self) -> Result<Census, Halt> {
+        let mut census = Census::new();
+        let url = self.registry.endpoint(STATS_PATH, &[("detailed", "true")]);
+        // Any answer but a 200 means "no count": one try, no retries, since
+        // the listings do not depend on it.
+        let flight = self.send(url, Vec::new(), &[500, 502, 503, 504])?;
+        let resp = self.wait(flight)?;
+        let why_not = match resp.status {
+            200 => match protocol::decode_stats(&resp.body) {
+                Ok(stats) => {
+                    census.registry_total = stats.skill_count;
+                    census.by_tier = stats.by_tier;
+                    "it sent no skillCount".to_owned()
+                }
+                Err(e) => e.0,
+            },
+            status => format!("/stats answered HTTP {status}"),
+        };
+        if census.registry_total.is_none() {
+            self.warnings.push(format!(
+                "the registry did not say how many skills it has ({why_not}), so whether the \
+                 search API reached every skill could not be checked"
+            ));
+        }
+        let tiers = census.tiers_to_probe();
+        let mut flights = Vec::with_capacity(tiers.len());
+        for tier in &tiers {
+            flights.push(self.send_search(&Filter::tier(tier), probe(), &[])?);
+        }
+        for (tier, flight) in tiers.into_iter().zip(flights) {
+            let resp = self.wait(flight)?;
+            match resp.status {
+                200 => census.filterable.push(tier),
+                400 => census.unfilterable.push(tier),
+                _ => return Err(unexpected(&resp, SEARCH_PATH).into()),
+            }
+        }
+        Ok(census)
+    }
+
+    /// The cover to read. When the census shows every skill in a filterable
+    /// tier, the tiers alone, with no probe; otherwise the full cover, from
+    /// the totals of 1-item probes sent together.
+    fn plan(&mut self, census: &Census) -> Result<(Plan, Option<Totals>), Halt> {
+        if census.outside_filterable_tiers() == Some(0) {
+            return Ok((Plan::tiers_only(census), None));
+        }
+        let mut filters = vec![Filter::scored()];
+        for tier in &census.filterable {
+            let filter = Filter::tier(tier);
+            filters.push(filter.and_scored());
+            filters.push(filter);
+        }
+        for category in CATEGORIES {
+            let filter = Filter::category(category);
+            filters.push(filter.and_scored());
+            filters.push(filter);
+        }
+        let mut flights = Vec::with_capacity(filters.len());
+        for filter in &filters {
+            flights.push(self.send_search(filter, probe(), &[])?);
+        }
+        let mut counts = Vec::with_capacity(filters.len());
+        for flight in flights {
+            let resp = self.wait(flight)?;
+            if resp.status != 200 {
+                return Err(unexpected(&resp, SEARCH_PATH).into());
+            }
+            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
+                .map_err(protocol_error)?;
+            counts.push(page.total);
+        }
+        let mut counts = counts.into_iter();
+        let mut next = || counts.next().unwrap_or(0);
+        let scored = next();
+        let tiers = census
+            .filterable
+            .iter()
+            .map(|t| {
+                let scored = next();
+                (t.clone(), next(), scored)
+            })
+            .collect();
+        let categories = CATEGORIES
+            .iter()
+            .map(|c| {
+                let scored = next();
+                (*c, next(), scored)
+            })
+            .collect();
+        let totals = Totals {
+            scored,
+            tiers,
+            categories,
+        };
+        Ok((Plan::full(census, &totals), Some(totals)))
+    }
+
+    // --- walks -------------------------------------------------------------
+
+    /// Reads the plan's listings in order; `complete[i]` says whether
+    /// listing `i` was read completely.
+    fn walk_plan(
+        &mut self,
+        plan: &Plan,
+        listed: &mut Listed,
+        complete: &mut Vec<bool>,
+    ) -> Result<(), Halt> {
+        for listing in &plan.listings {
+            let walk = match listing.part {
+                Part::All => self.walk(listed, &listing.filter, Walk::whole(self.page_size, self.hasher))?.0,
+                Part::Unscored { total, scored } => {
+                    self.walk_unscored(listed, listing, total, scored)?
+                }
+            };
+            if !walk.is_complete() {
+                self.warnings.push(format!(
+                    "the listing {} was not read completely ({}); skills it should list are not \
+                     removed this time",
+                    listing.filter.describe(),
+                    walk.note().unwrap_or("it ended early")
+                ));
+            }
+            complete.push(walk.is_complete());
+        }
+        Ok(())
+    }
+
+    /// Reads the unscored records of a listing: the block at its end, or at
+    /// its start, or, when they are in neither place, the whole listing.
+    fn walk_unscored(
+        &mut self,
+        listed: &mut Listed,
+        listing: &Listing,
+        total: u64,
+        scored: u64,
+    ) -> Result<Walk, Halt> {
+        let unscored = total - scored;
+        loop {
+            let (ps, h) = (self.page_size, self.hasher);
+            let walk = match listed.order {
+                _ if scored == 0 => Walk::whole(ps, h),
+                NullOrder::Unknown | NullOrder::Last => Walk::unscored_block(ps, h, scored, total),
+                NullOrder::First => Walk::unscored_block(ps, h, 0, unscored),
+                NullOrder::Scattered => Walk::whole(ps, h),
+            };
+            let (walk, misplaced) = self.walk(listed, &listing.filter, walk)?;
+            if !misplaced {
+                if listed.order == NullOrder::Unknown && scored > 0 {
+                    listed.order = NullOrder::Last;
+                }
+                return Ok(walk);
+            }
+            let before = listed.order;
+            listed.order = match before {
+                NullOrder::Unknown => NullOrder::First,
+                _ => NullOrder::Scattered,
+            };
+            self.host.log(
+                crate::domain::Level::Debug,
+                &format!(
+                    "the unscored skills of {} are not where {before:?} put them; trying {:?}",
+                    listing.filter.describe(),
+                    listed.order
+                ),
+            );
+        }
+    }
+
+    /// Pages through one walk, fetching the next page while this one is
+    /// written. `true` with the walk when it found its block misplaced.
+    fn walk(
+        &mut self,
+        listed: &mut Listed,
+        filter: &Filter,
+        mut walk: Walk,
+    ) -> Result<(Walk, bool), Halt> {
+        let mut next = match walk.next_request() {
+            Some(request) => Some(self.send_search(filter, request, &[])?),
+            None => None,
+        };
+        while let Some(flight) = next.take() {
+            let resp = self.wait(flight)?;
+            if resp.status != 200 {
+                return Err(unexpected(&resp, SEARCH_PATH).into());
+            }
+            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
+                .map_err(protocol_error)?;
+            drop(resp);
+            self.pages += 1;
+            let step = walk.record(&facts(&page)).map_err(protocol_error)?;
+            if step == Step::More
+                && let Some(request) = walk.next_request()
+            {
+                next = Some(self.send_search(filter, request, &[])?);
+            }
+            self.done += page.raw_len as u64;
+            // What a misplaced block read is valid all the same.
+            self.admit(listed, page)?;
+            self.progress()?;
+            if step == Step::Misplaced {
+                return Ok((walk, true));
+            }
+        }
+        Ok((walk, false))
+    }
+
+    /// De-duplicates a page against everything listed before, the newest
+    /// copy of an id winning, and hands what differs from the store to the
+    /// buffer.
+    fn admit(&mut self, listed: &mut Listed, page: SearchPage) -> Result<(), Halt> {
+        for id in &page.malformed.ids {
+            listed.protected.insert(id);
+        }
+        listed.buffer.pending.skipped += page.malformed.count;
+        let mut entries: Vec<Entry> = Vec::with_capacity(page.skills.len());
+        for skill in page.skills {
+            match listed.versions.offer(&skill.id, &skill.updated_at) {
+                Offer::New => entries.push(Entry::Upsert(skill)),
+                Offer::Stale => {}
+                Offer::Newer => {
+                    // An older copy may still wait in this page or in the
+                    // buffer; this one replaces it. One already written is
+                    // simply updated, since the diff sees it in the store.
+                    if let Some(e) = entries.iter_mut().find(|e| e.id() == skill.id) {
+                        *e = Entry::Upsert(skill);
+                    } else {
+                        listed.buffer.upserts.retain(|u| u.skill.id != skill.id);
+                        entries.push(Entry::Upsert(skill));
+                    }
+                }
+            }
+        }
+        let diff = self.diff(entries, Rule::Differs)?;
+        listed.buffer.push(diff);
+        let checkpoint = listed.checkpoint.clone();
+        self.flush(&mut listed.buffer, &checkpoint, false)
+    }
+
+    fn send_search(
+        &mut self,
+        filter: &Filter,
+        request: PageRequest,
+        final_statuses: &'static [u16],
+    ) -> Result<InFlight<H::Pending>, Halt> {
+        let limit = request.limit.to_string();
+        let offset = request.offset.to_string();
+        let mut query = filter.query();
+        query.push(("limit", &limit));
+        query.push(("offset", &offset));
+        let url = self.registry.endpoint(SEARCH_PATH, &query);
+        // A tier probe's 400 is its answer ("not filterable"); 400 is
+        // final for every search request anyway.
+        self.send(url, Vec::new(), final_statuses)
+    }
+
+    /// Warns when the registry counts more skills than the listings reached.
+    fn warn_coverage(&mut self, coverage: &Coverage) {
+        let (Some(total), Some(missing)) = (coverage.registry_total, coverage.unreachable()) else {
+            return;
+        };
+        if missing == 0 {
+            return;
+        }
+        let why = if coverage.unfilterable_tiers.is_empty() {
+            "the registry counts more skills than its search listings show".to_owned()
+        } else {
+            format!(
+                "/skills-search cannot filter on the trust tier{} {}, so such skills that have \
+                 neither a quality score nor a category are in no listing",
+                if coverage.unfilterable_tiers.len() == 1 { "" } else { "s" },
+                coverage.unfilterable_tiers.join(", ")
+            )
+        };
+        self.warnings.push(format!(
+            "{missing} of the registry's {total} skills could not be reached through the search \
+             API: {why}. They are not removed if stored already, and arrive once the registry \
+             offers the changes feed"
+        ));
+    }
+}
+
+/// A 1-item request: its `meta.total` is the answer.
+fn probe() -> PageRequest {
+    PageRequest {
+        offset: 0,
+        limit: 1,
+    }
+}
+
+/// What a walk needs to know of a page.
+fn facts(page: &SearchPage) -> PageFacts<'_> {
+    PageFacts {
+        total: page.total,
+        returned: page.raw_len,
+        keys: page
+            .skills
+            .iter()
+            .map(|s| (s.id.as_str(), s.updated_at.as_str()))
+            .chain(page.malformed.ids.iter().map(|id| (id.as_str(), "")))
+            .collect(),
+        any_scored: page.skills.iter().any(|s| s.quality_score.is_some()),
+        // A malformed record's score is unknown, so a block holding one
+        // cannot be checked.
+        unreadable: page.malformed.count as usize,
+    }
+}
