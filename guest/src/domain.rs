@@ -113,6 +113,36 @@ impl Coverage {
         self.registry_total
             .map(|total| total.saturating_sub(self.reached))
     }
+
+    /// One line for people: what the listings reached, and what they could
+    /// not.
+    pub fn summary(&self) -> String {
+        match (self.registry_total, self.unreachable()) {
+            (Some(total), Some(0)) => {
+                format!("the search API reached all {total} skills the registry counts")
+            }
+            (Some(total), Some(missing)) => {
+                let why = if self.unfilterable_tiers.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (no score, no category, and a tier it cannot filter on: {})",
+                        self.unfilterable_tiers.join(", ")
+                    )
+                };
+                format!(
+                    "the search API reached {} of the registry's {total} skills; {missing} cannot \
+                     be reached through it{why}",
+                    self.reached
+                )
+            }
+            _ => format!(
+                "the search API reached {} skills; the registry does not say how many it has, \
+                 so completeness was not checked",
+                self.reached
+            ),
+        }
+    }
 }
 
 /// See `types.sync-mode`.

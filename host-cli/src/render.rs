@@ -71,6 +71,12 @@ pub fn report(
             "warnings": r.warnings,
             "last_sync_at": r.last_sync_at,
             "cancelled": r.cancelled,
+            "coverage": r.coverage.as_ref().map(|c| json!({
+                "registry_total": c.registry_total,
+                "reached": c.reached,
+                "unreachable": c.unreachable(),
+                "unfilterable_tiers": c.unfilterable_tiers,
+            })),
             "duration_ms": elapsed.as_millis() as u64,
             "timings": {
                 "backend": outcome.backend,
@@ -102,6 +108,9 @@ pub fn report(
         r.added, r.updated, r.unchanged, r.removed, r.skipped
     )?;
     writeln!(out, "  {} pages, {} requests", r.pages, r.requests)?;
+    if let Some(c) = &r.coverage {
+        writeln!(out, "  {}", c.summary())?;
+    }
     if let Some(at) = &r.last_sync_at
         && !args.dry_run
         && !r.cancelled
@@ -221,6 +230,9 @@ fn history_line(out: &mut impl Write, h: &HistoryEntry) -> Result<()> {
             .map(|e| format!("\n      {e}"))
             .unwrap_or_default(),
     )?;
+    if let Some(c) = h.coverage() {
+        writeln!(out, "      {}", c.summary())?;
+    }
     Ok(())
 }
 

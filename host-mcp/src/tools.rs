@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use skillsmith_runtime::SyncOutcome;
+use skillsmith_runtime::{Coverage, SyncOutcome};
 use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 
 // ---------------------------------------------------------------- arguments
@@ -198,6 +198,39 @@ pub struct SyncOutput {
     pub cancelled: bool,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+    /// Search mode: how much of the registry the listings reached.
+    pub coverage: Option<CoverageOut>,
+}
+
+/// How much of the registry a search-mode run reached. The search API lists
+/// only what its filters match: a skill in a tier it cannot filter on, with
+/// neither a quality score nor a category, is in no listing.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CoverageOut {
+    /// Skills the registry says it has; null when it does not say, so
+    /// completeness was not checked.
+    pub registry_total: Option<u64>,
+    /// Distinct skills the listings reached.
+    pub reached: u64,
+    /// Skills the registry counts that the search API cannot reach; null
+    /// when completeness was not checked.
+    pub unreachable: Option<u64>,
+    /// Trust tiers the search API cannot filter on.
+    pub unfilterable_tiers: Vec<String>,
+    /// The same in one sentence.
+    pub summary: String,
+}
+
+impl From<&Coverage> for CoverageOut {
+    fn from(c: &Coverage) -> CoverageOut {
+        CoverageOut {
+            registry_total: c.registry_total,
+            reached: c.reached,
+            unreachable: c.unreachable(),
+            unfilterable_tiers: c.unfilterable_tiers.clone(),
+            summary: c.summary(),
+        }
+    }
 }
 
 impl From<&SyncOutcome> for SyncOutput {
@@ -218,6 +251,7 @@ impl From<&SyncOutcome> for SyncOutput {
             last_sync_at: r.last_sync_at.clone(),
             cancelled: r.cancelled,
             duration_ms: o.duration.as_millis().min(u128::from(u64::MAX)) as u64,
+            coverage: r.coverage.as_ref().map(CoverageOut::from),
         }
     }
 }
@@ -305,11 +339,14 @@ pub struct RunOut {
     pub mode: Option<String>,
     /// Process that ran it.
     pub pid: Option<u32>,
+    /// Search mode: how much of the registry the listings reached.
+    pub coverage: Option<CoverageOut>,
 }
 
 impl From<HistoryEntry> for RunOut {
     fn from(h: HistoryEntry) -> RunOut {
         RunOut {
+            coverage: h.coverage().as_ref().map(CoverageOut::from),
             id: h.id,
             started_at: h.started_at,
             completed_at: h.completed_at,
@@ -529,6 +566,9 @@ pub fn sync_text(o: &SyncOutput) -> String {
     if let Some(at) = &o.last_sync_at {
         let _ = write!(t, " Current as of {at}.");
     }
+    if let Some(c) = &o.coverage {
+        let _ = write!(t, "\nCoverage: {}.", c.summary);
+    }
     for w in &o.warnings {
         let _ = write!(t, "\nwarning: {w}");
     }
@@ -584,6 +624,9 @@ fn run_line(r: &RunOut) -> String {
     }
     if let Some(e) = &r.error_message {
         let _ = write!(line, " ({e})");
+    }
+    if let Some(c) = &r.coverage {
+        let _ = write!(line, "; {}", c.summary);
     }
     line
 }

@@ -267,6 +267,17 @@ pub struct HistoryEntry {
     pub unfilterable_tiers: Vec<String>,
 }
 
+impl HistoryEntry {
+    /// Search mode: what the run's listings reached.
+    pub fn coverage(&self) -> Option<skillsmith_guest::domain::Coverage> {
+        Some(skillsmith_guest::domain::Coverage {
+            registry_total: self.registry_total,
+            reached: self.skills_reached?,
+            unfilterable_tiers: self.unfilterable_tiers.clone(),
+        })
+    }
+}
+
 /// `sync status`: the configuration, the catalogue and the sync state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {

@@ -27,8 +27,8 @@ pub mod writer;
 use std::path::PathBuf;
 
 pub use skillsmith_guest::domain::{
-    Decision, Directive, HttpError, Level, Phase, Progress, ScheduleConfig, Skill, StoreError,
-    SyncError, SyncMode, SyncReport, TrustTier,
+    Coverage, Decision, Directive, HttpError, Level, Phase, Progress, ScheduleConfig, Skill,
+    StoreError, SyncError, SyncMode, SyncReport, TrustTier,
 };
 pub use sync::{Backend, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
 

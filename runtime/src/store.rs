@@ -831,6 +831,7 @@ mod tests {
             },
             error: None,
             last_sync_at: Some("2026-11-20T10:00:00.000Z".into()),
+            coverage: None,
         }
     }
 

@@ -400,6 +400,7 @@ mod tests {
             counts: RunCounts::default(),
             error: None,
             last_sync_at: None,
+            coverage: None,
         };
         t.finish_run(run, outcome).unwrap();
         assert_eq!(t.open_run(), None);
@@ -480,18 +481,18 @@ mod tests {
         t.apply_page(run, page(&["a"], "c1")).unwrap();
         // Accepted now, refused by the store: an empty id.
         t.apply_page(run, page(&[""], "c2")).unwrap();
-        let err = t.registry_ids(None, 10).unwrap_err();
+        let err = t.registry_rows(None, 10).unwrap_err();
         assert!(
             matches!(&err, StoreError::Invalid(m) if m.contains("empty id")),
             "{err:?}"
         );
         // Reported once; the store holds the first page only.
-        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
+        assert_eq!(t.registry_rows(None, 10).unwrap()[0].id, "a");
         assert_eq!(t.read_state().unwrap().cursor.as_deref(), Some("c1"));
         // A failure is also what the next page gets, and that page is not taken.
         t.apply_page(run, page(&[""], "c3")).unwrap();
         assert!(t.apply_page(run, page(&["b"], "c4")).is_err());
-        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
+        assert_eq!(t.registry_rows(None, 10).unwrap()[0].id, "a");
         t.abandon_open_run("test").unwrap();
         assert_eq!(t.open_run(), None);
     }

@@ -13,7 +13,10 @@ pub const UPSTREAM_SEARCH_WORDS: [&str; 8] =
 /// Unix milliseconds of 2026-01-01T00:00:00Z, the `created_at` of skill 0.
 pub const EPOCH_MS: i64 = 1_767_225_600_000;
 
-/// The five trust tiers the search API can filter on.
+/// A skill's trust tier: the five of the OpenAPI enum, which the search API
+/// can filter on, and the ones the live registry also serves, which it
+/// cannot (`experimental` appears in `/stats`; `unknown` on old rows;
+/// `preview` stands for a tier a registry adds later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrustTier {
@@ -27,16 +30,34 @@ pub enum TrustTier {
     Community,
     /// `unverified`
     Unverified,
+    /// `experimental`: live, but not in the OpenAPI enum.
+    Experimental,
+    /// `unknown`: not in the OpenAPI enum.
+    Unknown,
+    /// `preview`: a tier added after the OpenAPI file was written.
+    Preview,
 }
 
 impl TrustTier {
-    /// All tiers, in the order of the OpenAPI enum.
-    pub const ALL: [TrustTier; 5] = [
+    /// The tiers `trust_tier=` accepts, in the order of the OpenAPI enum.
+    pub const FILTERABLE: [TrustTier; 5] = [
         TrustTier::Official,
         TrustTier::Verified,
         TrustTier::Curated,
         TrustTier::Community,
         TrustTier::Unverified,
+    ];
+
+    /// Every tier a skill can have.
+    pub const ALL: [TrustTier; 8] = [
+        TrustTier::Official,
+        TrustTier::Verified,
+        TrustTier::Curated,
+        TrustTier::Community,
+        TrustTier::Unverified,
+        TrustTier::Experimental,
+        TrustTier::Unknown,
+        TrustTier::Preview,
     ];
 
     /// The wire value, e.g. `"community"`.
@@ -47,16 +68,68 @@ impl TrustTier {
             TrustTier::Curated => "curated",
             TrustTier::Community => "community",
             TrustTier::Unverified => "unverified",
+            TrustTier::Experimental => "experimental",
+            TrustTier::Unknown => "unknown",
+            TrustTier::Preview => "preview",
         }
     }
 
-    /// Parses a wire value; exact match only, as the registry validates.
+    /// Parses a wire value; exact match only.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    pub(crate) fn index(self) -> usize {
-        self as usize
+    /// Whether the search API's `trust_tier=` accepts this tier.
+    pub fn is_filterable(self) -> bool {
+        Self::FILTERABLE.contains(&self)
+    }
+}
+
+/// Relative weights of the tiers in a generated catalogue, e.g.
+/// `verified=1,community=6,experimental=3`. The default is the five
+/// filterable tiers in equal shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierMix(Vec<(TrustTier, u32)>);
+
+impl Default for TierMix {
+    fn default() -> Self {
+        TierMix(TrustTier::FILTERABLE.map(|t| (t, 1)).to_vec())
+    }
+}
+
+impl TierMix {
+    /// Parses `tier=weight,...`.
+    pub fn parse(s: &str) -> Result<TierMix, String> {
+        let mut mix = Vec::new();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (tier, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not tier=weight"))?;
+            let tier = TrustTier::parse(tier.trim())
+                .ok_or_else(|| format!("unknown tier {:?}", tier.trim()))?;
+            let weight: u32 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: the weight is not a whole number"))?;
+            mix.push((tier, weight));
+        }
+        if mix.iter().map(|(_, w)| w).sum::<u32>() == 0 {
+            return Err("a tier mix needs a positive weight".into());
+        }
+        Ok(TierMix(mix))
+    }
+
+    /// The tier for hash `h`: weights in order, as shares of their sum.
+    fn pick(&self, h: u64) -> TrustTier {
+        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut at = h % total;
+        for (tier, weight) in &self.0 {
+            if at < u64::from(*weight) {
+                return *tier;
+            }
+            at -= u64::from(*weight);
+        }
+        unreachable!("h % total falls within the weights")
     }
 }
 
@@ -122,7 +195,8 @@ pub struct Skill {
     pub repo_url: Option<String>,
     /// 0..=1 with two decimals; null for about 5 % of skills.
     pub quality_score: Option<f64>,
-    /// The internal tier (what the `trust_tier` filter matches).
+    /// The tier, sent as `trust_tier` and matched by the filter (when the
+    /// filter accepts it).
     pub trust_tier: TrustTier,
     /// One to four lowercase words.
     pub tags: Vec<String>,
@@ -178,18 +252,26 @@ impl Skill {
 pub struct Catalogue {
     seed: u64,
     next_index: u64,
+    mix: TierMix,
     skills: Vec<Skill>,
 }
 
 impl Catalogue {
     /// Generates skills `0..n` for `seed`, `created_at` = 2026-01-01 + `i` seconds.
     pub fn generate(n: usize, seed: u64) -> Self {
+        Self::generate_mixed(n, seed, TierMix::default())
+    }
+
+    /// As [`Catalogue::generate`], with tiers in the shares of `mix`; skills
+    /// inserted later follow the same mix.
+    pub fn generate_mixed(n: usize, seed: u64, mix: TierMix) -> Self {
         let skills = (0..n as u64)
-            .map(|i| Self::skill_at(seed, i, EPOCH_MS + i as i64 * 1000))
+            .map(|i| Self::skill_with(seed, i, EPOCH_MS + i as i64 * 1000, &mix))
             .collect();
         Catalogue {
             seed,
             next_index: n as u64,
+            mix,
             skills,
         }
     }
@@ -200,12 +282,18 @@ impl Catalogue {
         Catalogue {
             seed,
             next_index: skills.len() as u64,
+            mix: TierMix::default(),
             skills,
         }
     }
 
     /// Skill number `i` of `seed`, created (and last updated) at `created_at_ms`.
     pub fn skill_at(seed: u64, i: u64, created_at_ms: i64) -> Skill {
+        Self::skill_with(seed, i, created_at_ms, &TierMix::default())
+    }
+
+    /// Skill number `i` of `seed` with its tier drawn from `mix`.
+    pub fn skill_with(seed: u64, i: u64, created_at_ms: i64, mix: &TierMix) -> Skill {
         let h = |salt: u64| hash3(seed, i, salt);
         let adjective = pick(ADJECTIVES, h(10));
         let noun = pick(NOUNS, h(11));
@@ -224,7 +312,7 @@ impl Catalogue {
             _ => None,
         };
         let quality_score = (h(40) % 20 != 0).then(|| (h(41) % 101) as f64 / 100.0);
-        let trust_tier = TrustTier::ALL[(h(50) % 5) as usize];
+        let trust_tier = mix.pick(h(50));
         let mut tags: Vec<String> = Vec::new();
         for k in 0..1 + h(60) % 4 {
             let tag = pick(TAGS, h(61 + k));
@@ -269,6 +357,15 @@ impl Catalogue {
     /// The seed the skills were generated from.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The tier mix inserted skills follow.
+    pub fn mix(&self) -> &TierMix {
+        &self.mix
+    }
+
+    pub(crate) fn set_mix(&mut self, mix: TierMix) {
+        self.mix = mix;
     }
 
     /// The generation index the next inserted skill will get.
@@ -522,7 +619,7 @@ mod tests {
         assert!(share(&|s| s.description.is_none()) > 0.05);
         assert!(share(&|s| s.author.is_none()) > 0.05);
         assert!(share(&|s| s.repo_url.is_none()) > 0.1);
-        for t in TrustTier::ALL {
+        for t in TrustTier::FILTERABLE {
             assert!(share(&|s| s.trust_tier == t) > 0.15);
         }
         assert!(share(&|s| s.categories.is_empty()) > 0.2);
@@ -532,6 +629,21 @@ mod tests {
                 .iter()
                 .all(|s| s.quality_score.is_none_or(|q| (0.0..=1.0).contains(&q)))
         );
+    }
+
+    #[test]
+    fn a_tier_mix_sets_the_shares() {
+        let mix = TierMix::parse("verified=1, community=6,experimental=3").unwrap();
+        let c = Catalogue::generate_mixed(10_000, 2, mix);
+        let n = |t| c.skills().iter().filter(|s| s.trust_tier == t).count();
+        assert!((800..1200).contains(&n(TrustTier::Verified)));
+        assert!((5700..6300).contains(&n(TrustTier::Community)));
+        assert!((2700..3300).contains(&n(TrustTier::Experimental)));
+        assert_eq!(n(TrustTier::Official), 0);
+        assert!(TierMix::parse("gold=1").is_err());
+        assert!(TierMix::parse("verified=0").is_err());
+        // The default mix draws what generation always drew.
+        assert_eq!(Catalogue::generate(50, 9).skills(), Catalogue::generate_mixed(50, 9, TierMix::default()).skills());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod server;
 pub mod stats;
 mod store;
 
-pub use catalogue::{Catalogue, Category, Skill, TrustTier, UPSTREAM_SEARCH_WORDS};
+pub use catalogue::{Catalogue, Category, Skill, TierMix, TrustTier, UPSTREAM_SEARCH_WORDS};
 pub use faults::{Fault, FaultKind};
 pub use server::{
     ConfigUpdate, ConfigView, HealthStatus, RegistryHandle, RegistryServer, ServerConfig,

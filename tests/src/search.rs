@@ -41,6 +41,16 @@ pub(crate) struct SearchParams {
     filters: Filters,
     limit: usize,
     offset: usize,
+    /// The offset the page is served from (0 for a registry that ignores
+    /// `offset`; `meta.offset` still echoes the request).
+    served_from: usize,
+}
+
+impl SearchParams {
+    /// Serves the first page whatever `offset` says.
+    pub(crate) fn ignore_offset(&mut self) {
+        self.served_from = 0;
+    }
 }
 
 /// Validates the query string per the OpenAPI file; `Err` is the 400 reply.
@@ -61,7 +71,9 @@ pub(crate) fn parse(params: &Params) -> Result<SearchParams, Reply> {
     };
     let tier = match params.get("trust_tier").filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(TrustTier::parse(s).ok_or_else(|| {
+        // Only the OpenAPI enum: a tier skills carry but the enum lacks
+        // (`experimental`) is refused, as the live registry refuses it.
+        Some(s) => Some(TrustTier::parse(s).filter(|t| t.is_filterable()).ok_or_else(|| {
             bad("trust_tier", s, "Invalid trust_tier: must be one of official, verified, curated, community, unverified")
         })?),
     };
@@ -108,6 +120,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchParams, Reply> {
             filters,
             limit,
             offset,
+            served_from: offset,
         }),
     }
 }
@@ -153,7 +166,7 @@ impl SearchCache {
     fn global(&mut self, store: &Store) -> Arc<[u32]> {
         self.global
             .get_or_insert_with(|| {
-                let mut slots: Vec<u32> = store.live_slots().collect();
+                let mut slots: Vec<u32> = store.listed_slots().collect();
                 slots.sort_unstable_by(|&a, &b| {
                     let (a, b) = (store.rec(a), store.rec(b));
                     // None < Some(_), so comparing b to a puts nulls last.
@@ -239,8 +252,8 @@ pub(crate) fn respond(
         Hits::Ordered(h) => h.len(),
         Hits::Ranked(h) => h.len(),
     };
-    let start = p.offset.min(total);
-    let end = p.offset.saturating_add(p.limit).min(total);
+    let start = p.served_from.min(total);
+    let end = p.served_from.saturating_add(p.limit).min(total);
     let mut out = String::with_capacity(64 + (end - start) * 700);
     out.push_str("{\"data\":[");
     let bad_at = corrupt.then_some((end - start) / 2);

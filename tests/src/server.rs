@@ -2,7 +2,6 @@
 //! through (stats, faults, auth, rate limit, common headers), `/health`,
 //! `/skills-get`, and the handle tests drive it with.
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -19,7 +18,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-use crate::catalogue::{Catalogue, TrustTier, format_rfc3339_ms, mix, uuid_from};
+use crate::catalogue::{Catalogue, TierMix, format_rfc3339_ms, mix, uuid_from};
 use crate::faults::{Fault, FaultKind, FaultSet};
 use crate::search::SearchCache;
 use crate::stats::{Recorder, Stats};
@@ -76,6 +75,14 @@ pub struct ServerConfig {
     pub health: HealthStatus,
     /// Serve these skills instead of generating `skills` from `seed`.
     pub catalogue: Option<Catalogue>,
+    /// Tier shares of generated and inserted skills.
+    pub tier_mix: TierMix,
+    /// When non-zero, every `n`-th skill also has a stale copy that search
+    /// listings serve beside it (`Store::add_stale_copies`).
+    pub stale_copy_every: usize,
+    /// Serve `/stats`; without it, a 404 (a registry that does not say how
+    /// many skills it has).
+    pub stats_enabled: bool,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +97,9 @@ impl Default for ServerConfig {
             clock_offset_ms: 0,
             health: HealthStatus::Healthy,
             catalogue: None,
+            tier_mix: TierMix::default(),
+            stale_copy_every: 0,
+            stats_enabled: true,
         }
     }
 }
@@ -117,9 +127,10 @@ pub struct ConfigUpdate {
     pub api_key: Option<Option<String>>,
     /// Requests per minute.
     pub rate_limit_per_minute: Option<u32>,
-    /// Present skills of these internal tiers with another `trust_tier`
-    /// string (the filter still matches the internal tier).
-    pub tier_labels: Option<BTreeMap<TrustTier, String>>,
+    /// Serve `/stats` or answer it 404.
+    pub stats_enabled: Option<bool>,
+    /// Lie about paging: answer every search as if `offset` were 0.
+    pub ignore_offset: Option<bool>,
     /// Discard all tombstones; older cursors then get `410`.
     pub expire_tombstones: bool,
     /// What `/health` reports.
@@ -144,8 +155,10 @@ pub struct ConfigView {
     pub api_key: Option<String>,
     /// Requests per minute.
     pub rate_limit_per_minute: u32,
-    /// The `trust_tier` string presented for each internal tier.
-    pub tier_labels: BTreeMap<TrustTier, String>,
+    /// Whether `/stats` is served.
+    pub stats_enabled: bool,
+    /// Whether searches ignore `offset`.
+    pub ignore_offset: bool,
     /// What `/health` reports.
     pub health: HealthStatus,
     /// Registry clock offset in milliseconds.
@@ -158,6 +171,8 @@ pub struct ConfigView {
 
 struct Settings {
     feed_enabled: bool,
+    stats_enabled: bool,
+    ignore_offset: bool,
     api_key: Option<String>,
     rate_limit: u32,
     clock_offset_ms: i64,
@@ -197,17 +212,23 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl App {
     fn new(config: ServerConfig) -> Self {
-        let catalogue = config
-            .catalogue
-            .unwrap_or_else(|| Catalogue::generate(config.skills, config.seed));
+        let catalogue = config.catalogue.unwrap_or_else(|| {
+            Catalogue::generate_mixed(config.skills, config.seed, config.tier_mix)
+        });
+        let mut store = Store::new(catalogue);
+        if config.stale_copy_every > 0 {
+            store.add_stale_copies(config.stale_copy_every);
+        }
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         App {
-            store: RwLock::new(Store::new(catalogue)),
+            store: RwLock::new(store),
             cache: Mutex::default(),
             settings: RwLock::new(Settings {
                 feed_enabled: config.feed_enabled,
+                stats_enabled: config.stats_enabled,
+                ignore_offset: false,
                 api_key: config.api_key,
                 rate_limit: config.rate_limit_per_minute,
                 clock_offset_ms: config.clock_offset_ms,
@@ -301,6 +322,12 @@ impl App {
             if let Some(v) = update.rate_limit_per_minute {
                 s.rate_limit = v;
             }
+            if let Some(v) = update.stats_enabled {
+                s.stats_enabled = v;
+            }
+            if let Some(v) = update.ignore_offset {
+                s.ignore_offset = v;
+            }
             if let Some(v) = update.health {
                 s.health = v;
             }
@@ -308,14 +335,8 @@ impl App {
                 s.clock_offset_ms = v;
             }
         }
-        if update.tier_labels.is_some() || update.expire_tombstones {
-            let mut store = write(&self.store);
-            for (tier, label) in update.tier_labels.iter().flatten() {
-                store.set_label(*tier, label);
-            }
-            if update.expire_tombstones {
-                store.expire_tombstones();
-            }
+        if update.expire_tombstones {
+            write(&self.store).expire_tombstones();
         }
         self.config()
     }
@@ -327,7 +348,8 @@ impl App {
             feed_enabled: s.feed_enabled,
             api_key: s.api_key.clone(),
             rate_limit_per_minute: s.rate_limit,
-            tier_labels: store.labels(),
+            stats_enabled: s.stats_enabled,
+            ignore_offset: s.ignore_offset,
             health: s.health,
             clock_offset_ms: s.clock_offset_ms,
             live_skills: store.live_count(),
@@ -421,9 +443,16 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let query = parts.uri.query();
     let seq = lock(&app.stats).begin(parts.method.as_str(), &path, query, &parts.headers);
     let now = app.now_ms();
-    let (limit, api_key, feed_enabled, health) = {
+    let (limit, api_key, feed_enabled, stats_enabled, ignore_offset, health) = {
         let s = read(&app.settings);
-        (s.rate_limit, s.api_key.clone(), s.feed_enabled, s.health)
+        (
+            s.rate_limit,
+            s.api_key.clone(),
+            s.feed_enabled,
+            s.stats_enabled,
+            s.ignore_offset,
+            s.health,
+        )
     };
     let (count, window_start) = {
         let mut w = lock(&app.rate);
@@ -510,6 +539,8 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             .header("retry-after", secs.to_string());
         }
         if parts.method != Method::GET && parts.method != Method::HEAD {
+            // The OpenAPI file gives `/stats` a 405 of its own; the other
+            // read endpoints answer the same way here.
             break 'reply Reply::error(405, "Method not allowed", serde_json::Value::Null)
                 .header("allow", "GET");
         }
@@ -517,10 +548,16 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         match path.as_str() {
             "/health" => health_reply(&app, health, feed_enabled, now),
             "/skills-search" => match crate::search::parse(&params) {
-                Ok(p) => crate::search::respond(&read(&app.store), &app.cache, &p, corrupt),
+                Ok(mut p) => {
+                    if ignore_offset {
+                        p.ignore_offset();
+                    }
+                    crate::search::respond(&read(&app.store), &app.cache, &p, corrupt)
+                }
                 Err(e) => e,
             },
             "/skills-get" => get_reply(&app, &params, corrupt),
+            "/stats" if stats_enabled => stats_reply(&app, &params, now),
             "/skills-changes" if feed_enabled => {
                 let inm = parts
                     .headers
@@ -661,6 +698,33 @@ fn health_reply(app: &App, health: HealthStatus, feed: bool, now: i64) -> Reply 
         },
         body.to_string(),
     )
+}
+
+/// `/stats` as the OpenAPI file has it: `skillCount` and friends, and with
+/// `detailed=true` the breakdown by state and tier and the quality buckets.
+fn stats_reply(app: &App, params: &Params, now: i64) -> Reply {
+    let store = read(&app.store);
+    let count = store.live_count();
+    let mut data = json!({
+        "skillCount": count,
+        "githubTotal": count + count / 50,
+        "lastUpdated": format_rfc3339_ms(now),
+    });
+    let detailed = params.get("detailed") == Some("true");
+    if detailed {
+        let by_tier: serde_json::Map<String, serde_json::Value> = store
+            .count_by_tier()
+            .into_iter()
+            .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
+            .collect();
+        let [high, medium, low, _] = store.count_by_quality();
+        data["breakdown"] = json!({"active": count, "quarantined": 0, "byTier": by_tier});
+        data["qualityDistribution"] = json!({"high": high, "medium": medium, "low": low});
+        data["recentIndexerRuns"] = json!([]);
+        data["recentRefreshSummary"] = json!({});
+        data["netGrowth72h"] = json!({});
+    }
+    Reply::json(200, json!({"data": data, "cached": false}).to_string())
 }
 
 fn get_reply(app: &App, params: &Params, corrupt: bool) -> Reply {
@@ -850,12 +914,18 @@ impl RegistryHandle {
         });
     }
 
-    /// Presents skills of internal tier `tier` with `trust_tier: label`,
-    /// like a newer registry with new tier values.
-    pub fn tier_label(&self, tier: TrustTier, label: &str) {
-        let labels = BTreeMap::from([(tier, label.to_string())]);
-        self.app.set_config(ConfigUpdate {
-            tier_labels: Some(labels),
+    /// Answers every search as if `offset` were 0 (a registry that lies).
+    pub fn set_ignore_offset(&self, ignore: bool) {
+        self.set_config(ConfigUpdate {
+            ignore_offset: Some(ignore),
+            ..Default::default()
+        });
+    }
+
+    /// Serves `/stats`, or answers it 404.
+    pub fn set_stats_enabled(&self, enabled: bool) {
+        self.set_config(ConfigUpdate {
+            stats_enabled: Some(enabled),
             ..Default::default()
         });
     }

@@ -1,12 +1,12 @@
 //! The registry's mutable state: live skills, their pre-rendered JSON, the
 //! change index behind the feed, tombstones and the registry clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::catalogue::{Catalogue, Skill, TrustTier, format_rfc3339_ms, mix};
+use crate::catalogue::{Catalogue, Skill, TierMix, TrustTier, format_rfc3339_ms, mix};
 
 /// Position in the change index: `(updated_at_ms, id)`, the feed's sort key.
 pub(crate) type Key = (i64, String);
@@ -24,8 +24,8 @@ pub(crate) enum Change {
 /// a page is concatenation only.
 pub(crate) struct Rec {
     pub skill: Skill,
-    /// The record's JSON without `trust_tier` and without the closing brace:
-    /// the tier label and `rank` vary per response and are appended.
+    /// The record's JSON without the closing brace: `rank` varies per
+    /// response and is appended.
     json: String,
     /// Quality as a percentage, for `min_score` and the sort order.
     pub pct: Option<u8>,
@@ -50,6 +50,7 @@ struct Wire<'a> {
     created_at: String,
     updated_at: String,
     license: Option<&'a str>,
+    trust_tier: &'static str,
     content_hash: String,
     // Fields the OpenAPI Skill schema does not list: clients must ignore them.
     installable: bool,
@@ -86,6 +87,7 @@ impl Rec {
             created_at: skill.created_at(),
             updated_at: skill.updated_at(),
             license: skill.license.as_deref(),
+            trust_tier: skill.trust_tier.as_str(),
             content_hash: format!(
                 "{:016x}{:016x}{:016x}{:016x}",
                 mix(h),
@@ -99,7 +101,7 @@ impl Rec {
                 self_: format!("{}/skills-get?id={}", crate::server::API_PREFIX, skill.id),
             },
         };
-        // `trust_tier` and `rank` are appended per response: drop the closing brace.
+        // `rank` is appended per response: drop the closing brace.
         let mut json = serde_json::to_string(&wire).expect("skill serialises");
         json.pop();
         // serde grows the buffer by doubling; 100k records make the slack count.
@@ -140,14 +142,19 @@ pub(crate) struct Store {
     /// Bumped on every mutation: query matches depend on descriptions.
     pub content_gen: u64,
     mutations: u64,
-    /// JSON string literal presented for each internal tier.
-    labels: [String; 5],
+    mix: TierMix,
+    /// Stale copies: slots that `/skills-search` lists beside the real skill
+    /// of the same id (an older `updated_at`, another score), as a search
+    /// index lagging behind its table does. Id -> slot.
+    stale: HashMap<String, u32>,
+    stale_slots: HashSet<u32>,
 }
 
 impl Store {
     pub fn new(catalogue: Catalogue) -> Self {
         let seed = catalogue.seed();
         let next_index = catalogue.next_index();
+        let tier_mix = catalogue.mix().clone();
         let mut store = Store {
             seed,
             next_index,
@@ -161,7 +168,9 @@ impl Store {
             membership_gen: 0,
             content_gen: 0,
             mutations: 0,
-            labels: TrustTier::ALL.map(|t| format!("\"{}\"", t.as_str())),
+            mix: tier_mix,
+            stale: HashMap::new(),
+            stale_slots: HashSet::new(),
         };
         for skill in catalogue.into_skills() {
             store.add(skill);
@@ -218,11 +227,45 @@ impl Store {
 
     /// Slots of the live skills, in generation order.
     pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.listed_slots()
+            .filter(|s| !self.stale_slots.contains(s))
+    }
+
+    /// Slots `/skills-search` lists: the live skills and their stale copies.
+    pub fn listed_slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.recs
             .iter()
             .enumerate()
             .filter(|(_, r)| r.is_some())
             .map(|(i, _)| i as u32)
+    }
+
+    /// Adds a stale copy of every `every`-th live skill (by position), one
+    /// day older and with another score, so that search listings serve two
+    /// copies of it. Returns their ids.
+    pub fn add_stale_copies(&mut self, every: usize) -> Vec<String> {
+        let picked: Vec<u32> = self.live_slots().step_by(every.max(1)).collect();
+        let mut ids = Vec::with_capacity(picked.len());
+        for slot in picked {
+            let mut copy = self.rec(slot).skill.clone();
+            if self.stale.contains_key(&copy.id) {
+                continue;
+            }
+            copy.updated_at_ms -= 86_400_000;
+            copy.quality_score = Some(match copy.quality_score {
+                Some(q) => ((q * 100.0 + 50.0) % 101.0).round() / 100.0,
+                None => 0.5,
+            });
+            copy.description = Some("A stale copy of this skill.".into());
+            let stale_slot = self.recs.len() as u32;
+            ids.push(copy.id.clone());
+            self.stale.insert(copy.id.clone(), stale_slot);
+            self.stale_slots.insert(stale_slot);
+            self.recs.push(Some(Rec::new(copy)));
+        }
+        self.membership_gen += 1;
+        self.content_gen += 1;
+        ids
     }
 
     pub fn live_count(&self) -> usize {
@@ -312,6 +355,12 @@ impl Store {
             self.changes
                 .remove(&(skill.updated_at_ms, skill.id.clone()));
             self.by_id.remove(&skill.id);
+            // A deleted skill's stale copy goes with it: listing it would be
+            // a registry serving what it deleted.
+            if let Some(stale) = self.stale.remove(&skill.id) {
+                self.recs[stale as usize] = None;
+                self.stale_slots.remove(&stale);
+            }
             self.unindex_names(&skill, slot);
             self.changes.insert((t, skill.id.clone()), Change::Deleted);
             ids.push(skill.id);
@@ -328,7 +377,7 @@ impl Store {
         let t = self.next_time(now_ms);
         let mut ids = Vec::with_capacity(count);
         for _ in 0..count {
-            let skill = Catalogue::skill_at(self.seed, self.next_index, t);
+            let skill = Catalogue::skill_with(self.seed, self.next_index, t, &self.mix);
             self.next_index += 1;
             ids.push(skill.id.clone());
             self.add(skill);
@@ -363,28 +412,34 @@ impl Store {
         &self.changes
     }
 
-    pub fn set_label(&mut self, tier: TrustTier, label: &str) {
-        self.labels[tier.index()] = serde_json::to_string(label).expect("string serialises");
+    /// Live skills per tier, for `/stats`.
+    pub fn count_by_tier(&self) -> BTreeMap<TrustTier, usize> {
+        let mut counts = BTreeMap::new();
+        for slot in self.live_slots() {
+            *counts.entry(self.rec(slot).skill.trust_tier).or_default() += 1;
+        }
+        counts
     }
 
-    pub fn labels(&self) -> BTreeMap<TrustTier, String> {
-        TrustTier::ALL
-            .into_iter()
-            .map(|t| {
-                (
-                    t,
-                    serde_json::from_str(&self.labels[t.index()]).unwrap_or_default(),
-                )
-            })
-            .collect()
+    /// Live skills by quality: high (>= 0.7), medium (>= 0.4), low, unscored.
+    pub fn count_by_quality(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for slot in self.live_slots() {
+            let i = match self.rec(slot).skill.quality_score {
+                Some(q) if q >= 0.7 => 0,
+                Some(q) if q >= 0.4 => 1,
+                Some(_) => 2,
+                None => 3,
+            };
+            counts[i] += 1;
+        }
+        counts
     }
 
     /// Appends the JSON of a live skill, with `rank` when given.
     pub fn render(&self, slot: u32, rank: Option<f64>, out: &mut String) {
         let rec = self.rec(slot);
         out.push_str(&rec.json);
-        out.push_str(",\"trust_tier\":");
-        out.push_str(&self.labels[rec.skill.trust_tier.index()]);
         if let Some(r) = rank {
             let _ = write!(out, ",\"rank\":{r}");
         }
@@ -439,8 +494,9 @@ impl Store {
                 .map(|s| self.rec(s).skill.clone())
                 .collect(),
         );
-        // Keep insert numbering consistent with this registry.
+        // Keep insert numbering and tiers consistent with this registry.
         c.set_next_index(self.next_index);
+        c.set_mix(self.mix.clone());
         c
     }
 }

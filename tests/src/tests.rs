@@ -103,7 +103,7 @@ async fn page_all(r: &RegistryHandle, filter: &str, limit: usize) -> Vec<Value> 
 async fn paging_every_tier_visits_each_skill_once_in_order() {
     let r = start(1500);
     let mut seen = Vec::new();
-    for tier in TrustTier::ALL {
+    for tier in TrustTier::FILTERABLE {
         let records = page_all(&r, &format!("trust_tier={}", tier.as_str()), 100).await;
         // quality_score desc, nulls last, then id asc.
         let key = |s: &Value| {
@@ -766,19 +766,76 @@ async fn fault_delay_and_hang() {
     assert!(hung.await.unwrap().is_err());
 }
 
+fn start_mixed(n: usize, mix: &str, stale_copy_every: usize) -> RegistryHandle {
+    RegistryServer::start(ServerConfig {
+        tier_mix: crate::TierMix::parse(mix).unwrap(),
+        stale_copy_every,
+        ..ServerConfig::new(n, 11)
+    })
+    .unwrap()
+}
+
 #[tokio::test]
-async fn tier_labels_change_presentation_not_filtering() {
-    let r = start(300);
-    r.tier_label(TrustTier::Verified, "gold");
-    let recs = page_all(&r, "trust_tier=verified", 100).await;
-    assert!(!recs.is_empty());
-    assert!(recs.iter().all(|s| s["trust_tier"] == "gold"));
-    let (feed, _, _) = feed_all(&r, None, 1000).await;
-    assert_eq!(
-        feed.iter().filter(|s| s["trust_tier"] == "gold").count(),
-        recs.len()
-    );
-    assert_eq!(get(&r, "/skills-search?trust_tier=gold").await.status, 400);
+async fn tiers_outside_the_enum_are_served_counted_and_refused_as_filters() {
+    let r = start_mixed(2000, "verified=1,community=6,experimental=3,preview=1", 0);
+    let stats = get(&r, "/stats?detailed=true").await;
+    assert_eq!(stats.status, 200);
+    let stats = stats.json();
+    let by_tier = &stats["data"]["breakdown"]["byTier"];
+    let counted: u64 = ["verified", "community", "experimental", "preview"]
+        .iter()
+        .map(|t| by_tier[t].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 2000);
+    assert_eq!(stats["data"]["skillCount"], 2000);
+    assert!(by_tier["experimental"].as_u64().unwrap() > 400);
+    // The basic answer has no breakdown.
+    let basic = get(&r, "/stats").await;
+    assert!(basic.json()["data"].get("breakdown").is_none());
+    // The filter accepts only the OpenAPI enum, and the six categories.
+    for bad in ["trust_tier=experimental", "trust_tier=preview", "trust_tier=unknown", "category=Art", "min_score=101"] {
+        assert_eq!(get(&r, &format!("/skills-search?{bad}")).await.status, 400, "{bad}");
+    }
+    // Experimental skills are reachable only through categories and scores.
+    let scored = page_all(&r, "min_score=0", 100).await;
+    assert!(scored.iter().any(|s| s["trust_tier"] == "experimental"));
+    assert!(scored.iter().all(|s| s["quality_score"].is_number()));
+    let testing = page_all(&r, "category=Testing", 100).await;
+    assert!(testing.iter().all(|s| s["categories"].as_array().unwrap().contains(&json!("Testing"))));
+    // With a filter and no match, an empty page and a total of 0.
+    let none = get(&r, "/skills-search?trust_tier=official").await;
+    assert_eq!(none.json()["meta"]["total"], 0);
+    // /stats can be switched off, as on a registry without it.
+    r.set_stats_enabled(false);
+    assert_eq!(get(&r, "/stats").await.status, 404);
+}
+
+#[tokio::test]
+async fn stale_copies_are_listed_beside_the_skill_and_counted() {
+    let r = start_mixed(500, "community=1", 50);
+    let listed = page_all(&r, "trust_tier=community", 100).await;
+    assert_eq!(listed.len(), 510, "ten stale copies beside 500 skills");
+    let mut by_id: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for s in &listed {
+        by_id.entry(s["id"].as_str().unwrap()).or_default().push(s["updated_at"].as_str().unwrap());
+    }
+    let doubled: Vec<_> = by_id.iter().filter(|(_, v)| v.len() == 2).collect();
+    assert_eq!(doubled.len(), 10);
+    for (id, versions) in doubled {
+        assert_ne!(versions[0], versions[1]);
+        // /skills-get and the feed know only the real one.
+        let real = r.skill_json(id).unwrap();
+        assert!(versions.contains(&real["updated_at"].as_str().unwrap()));
+    }
+    assert_eq!(r.config().live_skills, 500);
+    // Deleting a skill takes its stale copy with it.
+    let id = listed.iter().find(|s| s["description"] == "A stale copy of this skill.").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.delete_ids(&[&id]);
+    let listed = page_all(&r, "trust_tier=community", 100).await;
+    assert!(listed.iter().all(|s| s["id"] != id.as_str()));
 }
 
 #[tokio::test]
@@ -862,7 +919,7 @@ async fn admin_endpoints() {
         &r,
         "POST",
         "/config",
-        json!({"api_key": "k", "tier_labels": {"official": "platinum"}}),
+        json!({"api_key": "k", "stats_enabled": false}),
     )
     .await;
     assert_eq!(cfg["api_key"], "k");
@@ -929,7 +986,7 @@ async fn bench_paging_100k() {
         let mut pages = 0;
         let mut seen = 0usize;
         if mode.starts_with("search") {
-            for tier in TrustTier::ALL {
+            for tier in TrustTier::FILTERABLE {
                 let mut offset = 0;
                 loop {
                     let url = format!(

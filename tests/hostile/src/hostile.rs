@@ -114,6 +114,7 @@ fn report(warnings: Vec<String>) -> engine::SyncReport {
         warnings,
         last_sync_at: None,
         cancelled: false,
+        coverage: None,
     }
 }
 
@@ -211,6 +212,7 @@ fn failed(error: &str) -> store::RunOutcome {
         },
         error: Some(error.to_owned()),
         last_sync_at: None,
+        coverage: None,
     }
 }
 

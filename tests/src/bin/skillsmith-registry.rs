@@ -5,7 +5,7 @@
 use std::io::{Read as _, Write as _};
 
 use clap::Parser;
-use skillsmith_testkit::{RegistryServer, ServerConfig, server::UNLIMITED};
+use skillsmith_testkit::{RegistryServer, ServerConfig, TierMix, server::UNLIMITED};
 
 /// A Skillsmith registry serving generated skills, with admin endpoints
 /// under /_admin for mutations, faults and stats.
@@ -33,6 +33,17 @@ struct Args {
     /// Registry clock offset from the wall clock, in milliseconds.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     clock_offset_ms: i64,
+    /// Tier shares, e.g. `verified=1,community=6,experimental=3`; tiers
+    /// outside the OpenAPI enum are served but cannot be filtered on.
+    #[arg(long, value_parser = TierMix::parse)]
+    tier_mix: Option<TierMix>,
+    /// Give every N-th skill a stale copy that search listings serve beside
+    /// it (same id, older updated_at); 0 for none.
+    #[arg(long, default_value_t = 0)]
+    stale_copy_every: usize,
+    /// Answer /stats with 404 (a registry that does not say its size).
+    #[arg(long)]
+    no_stats: bool,
     /// Exit when stdin reaches end of file (the parent went away).
     #[arg(long)]
     exit_on_stdin_close: bool,
@@ -55,6 +66,9 @@ fn main() -> anyhow::Result<()> {
         api_key: args.api_key,
         rate_limit_per_minute: args.rate_limit,
         clock_offset_ms: args.clock_offset_ms,
+        tier_mix: args.tier_mix.unwrap_or_default(),
+        stale_copy_every: args.stale_copy_every,
+        stats_enabled: !args.no_stats,
         ..ServerConfig::default()
     };
     let started = std::time::Instant::now();

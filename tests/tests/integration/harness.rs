@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
-use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig};
+use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig, TierMix};
 use tempfile::TempDir;
 
 /// `target/<profile>/`, where cargo put the binaries under test.
@@ -86,6 +86,17 @@ impl Env {
     pub fn search_only(skills: usize) -> Env {
         Env::with(ServerConfig {
             feed_enabled: false,
+            ..ServerConfig::new(skills, 7)
+        })
+    }
+
+    /// A registry serving only the search API, with tiers in the shares of
+    /// `mix` (`tier=weight,...`): tiers outside the OpenAPI enum are served
+    /// but cannot be filtered on.
+    pub fn mixed(skills: usize, mix: &str) -> Env {
+        Env::with(ServerConfig {
+            feed_enabled: false,
+            tier_mix: TierMix::parse(mix).expect("a valid tier mix"),
             ..ServerConfig::new(skills, 7)
         })
     }

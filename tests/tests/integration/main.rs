@@ -2,6 +2,7 @@
 //! the real `skillsmith` binary, with the real WebAssembly component, in a
 //! fresh temporary directory against the test registry on loopback.
 
+mod coverage;
 mod faults;
 mod harness;
 mod mcp;

@@ -981,3 +981,36 @@ fn two_sessions_on_one_catalogue_never_sync_at_once() {
     a.finish(Duration::from_secs(2));
     b.finish(Duration::from_secs(2));
 }
+
+#[test]
+fn mcp_sync_and_sync_status_say_how_many_skills_the_search_api_cannot_reach() {
+    let env = Env::mixed(3_000, "verified=1,community=6,experimental=3");
+    disable_background(&env);
+    let unreachable = env
+        .registry
+        .catalogue()
+        .skills()
+        .iter()
+        .filter(|s| {
+            !s.trust_tier.is_filterable() && s.quality_score.is_none() && s.categories.is_empty()
+        })
+        .count();
+    assert!(unreachable > 0);
+    let mut s = Server::spawn(&env, &[]);
+    s.initialize();
+    let r = s.call("sync", json!({}));
+    assert_eq!(r["isError"], false, "{}", text(&r));
+    let coverage = &r["structuredContent"]["coverage"];
+    assert_eq!(coverage["unreachable"], unreachable, "{coverage}");
+    assert_eq!(coverage["registry_total"], 3_000);
+    let needle = format!("{unreachable} cannot be reached");
+    assert!(text(&r).contains(&needle), "{}", text(&r));
+    let r = s.call("sync_status", json!({}));
+    assert_eq!(
+        r["structuredContent"]["last_run"]["coverage"]["unreachable"],
+        unreachable
+    );
+    assert!(text(&r).contains(&needle), "{}", text(&r));
+    let r = s.call("sync_history", json!({}));
+    assert!(text(&r).contains(&needle), "{}", text(&r));
+}

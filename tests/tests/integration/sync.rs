@@ -246,16 +246,22 @@ fn search_and_get_use_the_synced_catalogue() {
 
 #[test]
 fn unknown_trust_tiers_are_kept_as_unknown() {
-    let env = Env::search_only(300);
-    env.registry.tier_label(TrustTier::Curated, "gold");
+    let env = Env::mixed(300, "community=1,preview=1");
     let report = env.sync(&[]);
-    assert_eq!(report["added"], 300);
+    let preview = env
+        .registry
+        .catalogue()
+        .skills()
+        .iter()
+        .filter(|s| s.trust_tier == TrustTier::Preview)
+        .count() as i64;
+    assert!(preview > 0);
     assert!(env.scalar::<i64>("SELECT count(*) FROM skills WHERE trust_tier = 'unknown'") > 0);
     assert_eq!(
-        env.scalar::<i64>("SELECT count(*) FROM skills WHERE trust_tier = 'gold'"),
+        env.scalar::<i64>("SELECT count(*) FROM skills WHERE trust_tier = 'preview'"),
         0
     );
-    assert!(report["warnings"].to_string().contains("gold"), "{report}");
+    assert!(report["warnings"].to_string().contains("preview"), "{report}");
 }
 
 #[test]
