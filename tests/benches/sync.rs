@@ -17,7 +17,7 @@ use rusqlite::params;
 use serde_json::Value;
 use skillsmith_runtime::component::ComponentRuntime;
 use skillsmith_runtime::db::Database;
-use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig};
+use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig, TierMix};
 
 /// One measured command.
 struct Sample {
@@ -148,6 +148,45 @@ fn sync_rows(n: usize, feed: bool, repeat: usize) {
         {
             row(&format!("{mode} / {backend}: {what}"), n, &median(run));
         }
+    }
+}
+
+/// The tier mix of issue 11: verified 1 : community 6 : experimental 3, so
+/// that 30% of the catalogue sits in a tier the search API cannot filter on.
+const MIXED_TIERS: &str = "verified=1,community=6,experimental=3";
+
+/// Search-mode syncs of the mixed catalogue (component backend): requests
+/// beside the floor of one request per 100 skills, and what the cover
+/// reached.
+fn mixed_rows(n: usize, repeat: usize) {
+    let mut samples: [Vec<Sample>; 3] = Default::default();
+    for _ in 0..repeat {
+        let registry = RegistryServer::start(ServerConfig {
+            feed_enabled: false,
+            tier_mix: TierMix::parse(MIXED_TIERS).unwrap(),
+            ..ServerConfig::new(n, 7)
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("skills.db");
+        samples[0].push(skillsmith(&db, &registry, &[]));
+        samples[1].push(skillsmith(&db, &registry, &[]));
+        registry.update(n / 100);
+        samples[2].push(skillsmith(&db, &registry, &[]));
+    }
+    let floor = n.div_ceil(100);
+    for (runs, what) in samples.into_iter().zip(["full sync", "no-op sync", "1% changed"]) {
+        let s = median(runs);
+        let requests = s.report["requests"].as_u64().unwrap_or(0);
+        println!(
+            "| search, mixed tiers: {what} | {n} | {:.3} | {:.1} | {requests} | {floor} | {:.2} | {} | {} | {} |",
+            s.wall.as_secs_f64(),
+            s.rss_kib as f64 / 1024.0,
+            requests as f64 / floor as f64,
+            s.report["coverage"]["reached"],
+            s.report["coverage"]["unreachable"],
+            s.report["added"],
+        );
     }
 }
 
@@ -292,9 +331,22 @@ fn main() {
         "build the release binaries first: scripts/bench.sh"
     );
 
-    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "sync,raw,component".into());
-    if parts.contains("sync") {
+    let parts =
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "sync,mixed,raw,component".into());
+    if parts.contains("sync") || parts.contains("mixed") {
         warm_component_cache();
+    }
+    if parts.contains("mixed") {
+        println!(
+            "| run | skills | wall s | peak RSS MiB | requests | floor ceil(N/100) | requests / floor | reached | unreachable | added |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for &n in &sizes {
+            mixed_rows(n, repeat);
+        }
+        println!();
+    }
+    if parts.contains("sync") {
         println!("| run | skills | wall s | peak RSS MiB | requests | added | updated | removed |");
         println!("|---|---|---|---|---|---|---|---|");
         for &n in &sizes {
