@@ -134,19 +134,28 @@ impl Host for WitHost {
             .collect())
     }
 
-    fn registry_rows(
+    fn registry_ids(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<domain::RegistryRow>, domain::StoreError> {
-        let rows = store::registry_rows(after, limit).map_err(store_error_from_wit)?;
+    ) -> Result<Vec<String>, domain::StoreError> {
+        store::registry_ids(after, limit).map_err(store_error_from_wit)
+    }
+
+    fn registry_rows(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<Option<domain::RegistryRow>>, domain::StoreError> {
+        let rows = store::registry_rows(ids).map_err(store_error_from_wit)?;
         Ok(rows
             .into_iter()
-            .map(|r| domain::RegistryRow {
-                id: r.id,
-                trust_tier: tier_from_wit(r.trust_tier),
-                scored: r.scored,
-                categories: r.categories,
+            .map(|r| {
+                r.map(|r| domain::RegistryRow {
+                    id: r.id,
+                    trust_tier: tier_from_wit(r.trust_tier),
+                    scored: r.scored,
+                    categories: r.categories,
+                })
             })
             .collect())
     }
@@ -189,6 +198,7 @@ impl Host for WitHost {
                 skipped: c.skipped,
             },
             error: outcome.error,
+            failure: outcome.failure.map(failure_to_wit),
             last_sync_at: outcome.last_sync_at,
             coverage: outcome.coverage.map(coverage_to_wit),
         };
@@ -217,6 +227,11 @@ impl Host for WitHost {
             total: report.total,
             pages: report.pages,
             waiting_ms: report.waiting_ms,
+            waiting_for: match report.waiting_for {
+                domain::WaitReason::None => host::WaitReason::None,
+                domain::WaitReason::RateLimit => host::WaitReason::RateLimit,
+                domain::WaitReason::Retry => host::WaitReason::Retry,
+            },
         }))
     }
 
@@ -274,6 +289,32 @@ fn tier_from_wit(t: types::TrustTier) -> domain::TrustTier {
     }
 }
 
+fn failure_to_wit(k: domain::FailureKind) -> types::FailureKind {
+    use domain::FailureKind as D;
+    use types::FailureKind as W;
+    match k {
+        D::Usage => W::Usage,
+        D::Unreachable => W::Unreachable,
+        D::Tls => W::Tls,
+        D::Redirected => W::Redirected,
+        D::NotARegistry => W::NotARegistry,
+        D::Unauthorised => W::Unauthorised,
+        D::Quota => W::Quota,
+        D::RateLimited => W::RateLimited,
+        D::Protocol => W::Protocol,
+        D::TooLarge => W::TooLarge,
+        D::StoreBusy => W::StoreBusy,
+        D::StoreCorrupt => W::StoreCorrupt,
+        D::NoSpace => W::NoSpace,
+        D::ReadOnly => W::ReadOnly,
+        D::Busy => W::Busy,
+        D::Superseded => W::Superseded,
+        D::Cancelled => W::Cancelled,
+        D::Component => W::Component,
+        D::Internal => W::Internal,
+    }
+}
+
 fn coverage_to_wit(c: domain::Coverage) -> types::Coverage {
     types::Coverage {
         registry_total: c.registry_total,
@@ -307,6 +348,9 @@ fn skill_to_wit(s: domain::Skill) -> types::Skill {
 fn http_error_from_wit(e: http::HttpError) -> domain::HttpError {
     match e {
         http::HttpError::Timeout => domain::HttpError::Timeout,
+        http::HttpError::Refused(t) => domain::HttpError::Refused(t),
+        http::HttpError::Tls(t) => domain::HttpError::Tls(t),
+        http::HttpError::Cancelled => domain::HttpError::Cancelled,
         http::HttpError::Connection(t) => domain::HttpError::Connection(t),
         http::HttpError::TooLarge(n) => domain::HttpError::TooLarge(n),
         http::HttpError::Denied(t) => domain::HttpError::Denied(t),
@@ -317,6 +361,9 @@ fn http_error_from_wit(e: http::HttpError) -> domain::HttpError {
 fn http_error_to_wit(e: domain::HttpError) -> http::HttpError {
     match e {
         domain::HttpError::Timeout => http::HttpError::Timeout,
+        domain::HttpError::Refused(t) => http::HttpError::Refused(t),
+        domain::HttpError::Tls(t) => http::HttpError::Tls(t),
+        domain::HttpError::Cancelled => http::HttpError::Cancelled,
         domain::HttpError::Connection(t) => http::HttpError::Connection(t),
         domain::HttpError::TooLarge(n) => http::HttpError::TooLarge(n),
         domain::HttpError::Denied(t) => http::HttpError::Denied(t),
@@ -327,8 +374,10 @@ fn http_error_to_wit(e: domain::HttpError) -> http::HttpError {
 fn store_error_from_wit(e: store::StoreError) -> domain::StoreError {
     match e {
         store::StoreError::Busy => domain::StoreError::Busy,
+        store::StoreError::RunOpen(t) => domain::StoreError::RunOpen(t),
         store::StoreError::Invalid(t) => domain::StoreError::Invalid(t),
         store::StoreError::NoSpace => domain::StoreError::NoSpace,
+        store::StoreError::ReadOnly => domain::StoreError::ReadOnly,
         store::StoreError::Corrupt(t) => domain::StoreError::Corrupt(t),
         store::StoreError::Other(t) => domain::StoreError::Other(t),
     }
@@ -337,8 +386,10 @@ fn store_error_from_wit(e: store::StoreError) -> domain::StoreError {
 fn store_error_to_wit(e: domain::StoreError) -> store::StoreError {
     match e {
         domain::StoreError::Busy => store::StoreError::Busy,
+        domain::StoreError::RunOpen(t) => store::StoreError::RunOpen(t),
         domain::StoreError::Invalid(t) => store::StoreError::Invalid(t),
         domain::StoreError::NoSpace => store::StoreError::NoSpace,
+        domain::StoreError::ReadOnly => store::StoreError::ReadOnly,
         domain::StoreError::Corrupt(t) => store::StoreError::Corrupt(t),
         domain::StoreError::Other(t) => store::StoreError::Other(t),
     }
@@ -369,6 +420,8 @@ fn sync_error_to_wit(e: domain::SyncError) -> wit_engine::SyncError {
         domain::SyncError::QuotaExceeded(t) => W::QuotaExceeded(t),
         domain::SyncError::RateLimited(t) => W::RateLimited(t),
         domain::SyncError::Registry(t) => W::Registry(t),
+        domain::SyncError::Redirected(t) => W::Redirected(t),
+        domain::SyncError::NotARegistry(t) => W::NotARegistry(t),
         domain::SyncError::Protocol(t) => W::Protocol(t),
         domain::SyncError::Store(s) => W::Store(store_error_to_wit(s)),
         domain::SyncError::Busy => W::Busy,

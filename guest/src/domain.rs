@@ -210,12 +210,18 @@ impl HttpResponse {
 pub enum HttpError {
     /// Timed out.
     Timeout,
-    /// Connection failed or broke.
+    /// No connection could be made (DNS, refused, unroutable).
+    Refused(String),
+    /// The TLS handshake failed.
+    Tls(String),
+    /// An open connection broke.
     Connection(String),
     /// Body over the cap (bytes).
     TooLarge(u64),
     /// Refused by the host.
     Denied(String),
+    /// Abandoned because the host is stopping the sync.
+    Cancelled,
     /// Anything else.
     Other(String),
 }
@@ -225,10 +231,14 @@ pub enum HttpError {
 pub enum StoreError {
     /// Database busy.
     Busy,
+    /// A run is already open.
+    RunOpen(String),
     /// Invalid request.
     Invalid(String),
-    /// Disk full or read-only.
+    /// Disk full.
     NoSpace,
+    /// The database or its folder cannot be written.
+    ReadOnly,
     /// Corrupt database.
     Corrupt(String),
     /// Anything else.
@@ -353,6 +363,8 @@ pub struct RunOutcome {
     pub counts: RunCounts,
     /// Error text for partial/failed.
     pub error: Option<String>,
+    /// The kind of failure, for partial/failed.
+    pub failure: Option<FailureKind>,
     /// Registry time to record, on success only.
     pub last_sync_at: Option<String>,
     /// Search mode: what the listings reached.
@@ -396,8 +408,22 @@ pub struct Progress {
     pub total: Option<u64>,
     /// Pages fetched.
     pub pages: u32,
-    /// Rate-limit wait in progress (ms), else 0.
+    /// A wait about to start (ms), else 0.
     pub waiting_ms: u64,
+    /// Why it waits.
+    pub waiting_for: WaitReason,
+}
+
+/// See `host.wait-reason`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Not waiting.
+    #[default]
+    None,
+    /// The rate limit is used up until its window resets.
+    RateLimit,
+    /// A failed request is retried after a backoff.
+    Retry,
 }
 
 /// See `host.directive`.
@@ -470,6 +496,10 @@ pub enum SyncError {
     RateLimited(String),
     /// Error status after retries.
     Registry(String),
+    /// A redirect to this location (not followed).
+    Redirected(String),
+    /// Not a Skillsmith registry API at this URL.
+    NotARegistry(String),
     /// Protocol violation.
     Protocol(String),
     /// Store failure.
@@ -516,12 +546,10 @@ pub trait Host {
     fn read_state(&mut self) -> Result<SyncState, StoreError>;
     /// `store.local-versions`.
     fn local_versions(&mut self, ids: &[String]) -> Result<Vec<Option<LocalVersion>>, StoreError>;
+    /// `store.registry-ids`.
+    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
     /// `store.registry-rows`.
-    fn registry_rows(
-        &mut self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RegistryRow>, StoreError>;
+    fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError>;
     /// `store.begin-run`.
     fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError>;
     /// `store.apply-page`.
@@ -539,19 +567,233 @@ pub trait Host {
     fn random(&mut self) -> u64;
 }
 
-// Human-readable texts. Each says what happened and, where there is
-// something to do, what to do: they end up in `sync_history.error_message`
-// and on the user's terminal.
+/// See `types.failure-kind`: why a sync did not succeed, as one closed
+/// kind. Exit codes, tool errors, history and retry policy derive from it;
+/// nothing reads a message's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// A registry URL or argument that cannot work.
+    Usage,
+    /// No connection, or it kept breaking, timing out or failing (5xx).
+    Unreachable,
+    /// The TLS handshake failed.
+    Tls,
+    /// A redirect, which is not followed.
+    Redirected,
+    /// Not a Skillsmith registry API at that URL.
+    NotARegistry,
+    /// 401 or 403.
+    Unauthorised,
+    /// The monthly quota is used up.
+    Quota,
+    /// Rate limited beyond the retry budget.
+    RateLimited,
+    /// The registry broke the protocol.
+    Protocol,
+    /// A response over the size cap.
+    TooLarge,
+    /// The catalogue stayed locked by another writer.
+    StoreBusy,
+    /// The catalogue is damaged, of an unknown schema, or failed to read.
+    StoreCorrupt,
+    /// The disk is full.
+    NoSpace,
+    /// The catalogue or its folder cannot be written.
+    ReadOnly,
+    /// Another sync of this catalogue is running.
+    Busy,
+    /// Another process synced after this sync was scheduled.
+    Superseded,
+    /// Stopped by a signal, Ctrl-C or the end of the session.
+    Cancelled,
+    /// The sync component failed, or asked for something it may not.
+    Component,
+    /// This program could not start a part of itself.
+    Internal,
+}
+
+impl FailureKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [FailureKind; 19] = [
+        FailureKind::Usage,
+        FailureKind::Unreachable,
+        FailureKind::Tls,
+        FailureKind::Redirected,
+        FailureKind::NotARegistry,
+        FailureKind::Unauthorised,
+        FailureKind::Quota,
+        FailureKind::RateLimited,
+        FailureKind::Protocol,
+        FailureKind::TooLarge,
+        FailureKind::StoreBusy,
+        FailureKind::StoreCorrupt,
+        FailureKind::NoSpace,
+        FailureKind::ReadOnly,
+        FailureKind::Busy,
+        FailureKind::Superseded,
+        FailureKind::Cancelled,
+        FailureKind::Component,
+        FailureKind::Internal,
+    ];
+
+    /// The name in JSON, history and tool errors (`not-a-registry`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Usage => "usage",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Tls => "tls",
+            FailureKind::Redirected => "redirected",
+            FailureKind::NotARegistry => "not-a-registry",
+            FailureKind::Unauthorised => "unauthorised",
+            FailureKind::Quota => "quota",
+            FailureKind::RateLimited => "rate-limited",
+            FailureKind::Protocol => "protocol",
+            FailureKind::TooLarge => "too-large",
+            FailureKind::StoreBusy => "store-busy",
+            FailureKind::StoreCorrupt => "store-corrupt",
+            FailureKind::NoSpace => "no-space",
+            FailureKind::ReadOnly => "read-only",
+            FailureKind::Busy => "busy",
+            FailureKind::Superseded => "superseded",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Component => "component",
+            FailureKind::Internal => "internal",
+        }
+    }
+
+    /// Inverse of [`FailureKind::as_str`].
+    pub fn parse(s: &str) -> Option<FailureKind> {
+        FailureKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether trying again later, with nothing changed, can succeed: what
+    /// a scheduler backs off and retries. A user must act on the others.
+    pub fn retry_can_help(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Unreachable
+                | FailureKind::RateLimited
+                | FailureKind::Protocol
+                | FailureKind::StoreBusy
+                | FailureKind::Busy
+                | FailureKind::Superseded
+                | FailureKind::Cancelled
+        )
+    }
+
+    /// Whether a run that ended this way counts as a failed attempt when the
+    /// next background sync is scheduled. A stopped run was not a failure
+    /// of the sync, and one that found another sync at work did no harm.
+    pub fn counts_as_failure(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::Cancelled | FailureKind::Busy | FailureKind::Superseded
+        )
+    }
+
+    /// The one thing for the user to do. Names no command-line flag: each
+    /// program adds its own hints.
+    pub fn action(self) -> &'static str {
+        match self {
+            FailureKind::Usage => "check the registry URL: it must be an http:// or https:// URL",
+            FailureKind::Unreachable => "check the network connection, then try again later",
+            FailureKind::Tls => "check that the registry URL is right and the system clock is correct",
+            FailureKind::Redirected => {
+                "check the registry URL; a redirect to a sign-in page means the network wants a login first"
+            }
+            FailureKind::NotARegistry => {
+                "check the registry URL: it ends in /functions/v1 on the live registry"
+            }
+            FailureKind::Unauthorised => "set SKILLSMITH_API_KEY to a valid API key",
+            FailureKind::Quota => "wait until the quota resets, or move to a plan with a larger one",
+            FailureKind::RateLimited => "try again later, or use an API key with a higher rate limit",
+            FailureKind::Protocol => "try again later, and tell the registry's operators if it persists",
+            FailureKind::TooLarge => "tell the registry's operators; the cap protects this machine's memory",
+            FailureKind::StoreBusy => "try again once the other program has finished with the catalogue",
+            FailureKind::StoreCorrupt => "restore a backup of the catalogue, or delete it and sync again",
+            FailureKind::NoSpace => "free disk space, then sync again",
+            FailureKind::ReadOnly => "make the catalogue and its folder writable, or use another catalogue",
+            FailureKind::Busy => "wait for the other sync to finish",
+            FailureKind::Superseded => "nothing: the catalogue is current",
+            FailureKind::Cancelled => "sync again to finish; what was applied is kept",
+            FailureKind::Component => "reinstall skillsmith, and report it if it persists",
+            FailureKind::Internal => "try again, and report it if it persists",
+        }
+    }
+}
+
+impl HttpError {
+    /// The kind of a request that failed this way.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            HttpError::Timeout
+            | HttpError::Refused(_)
+            | HttpError::Connection(_)
+            | HttpError::Other(_) => FailureKind::Unreachable,
+            HttpError::Tls(_) => FailureKind::Tls,
+            HttpError::TooLarge(_) => FailureKind::TooLarge,
+            // The guest asked for something the host does not grant: a bug
+            // in the component, not in the network.
+            HttpError::Denied(_) => FailureKind::Component,
+            HttpError::Cancelled => FailureKind::Cancelled,
+        }
+    }
+}
+
+impl StoreError {
+    /// The kind of a store call that failed this way.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StoreError::Busy => FailureKind::StoreBusy,
+            StoreError::RunOpen(_) => FailureKind::Busy,
+            StoreError::NoSpace => FailureKind::NoSpace,
+            StoreError::ReadOnly => FailureKind::ReadOnly,
+            StoreError::Corrupt(_) | StoreError::Other(_) => FailureKind::StoreCorrupt,
+            // An invalid request is the component's bug.
+            StoreError::Invalid(_) => FailureKind::Component,
+        }
+    }
+}
+
+impl SyncError {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            SyncError::Unreachable(e) => e.kind(),
+            SyncError::Unauthorized(_) => FailureKind::Unauthorised,
+            SyncError::QuotaExceeded(_) => FailureKind::Quota,
+            SyncError::RateLimited(_) => FailureKind::RateLimited,
+            SyncError::Registry(_) => FailureKind::Unreachable,
+            SyncError::Redirected(_) => FailureKind::Redirected,
+            SyncError::NotARegistry(_) => FailureKind::NotARegistry,
+            SyncError::Protocol(_) => FailureKind::Protocol,
+            SyncError::Store(e) => e.kind(),
+            SyncError::Busy => FailureKind::Busy,
+        }
+    }
+
+    /// What happened and the one thing to do, in one line: the history's
+    /// and `last_sync_error`'s text.
+    pub fn describe(&self) -> String {
+        format!("{self}; {}", self.kind().action())
+    }
+}
+
+// Human-readable texts. Each says what happened and where; the thing to do
+// is the kind's (`FailureKind::action`), added once by whoever shows it.
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::Timeout => f.write_str("the request timed out"),
-            HttpError::Connection(t) => write!(f, "connection failed: {t}"),
+            HttpError::Refused(t) => write!(f, "no connection could be made ({t})"),
+            HttpError::Tls(t) => write!(f, "the TLS handshake failed ({t})"),
+            HttpError::Connection(t) => write!(f, "the connection broke ({t})"),
             HttpError::TooLarge(cap) => {
-                write!(f, "the response exceeded the host's limit of {cap} bytes")
+                write!(f, "a response was larger than {} MiB", cap.div_ceil(1 << 20))
             }
             HttpError::Denied(t) => write!(f, "the host refused the request: {t}"),
+            HttpError::Cancelled => f.write_str("the request was abandoned: the sync is stopping"),
             HttpError::Other(t) => f.write_str(t),
         }
     }
@@ -562,17 +804,12 @@ impl std::error::Error for HttpError {}
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Busy => {
-                f.write_str("the database is locked by another process; try again shortly")
-            }
+            StoreError::Busy => f.write_str("the catalogue stayed locked by another program"),
+            StoreError::RunOpen(t) => write!(f, "another sync is running on this catalogue ({t})"),
             StoreError::Invalid(t) => write!(f, "invalid store request: {t}"),
-            StoreError::NoSpace => {
-                f.write_str("the disk is full or read-only; free space or fix permissions")
-            }
-            StoreError::Corrupt(t) => write!(
-                f,
-                "the database is damaged ({t}); restore a backup, or delete it and sync again"
-            ),
+            StoreError::NoSpace => f.write_str("the disk holding the catalogue is full"),
+            StoreError::ReadOnly => f.write_str("the catalogue or its folder is read-only"),
+            StoreError::Corrupt(t) => write!(f, "the catalogue is damaged ({t})"),
             StoreError::Other(t) => f.write_str(t),
         }
     }
@@ -583,25 +820,22 @@ impl std::error::Error for StoreError {}
 impl std::fmt::Display for SyncError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SyncError::Unreachable(e) => write!(
-                f,
-                "could not reach the registry ({e}); check the network connection and the \
-                 registry URL, then try again"
-            ),
+            SyncError::Unreachable(e @ (HttpError::TooLarge(_) | HttpError::Tls(_))) => {
+                write!(f, "{e}")
+            }
+            SyncError::Unreachable(e) => write!(f, "could not reach the registry: {e}"),
             SyncError::Unauthorized(m)
             | SyncError::QuotaExceeded(m)
             | SyncError::RateLimited(m)
-            | SyncError::Registry(m) => f.write_str(m),
-            SyncError::Protocol(m) => write!(
+            | SyncError::Registry(m)
+            | SyncError::NotARegistry(m) => f.write_str(m),
+            SyncError::Redirected(location) => write!(
                 f,
-                "the registry sent a response that breaks the protocol ({m}); try again later, \
-                 and report it if it persists"
+                "the registry URL answered with a redirect to {location}, and redirects are not followed"
             ),
+            SyncError::Protocol(m) => write!(f, "the registry broke the protocol: {m}"),
             SyncError::Store(e) => write!(f, "the local catalogue failed: {e}"),
-            SyncError::Busy => f.write_str(
-                "another sync is already running on this catalogue; wait for it to finish, then \
-                 try again",
-            ),
+            SyncError::Busy => f.write_str("another sync is already running on this catalogue"),
         }
     }
 }

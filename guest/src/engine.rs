@@ -6,12 +6,14 @@
 
 use std::mem;
 
+use crate::cover::Reach;
 use crate::cursor::{FeedCursor, KeyedHash, SeenSet};
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
     Checkpoint, Coverage, Directive, Host, HttpError, HttpRequest, HttpResponse, Level,
-    LocalVersion, Page, Phase, Progress, RegistryRow, RunCounts, RunOutcome, RunStatus, Skill,
-    StoreError, SyncError, SyncMode, SyncOptions, SyncReport, SyncState,
+    FailureKind, LocalVersion, Page, Phase, Progress, RunCounts, RunOutcome,
+    RunStatus, Skill, StoreError, SyncError, SyncMode, SyncOptions, SyncReport, SyncState,
+    WaitReason,
 };
 use crate::protocol::{self, Entry, ProtocolError};
 use crate::retry::{Client, Halt, InFlight};
@@ -72,14 +74,9 @@ pub fn run<H: Host>(host: &mut H, opts: SyncOptions) -> Result<SyncReport, SyncE
 
 fn begin_error(e: StoreError) -> SyncError {
     match e {
-        StoreError::Invalid(text) if says_run_is_open(&text) => SyncError::Busy,
+        StoreError::RunOpen(_) => SyncError::Busy,
         e => SyncError::Store(e),
     }
-}
-
-fn says_run_is_open(text: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    text.contains("open") && text.contains("run")
 }
 
 /// The checkpoint the store holds, as far as this run knows.
@@ -248,6 +245,7 @@ impl<'h, H: Host> Sync<'h, H> {
                     total: None,
                     pages: 0,
                     waiting_ms: 0,
+                    waiting_for: WaitReason::None,
                 },
             ),
             warnings: Warnings::new(),
@@ -282,6 +280,7 @@ impl<'h, H: Host> Sync<'h, H> {
         let resp = self.wait(flight)?;
         match resp.status {
             200 => {
+                expect_api(&resp, HEALTH_PATH)?;
                 let health = protocol::decode_health(&resp.body).map_err(protocol_error)?;
                 match health.status.as_deref() {
                     Some("unhealthy") => return Err(unhealthy().into()),
@@ -297,7 +296,7 @@ impl<'h, H: Host> Sync<'h, H> {
                 })
             }
             503 => Err(unhealthy().into()),
-            404 => {
+            404 if !protocol::is_web_page(&resp) => {
                 self.warnings
                     .push("the registry has no /health endpoint; using /skills-search".into());
                 Ok(SyncMode::Search)
@@ -468,8 +467,8 @@ impl<'h, H: Host> Sync<'h, H> {
                 resync_pending: false,
             };
             let protected = &pass.protected;
-            let keep = |row: &RegistryRow| seen.contains(&row.id) || protected.contains(&row.id);
-            if !self.prune(&keep, seen.is_empty(), &during, &done)? {
+            let listed = |id: &str| seen.contains(id) || protected.contains(id);
+            if !self.prune(&listed, None, seen.is_empty(), &during, &done)? {
                 // The resync is over even without a prune; the warning says why.
                 self.apply(
                     Page {
@@ -508,7 +507,9 @@ impl<'h, H: Host> Sync<'h, H> {
                     ))
                     .into());
                 }
-                404 if self.pages == 0 => return Ok(Some(PassEnd::NoFeed)),
+                404 if self.pages == 0 && !protocol::is_web_page(&resp) => {
+                    return Ok(Some(PassEnd::NoFeed));
+                }
                 410 => {
                     return Ok(Some(PassEnd::CursorRejected(
                         "the registry no longer has the history behind the stored feed cursor \
@@ -522,6 +523,7 @@ impl<'h, H: Host> Sync<'h, H> {
                 }
                 _ => return Err(unexpected(&resp, FEED_PATH).into()),
             }
+            expect_api(&resp, FEED_PATH)?;
             let etag = resp.header("etag").map(str::to_owned);
             let date = protocol::response_date(&resp).and_then(|d| protocol::format_millis(&d));
             let page = protocol::decode_feed_page(&resp.body, &mut self.warnings)
@@ -608,20 +610,23 @@ impl<'h, H: Host> Sync<'h, H> {
 
     // --- prune -----------------------------------------------------------
 
-    /// Removes the registry rows `keep` does not keep. Every store page but
-    /// the last carries `during`; the last carries `done`. Returns `false`
-    /// when the safety valve refused to prune: `listed_nothing` (the
+    /// Removes the stored registry skills this run proved gone: ids `seen`
+    /// does not hold, and, when `proof` is given, only those of them that a
+    /// complete listing had to show (by their stored copies). Every store
+    /// page but the last carries `during`; the last carries `done`. Returns
+    /// `false` when the safety valve refused to prune: `listed_nothing` (the
     /// registry listed no skill at all) while registry rows are stored.
     fn prune(
         &mut self,
-        keep: &dyn Fn(&RegistryRow) -> bool,
+        seen: &dyn Fn(&str) -> bool,
+        proof: Option<&Reach>,
         listed_nothing: bool,
         during: &Checkpoint,
         done: &Checkpoint,
     ) -> Result<bool, Halt> {
         self.phase = Phase::Prune;
         if listed_nothing {
-            let any = self.settled(|h| h.registry_rows(None, 1))?;
+            let any = self.settled(|h| h.registry_ids(None, 1))?;
             if !any.is_empty() {
                 self.warnings.push(
                     "the registry listed no skills at all, yet registry skills are stored; not \
@@ -635,18 +640,40 @@ impl<'h, H: Host> Sync<'h, H> {
         let mut after: Option<String> = None;
         let mut removals = Vec::new();
         loop {
-            let rows = self.settled(|h| h.registry_rows(after.as_deref(), PRUNE_ID_PAGE))?;
-            let Some(last) = rows.last().map(|r| r.id.clone()) else {
+            let ids = self.settled(|h| h.registry_ids(after.as_deref(), PRUNE_ID_PAGE))?;
+            let Some(last) = ids.last().cloned() else {
                 break;
             };
             if after.as_ref().is_some_and(|a| last <= *a) {
                 return Err(SyncError::Store(StoreError::Other(format!(
-                    "registry-rows returned {last:?}, not after {after:?}"
+                    "registry-ids returned {last:?}, not after {after:?}"
                 )))
                 .into());
             }
             after = Some(last);
-            removals.extend(rows.into_iter().filter(|r| !keep(r)).map(|r| r.id));
+            let unseen: Vec<String> = ids.into_iter().filter(|id| !seen(id)).collect();
+            match proof {
+                None => removals.extend(unseen),
+                Some(reach) if !unseen.is_empty() => {
+                    // Only skills no listing showed need their stored copies.
+                    let rows = self.settled(|h| h.registry_rows(&unseen))?;
+                    if rows.len() != unseen.len() {
+                        return Err(SyncError::Store(StoreError::Other(format!(
+                            "registry-rows answered {} rows for {} ids",
+                            rows.len(),
+                            unseen.len()
+                        )))
+                        .into());
+                    }
+                    removals.extend(
+                        rows.into_iter()
+                            .flatten()
+                            .filter(|row| reach.must_list(row))
+                            .map(|row| row.id),
+                    );
+                }
+                Some(_) => {}
+            }
             while removals.len() >= STORE_PAGE_ROWS {
                 let rest = removals.split_off(STORE_PAGE_ROWS);
                 let chunk = mem::replace(&mut removals, rest);
@@ -762,6 +789,7 @@ impl<'h, H: Host> Sync<'h, H> {
             total: self.total,
             pages: self.pages,
             waiting_ms: 0,
+            waiting_for: WaitReason::None,
         }
     }
 
@@ -833,13 +861,14 @@ impl<'h, H: Host> Sync<'h, H> {
                         status: RunStatus::Success,
                         counts: self.counts,
                         error: None,
+                        failure: None,
                         last_sync_at: last_sync_at.clone(),
                         coverage: self.coverage.clone(),
                     };
                     if let Err(e) = self.settled(|h| h.finish_run(run, outcome)) {
                         // Most likely the last page failed; the run did not
                         // close, so close it as the failure it is.
-                        self.close(self.failure_text(&e));
+                        self.close(self.failure_text(&e), e.kind());
                         return Err(e);
                     }
                 }
@@ -848,15 +877,16 @@ impl<'h, H: Host> Sync<'h, H> {
             Err(Halt::Cancelled) => {
                 self.confirm_last_page();
                 self.close(
-                    "cancelled: the sync was stopped before it finished; what it applied is kept, \
-                     and the next sync carries on"
+                    "cancelled: the sync was stopped before it finished (by a signal, or the end \
+                     of the session); what it applied is kept, and the next sync carries on"
                         .into(),
+                    FailureKind::Cancelled,
                 );
                 Ok(self.report(None, true))
             }
             Err(Halt::Failed(e)) => {
                 self.confirm_last_page();
-                self.close(self.failure_text(&e));
+                self.close(self.failure_text(&e), e.kind());
                 Err(e)
             }
         }
@@ -866,12 +896,13 @@ impl<'h, H: Host> Sync<'h, H> {
     fn failure_text(&self, e: &SyncError) -> String {
         if self.applied_pages > 0 {
             format!(
-                "{e}. The {} store pages applied before the failure are kept, but the catalogue \
-                 is not fully current and last_sync_at was not advanced; run the sync again",
-                self.applied_pages
+                "{e} (the {} store pages applied before are kept; the catalogue is not fully \
+                 current); {}",
+                self.applied_pages,
+                e.kind().action()
             )
         } else {
-            e.to_string()
+            e.describe()
         }
     }
 
@@ -885,7 +916,7 @@ impl<'h, H: Host> Sync<'h, H> {
 
     /// Ends an unsuccessful run in history; a failure to do so is logged,
     /// not returned, so the original cause is what the caller sees.
-    fn close(&mut self, error: String) {
+    fn close(&mut self, error: String, kind: FailureKind) {
         let Some(run) = self.run else { return };
         let outcome = RunOutcome {
             status: if self.applied_pages > 0 {
@@ -895,6 +926,7 @@ impl<'h, H: Host> Sync<'h, H> {
             },
             counts: self.counts,
             error: Some(error),
+            failure: Some(kind),
             last_sync_at: None,
             coverage: self.coverage.clone(),
         };
@@ -945,26 +977,49 @@ fn protocol_error(e: ProtocolError) -> SyncError {
 }
 
 fn unhealthy() -> SyncError {
-    SyncError::Registry("registry reports unhealthy; try again later".into())
+    SyncError::Registry("the registry reports itself unhealthy".into())
 }
 
-/// A status no step expected, as an error that says what to check.
+/// A web page where the API should answer, as an error.
+fn web_page(path: &str) -> SyncError {
+    SyncError::NotARegistry(format!(
+        "{path} answered with a web page, not the registry API: a captive portal or a wrong URL?"
+    ))
+}
+
+/// Fails on a web page where a JSON answer is due.
+fn expect_api(resp: &HttpResponse, path: &str) -> Result<(), SyncError> {
+    if protocol::is_web_page(resp) {
+        return Err(web_page(path));
+    }
+    Ok(())
+}
+
+/// A status no step expected, as an error of the kind it shows.
 fn unexpected(resp: &HttpResponse, path: &str) -> SyncError {
+    let status = resp.status;
+    if (300..=399).contains(&status) {
+        return SyncError::Redirected(
+            resp.header("location")
+                .unwrap_or("a location it did not name")
+                .to_owned(),
+        );
+    }
+    if protocol::is_web_page(resp) {
+        return web_page(path);
+    }
     let detail = protocol::error_code(&resp.body)
         .map(|c| format!(": {c}"))
         .unwrap_or_default();
-    let status = resp.status;
-    SyncError::Registry(match status {
-        300..=399 => format!(
-            "{path} answered HTTP {status} (a redirect to {}); redirects are not followed: set the \
-             registry URL to the address it redirects to",
-            resp.header("location").unwrap_or("an unnamed location")
-        ),
-        404 => format!("{path} answered HTTP 404{detail}: check the registry URL"),
-        _ => format!(
-            "{path} answered HTTP {status}{detail}; check the registry URL, or try again later"
-        ),
-    })
+    match status {
+        404 => SyncError::NotARegistry(format!(
+            "{path} answered HTTP 404{detail}: there is no Skillsmith registry API at this URL"
+        )),
+        400..=499 => SyncError::Protocol(format!(
+            "{path} refused the request with HTTP {status}{detail}"
+        )),
+        _ => SyncError::Registry(format!("{path} answered HTTP {status}{detail}")),
+    }
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl Health {
 /// Decodes a `/health` body (200 or 503).
 pub fn decode_health(body: &[u8]) -> Result<Health, ProtocolError> {
     let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ProtocolError(format!("/health body is not JSON: {e}")))?;
+        .map_err(|e| json_error("/health", &e))?;
     let obj = value
         .as_object()
         .ok_or_else(|| ProtocolError("/health body is not a JSON object".into()))?;
@@ -144,6 +144,39 @@ pub fn decode_health(body: &[u8]) -> Result<Health, ProtocolError> {
         status,
         capabilities,
     })
+}
+
+/// A body that did not decode, said in the protocol's terms rather than the
+/// parser's (no "expected struct Envelope").
+fn json_error(path: &str, e: &serde_json::Error) -> ProtocolError {
+    use serde_json::error::Category;
+    ProtocolError(match e.classify() {
+        Category::Syntax | Category::Io => format!(
+            "{path} answered with a body that is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+        Category::Eof => format!("{path} answered with JSON that ends early"),
+        Category::Data => format!(
+            "{path} answered with JSON of another shape than the API's (near line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+/// Whether a response is a web page rather than an API answer: what a
+/// captive portal, a login wall or a wrong URL sends.
+pub fn is_web_page(resp: &HttpResponse) -> bool {
+    let html_type = resp
+        .header("content-type")
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let starts_with_tag = resp
+        .body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<');
+    html_type || starts_with_tag
 }
 
 /// What `/stats` says about the catalogue's size.
@@ -208,7 +241,7 @@ pub fn decode_search_page(
     warnings: &mut Warnings,
 ) -> Result<SearchPage, ProtocolError> {
     let env: Envelope<'_, SearchMeta> = serde_json::from_slice(body)
-        .map_err(|e| ProtocolError(format!("malformed /skills-search page: {e}")))?;
+        .map_err(|e| json_error("/skills-search", &e))?;
     let raw_len = env.data.len();
     let mut skills = Vec::with_capacity(raw_len);
     let mut malformed = Malformed::default();
@@ -232,7 +265,7 @@ pub fn decode_search_page(
 /// Decodes a `/skills-changes` 200 body.
 pub fn decode_feed_page(body: &[u8], warnings: &mut Warnings) -> Result<FeedPage, ProtocolError> {
     let env: Envelope<'_, FeedMeta> = serde_json::from_slice(body)
-        .map_err(|e| ProtocolError(format!("malformed /skills-changes page: {e}")))?;
+        .map_err(|e| json_error("/skills-changes", &e))?;
     let raw_len = env.data.len();
     let mut entries = Vec::with_capacity(raw_len);
     let mut malformed = Malformed::default();

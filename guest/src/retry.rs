@@ -6,7 +6,7 @@
 //! either may cancel the run.
 
 use crate::domain::{
-    Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Progress, SyncError,
+    Directive, Host, HttpError, HttpRequest, HttpResponse, Level, Progress, SyncError, WaitReason,
 };
 use crate::protocol;
 use crate::warnings::Warnings;
@@ -18,6 +18,13 @@ pub const MAX_BACKOFF_MS: u64 = 30_000;
 /// Attempts per request, the first included. The waiting budget normally ends
 /// retrying first; this bounds a host whose sleeps return at once.
 pub const MAX_ATTEMPTS: u32 = 10;
+/// Attempts when no connection could be made at all (DNS, refused): a
+/// registry that is not there now will rarely be there in a second, so two
+/// quick retries, then the run fails fast instead of backing off for a
+/// minute or more.
+pub const REFUSED_ATTEMPTS: u32 = 3;
+/// The backoff step between those attempts; doubles once.
+pub const REFUSED_BACKOFF_MS: u64 = 250;
 
 /// Why a sync stops before finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +114,7 @@ impl Client {
             if ms > self.budget_ms {
                 return Err(Halt::Failed(SyncError::RateLimited(format!(
                     "the registry's rate limit is used up and resets in {} s, longer than the \
-                     retry budget of {} s; try again later, or use an API key with a higher limit",
+                     retry budget of {} s",
                     ms.div_ceil(1000),
                     self.budget_ms / 1000
                 ))));
@@ -116,7 +123,7 @@ impl Client {
                 Level::Info,
                 &format!("rate limit used up; waiting {ms} ms for the window to reset"),
             );
-            self.pause(host, ms)?;
+            self.pause(host, ms, WaitReason::RateLimit)?;
             waited_ms = ms;
         }
         let pending = host.http_send(request.clone());
@@ -164,18 +171,27 @@ impl Client {
                         }
                     }
                 }
-                Err(e @ (HttpError::Timeout | HttpError::Connection(_))) => {
+                Err(HttpError::Cancelled) => return Err(Halt::Cancelled),
+                Err(e @ (HttpError::Timeout | HttpError::Connection(_) | HttpError::Refused(_))) => {
                     (Failure::Transport(e), None)
                 }
                 Err(e) => return Err(Halt::Failed(SyncError::Unreachable(e))),
             };
+            let refused = matches!(failure, Failure::Transport(HttpError::Refused(_)));
+            let (max_attempts, step) = if refused {
+                (REFUSED_ATTEMPTS, Some(REFUSED_BACKOFF_MS << (attempt - 1).min(1)))
+            } else {
+                (MAX_ATTEMPTS, None)
+            };
             let delay = hint
+                .or(step)
                 .unwrap_or_else(|| backoff(host, attempt))
                 .max(self.pace_ms.take().unwrap_or(0));
-            if attempt >= MAX_ATTEMPTS || waited_ms.saturating_add(delay) > self.budget_ms {
+            if attempt >= max_attempts || waited_ms.saturating_add(delay) > self.budget_ms {
                 return Err(Halt::Failed(give_up(
                     failure,
                     attempt,
+                    attempt >= max_attempts,
                     delay,
                     self.budget_ms,
                 )));
@@ -183,13 +199,17 @@ impl Client {
             host.log(
                 Level::Warn,
                 &format!(
-                    "{} failed ({}); retrying in {delay} ms (attempt {} of at most {MAX_ATTEMPTS})",
+                    "{} failed ({}); retrying in {delay} ms (attempt {} of at most {max_attempts})",
                     request.url,
                     describe(&failure),
                     attempt + 1
                 ),
             );
-            self.pause(host, delay)?;
+            let why = match failure {
+                Failure::Status(429, _) => WaitReason::RateLimit,
+                _ => WaitReason::Retry,
+            };
+            self.pause(host, delay, why)?;
             waited_ms += delay;
             attempt += 1;
             pending = host.http_send(request.clone());
@@ -197,13 +217,15 @@ impl Client {
         }
     }
 
-    /// Sleeps through the host, telling it first how long; either may stop.
-    fn pause<H: Host>(&mut self, host: &mut H, ms: u64) -> Result<(), Halt> {
+    /// Sleeps through the host, telling it first how long and why; either
+    /// may stop.
+    fn pause<H: Host>(&mut self, host: &mut H, ms: u64, why: WaitReason) -> Result<(), Halt> {
         if ms == 0 {
             return Ok(());
         }
         let report = Progress {
             waiting_ms: ms,
+            waiting_for: why,
             ..self.progress
         };
         if host.progress(report) == Directive::Stop || host.sleep(ms) == Directive::Stop {
@@ -247,12 +269,15 @@ fn verdict(resp: &HttpResponse, final_statuses: &[u16]) -> Verdict {
         ))),
         429 => match protocol::error_code(&resp.body) {
             Some(code) if code == "monthly_quota_exceeded" => {
-                Verdict::Fail(SyncError::QuotaExceeded(
+                let resets = protocol::rate_limit(resp)
+                    .reset
+                    .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                    .map(|t| format!("it resets at {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_else(|| "the registry did not say when it resets".into());
+                Verdict::Fail(SyncError::QuotaExceeded(format!(
                     "the monthly request quota of this API key is used up (HTTP 429 \
-                 monthly_quota_exceeded); retrying will not help: wait for the quota to reset, or \
-                 upgrade the plan"
-                        .into(),
-                ))
+                     monthly_quota_exceeded): {resets}"
+                )))
             }
             _ => Verdict::Retry,
         },
@@ -265,13 +290,13 @@ fn unauthorized_message(status: u16, code: Option<String>) -> String {
     let detail = code.map(|c| format!(": {c}")).unwrap_or_default();
     if status == 401 {
         format!(
-            "the registry refused the request (HTTP 401{detail}): set SKILLSMITH_API_KEY to a \
-             valid API key, or check the one that is set"
+            "the registry refused the request (HTTP 401{detail}): without an API key it allows \
+             10 requests in all, so a sync needs one, and a key that is sent must be valid"
         )
     } else {
         format!(
-            "the registry denied access (HTTP 403{detail}): check that SKILLSMITH_API_KEY is \
-             right and that its plan includes this registry"
+            "the registry denied access (HTTP 403{detail}): the API key is not allowed to use \
+             this registry"
         )
     }
 }
@@ -295,8 +320,14 @@ fn describe(failure: &Failure) -> String {
     }
 }
 
-fn give_up(failure: Failure, attempts: u32, next_delay: u64, budget_ms: u64) -> SyncError {
-    let why = if attempts >= MAX_ATTEMPTS {
+fn give_up(
+    failure: Failure,
+    attempts: u32,
+    out_of_attempts: bool,
+    next_delay: u64,
+    budget_ms: u64,
+) -> SyncError {
+    let why = if out_of_attempts {
         format!("after {attempts} attempts")
     } else {
         format!(
@@ -308,11 +339,10 @@ fn give_up(failure: Failure, attempts: u32, next_delay: u64, budget_ms: u64) -> 
     match failure {
         Failure::Transport(e) => SyncError::Unreachable(e),
         Failure::Status(429, _) => SyncError::RateLimited(format!(
-            "the registry kept answering 429 Too Many Requests {why}; try again later, or use an \
-             API key with a higher rate limit"
+            "the registry kept answering 429 Too Many Requests {why}"
         )),
         failure => SyncError::Registry(format!(
-            "the registry kept failing ({}) {why}; try again later",
+            "the registry kept failing ({}) {why}",
             describe(&failure)
         )),
     }
@@ -331,6 +361,7 @@ mod tests {
         sent: Vec<HttpRequest>,
         slept: Vec<u64>,
         waits_reported: Vec<u64>,
+        reasons: Vec<WaitReason>,
         stop_on_sleep: bool,
     }
 
@@ -352,11 +383,10 @@ mod tests {
         ) -> Result<Vec<Option<LocalVersion>>, StoreError> {
             unimplemented!()
         }
-        fn registry_rows(
-            &mut self,
-            _: Option<&str>,
-            _: u32,
-        ) -> Result<Vec<RegistryRow>, StoreError> {
+        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+            unimplemented!()
+        }
+        fn registry_rows(&mut self, _: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
             unimplemented!()
         }
         fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {
@@ -371,6 +401,7 @@ mod tests {
         fn log(&mut self, _: Level, _: &str) {}
         fn progress(&mut self, p: Progress) -> Directive {
             self.waits_reported.push(p.waiting_ms);
+            self.reasons.push(p.waiting_for);
             Directive::Proceed
         }
         fn sleep(&mut self, ms: u64) -> Directive {
@@ -412,6 +443,7 @@ mod tests {
             total: None,
             pages: 0,
             waiting_ms: 0,
+            waiting_for: WaitReason::None,
         }
     }
 
@@ -447,11 +479,59 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_connection_gets_two_quick_retries_and_tls_none() {
+        let mut net = Net::default();
+        net.script
+            .extend((0..5).map(|_| Err(HttpError::Refused("connection refused".into()))));
+        let (res, requests) = fetch(&mut net, 120_000);
+        assert_eq!(requests, REFUSED_ATTEMPTS);
+        assert_eq!(net.slept, [250, 500], "quick, and announced as retries");
+        assert!(matches!(
+            res,
+            Err(Halt::Failed(SyncError::Unreachable(HttpError::Refused(_))))
+        ));
+        let mut net = Net::default();
+        net.script.push_back(Err(HttpError::Tls("plain HTTP".into())));
+        let (res, requests) = fetch(&mut net, 120_000);
+        assert_eq!(requests, 1);
+        assert!(matches!(res, Err(Halt::Failed(SyncError::Unreachable(HttpError::Tls(_))))));
+        // A request the host abandoned because it is stopping is a stop.
+        let mut net = Net::default();
+        net.script.push_back(Err(HttpError::Cancelled));
+        assert_eq!(fetch(&mut net, 120_000).0.unwrap_err(), Halt::Cancelled);
+    }
+
+    #[test]
+    fn waits_say_why() {
+        let mut net = Net::default();
+        net.script.push_back(Err(HttpError::Timeout));
+        net.script.push_back(r(429, &[("retry-after", "2")], "{}"));
+        net.script.push_back(r(200, &[], "{}"));
+        fetch(&mut net, 60_000).0.unwrap();
+        assert_eq!(net.reasons, [WaitReason::Retry, WaitReason::RateLimit]);
+    }
+
+    #[test]
+    fn the_quota_message_says_when_it_resets() {
+        let mut net = Net::default();
+        net.script.push_back(r(
+            429,
+            &[("x-ratelimit-reset", "1796083200")],
+            r#"{"error":"monthly_quota_exceeded"}"#,
+        ));
+        let msg = match fetch(&mut net, 60_000).0 {
+            Err(Halt::Failed(SyncError::QuotaExceeded(m))) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(msg.contains("resets at 2026-12-01 00:00 UTC"), "{msg}");
+    }
+
+    #[test]
     fn never_retries_auth_or_quota() {
         for (status, body, want) in [
-            (401, "{}", "SKILLSMITH_API_KEY"),
-            (403, "{}", "SKILLSMITH_API_KEY"),
-            (429, r#"{"error":"monthly_quota_exceeded"}"#, "quota"),
+            (401, "{}", "10 requests in all"),
+            (403, "{}", "not allowed"),
+            (429, r#"{"error":"monthly_quota_exceeded"}"#, "did not say when it resets"),
         ] {
             let mut net = Net::default();
             net.script.push_back(r(status, &[], body));

@@ -114,6 +114,23 @@ pub enum SyncAction {
     Config(ConfigArgs),
 }
 
+impl Cli {
+    /// Whether the command asked for JSON on stdout (then a failure is a
+    /// JSON document there too).
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Sync(s) => match &s.action {
+                None => s.json,
+                Some(SyncAction::Status(f)) => f.json,
+                Some(SyncAction::History(h)) => h.json,
+                Some(SyncAction::Config(c)) => c.json,
+            },
+            Command::Search(s) => s.json,
+            Command::Get(g) => g.json,
+        }
+    }
+}
+
 /// A lone `--json` flag.
 #[derive(Debug, Args)]
 pub struct JsonFlag {

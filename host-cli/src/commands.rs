@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, do it, print the result.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,13 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use skillsmith_runtime::SyncMode;
 use skillsmith_runtime::db::{Database, Frequency, SearchFilter};
-use skillsmith_runtime::sync::{Backend, SyncFailure, SyncRunner};
+use skillsmith_runtime::sync::{Backend, SyncRunner};
 
 use crate::cli::{Cli, Command, ConfigArgs, FrequencyArg, ModeArg, SyncAction, SyncArgs};
+use crate::failure::EXIT_CANCELLED;
 use crate::{progress, render};
-
-/// Exit code of a sync stopped by Ctrl-C (its committed pages are kept).
-const EXIT_CANCELLED: u8 = 9;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -33,7 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(SyncAction::Config(c)) => config(&db_path, &c),
         },
         Command::Search(s) => {
-            let db = open(&db_path)?;
+            let db = open_for_reading(&db_path)?;
             let filter = SearchFilter {
                 trust_tier: s.trust_tier.clone(),
                 min_quality: s.min_quality,
@@ -44,7 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Get(g) => {
-            let db = open(&db_path)?;
+            let db = open_for_reading(&db_path)?;
             match db.get(&g.id)? {
                 Some(skill) => {
                     render::skill(&skill, g.json)?;
@@ -60,29 +59,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Maps an error to the documented exit codes.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(f) = cause.downcast_ref::<SyncFailure>() {
-            return f.exit_code() as u8;
-        }
-        if cause
-            .downcast_ref::<skillsmith_runtime::db::DbError>()
-            .is_some()
-        {
-            return 6;
-        }
-    }
-    1
-}
-
 fn open(path: &PathBuf) -> Result<Database> {
     Database::open(path).with_context(|| format!("cannot open the catalogue {}", path.display()))
 }
 
+/// For commands that only read: works on a read-only file or folder and on
+/// a full disk too.
+fn open_for_reading(path: &PathBuf) -> Result<Database> {
+    Database::open_for_reading(path)
+        .with_context(|| format!("cannot open the catalogue {}", path.display()))
+}
+
 fn sync(db_path: &Path, registry: &str, args: &SyncArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
-    install_ctrlc(stop.clone());
+    install_stop_signals(stop.clone());
     let observer = progress::Observer::new(args.json, stop.clone());
     let started = Instant::now();
     let mut runner = SyncRunner::new(db_path, registry.to_owned())
@@ -117,14 +107,21 @@ fn sync(db_path: &Path, registry: &str, args: &SyncArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// First Ctrl-C: stop at the next page boundary, keeping committed pages.
-/// Second: leave at once (SQLite's journal keeps the file consistent).
-fn install_ctrlc(stop: Arc<AtomicBool>) {
-    let presses = AtomicU32::new(0);
+/// The first Ctrl-C, SIGTERM or SIGHUP (what `timeout`, systemd, Docker
+/// and CI send): stop at the next page boundary, commit the page in flight,
+/// record the run as cancelled and release the lease; the sync then exits
+/// with [`EXIT_CANCELLED`]. The second: leave at once (SQLite's journal keeps
+/// the file consistent; the lease expires or is taken over).
+fn install_stop_signals(stop: Arc<AtomicBool>) {
+    let signals = AtomicU32::new(0);
     let _ = ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
             stop.store(true, Ordering::SeqCst);
-            eprintln!("\nstopping after the current page (Ctrl-C again to quit at once)");
+            // stderr may be closed; nothing here may panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nstopping after the current page (signal again to quit at once)"
+            );
         } else {
             std::process::exit(130);
         }
@@ -132,14 +129,14 @@ fn install_ctrlc(stop: Arc<AtomicBool>) {
 }
 
 fn status(db_path: &PathBuf, json: bool) -> Result<ExitCode> {
-    let db = open(db_path)?;
+    let db = open_for_reading(db_path)?;
     let status = db.status()?;
     render::status(&status, db_path, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn history(db_path: &PathBuf, limit: u32, json: bool) -> Result<ExitCode> {
-    let db = open(db_path)?;
+    let db = open_for_reading(db_path)?;
     let runs = db.history(limit)?;
     render::history(&runs, json)?;
     Ok(ExitCode::SUCCESS)

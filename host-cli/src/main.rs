@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod failure;
 mod progress;
 mod render;
 
@@ -15,12 +16,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.wants_json();
     match commands::run(cli) {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {}", render::error_chain(&err));
-            ExitCode::from(commands::exit_code(&err))
-        }
+        // The reader of stdout (`| head -1`) has what it wanted.
+        Err(err) if failure::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => ExitCode::from(failure::report(&err, json)),
     }
 }
 

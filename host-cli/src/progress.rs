@@ -1,14 +1,15 @@
 //! Shows a sync's progress: a bar on a terminal, plain lines when piped, and
 //! nothing on stdout (which `--json` keeps for the report).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skillsmith_runtime::sync::SyncObserver;
-use skillsmith_runtime::{Level, Phase, Progress};
+use skillsmith_runtime::text::printable;
+use skillsmith_runtime::{Level, Phase, Progress, WaitReason};
 
 /// Plain progress lines are written at most this often, so a piped log of a
 /// 100,000-skill sync stays readable.
@@ -61,10 +62,11 @@ fn phase_name(phase: Phase) -> &'static str {
 impl SyncObserver for Observer {
     fn progress(&mut self, p: &Progress) {
         let waiting = (p.waiting_ms > 0).then(|| {
-            format!(
-                "rate limited, waiting {:.0} s",
-                p.waiting_ms as f64 / 1000.0
-            )
+            let why = match p.waiting_for {
+                WaitReason::RateLimit => "rate limit used up",
+                WaitReason::Retry | WaitReason::None => "request failed, retrying",
+            };
+            format!("{why}: waiting {:.1} s", p.waiting_ms as f64 / 1000.0)
         });
         if let Some(bar) = &self.bar {
             if let Some(total) = p.total {
@@ -81,20 +83,25 @@ impl SyncObserver for Observer {
         if due || waiting.is_some() {
             self.last_line = Some(Instant::now());
             let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
-            match waiting {
-                Some(w) => eprintln!("{w}"),
-                None => eprintln!(
+            // stderr may be closed: progress is not worth a panic.
+            let mut err = std::io::stderr().lock();
+            let _ = match waiting {
+                Some(w) => writeln!(err, "{w}"),
+                None => writeln!(
+                    err,
                     "{}: {}{} skills, {} pages",
                     phase_name(p.phase),
                     p.done,
                     total,
                     p.pages
                 ),
-            }
+            };
         }
     }
 
     fn log(&mut self, level: Level, message: &str) {
+        // Log lines quote registry text (ids, tier names, error bodies).
+        let message = &*printable(message);
         let print = |m: &str| match level {
             Level::Error => tracing::error!("{m}"),
             Level::Warn => tracing::warn!("{m}"),

@@ -10,7 +10,11 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
+use skillsmith_runtime::text::{printable, printable_lines, truncated};
 use skillsmith_runtime::{SyncOutcome, SyncReport};
+
+/// Characters of a description shown in a result list; `get` shows all.
+const LIST_DESCRIPTION_CHARS: usize = 200;
 
 use crate::cli::SyncArgs;
 
@@ -109,7 +113,7 @@ pub fn report(
     )?;
     writeln!(out, "  {} pages, {} requests", r.pages, r.requests)?;
     if let Some(c) = &r.coverage {
-        writeln!(out, "  {}", c.summary())?;
+        writeln!(out, "  {}", printable(&c.summary()))?;
     }
     if let Some(at) = &r.last_sync_at
         && !args.dry_run
@@ -126,7 +130,7 @@ pub fn report(
     if !r.warnings.is_empty() {
         writeln!(out, "  {} warning(s):", r.warnings.len())?;
         for w in r.warnings.iter().take(20) {
-            writeln!(out, "    - {w}")?;
+            writeln!(out, "    - {}", printable(w))?;
         }
         if r.warnings.len() > 20 {
             writeln!(
@@ -169,7 +173,7 @@ pub fn config(c: &SyncConfigView, json: bool) -> Result<()> {
             .unwrap_or("at the next MCP session")
     )?;
     if let Some(e) = &c.last_sync_error {
-        writeln!(out, "last error:      {e}")?;
+        writeln!(out, "last error:      {}", printable(e))?;
     }
     Ok(())
 }
@@ -227,11 +231,11 @@ fn history_line(out: &mut impl Write, h: &HistoryEntry) -> Result<()> {
             .unwrap_or_default(),
         h.error_message
             .as_deref()
-            .map(|e| format!("\n      {e}"))
+            .map(|e| format!("\n      {}", printable(e)))
             .unwrap_or_default(),
     )?;
     if let Some(c) = h.coverage() {
-        writeln!(out, "      {}", c.summary())?;
+        writeln!(out, "      {}", printable(&c.summary()))?;
     }
     Ok(())
 }
@@ -265,7 +269,8 @@ pub fn search(hits: &[SkillRecord], query: &str, json: bool) -> Result<()> {
     if hits.is_empty() {
         writeln!(
             out,
-            "no local skill matches {query:?}; run `skillsmith sync` if the catalogue is stale"
+            "no local skill matches \"{}\"; run `skillsmith sync` if the catalogue is stale",
+            printable(query)
         )?;
         return Ok(());
     }
@@ -277,13 +282,13 @@ pub fn search(hits: &[SkillRecord], query: &str, json: bool) -> Result<()> {
         writeln!(
             out,
             "{}  {}/{}  [{}{score}]",
-            s.id,
-            s.author.as_deref().unwrap_or("-"),
-            s.name,
-            s.trust_tier
+            printable(&s.id),
+            printable(s.author.as_deref().unwrap_or("-")),
+            printable(&s.name),
+            printable(&s.trust_tier)
         )?;
         if let Some(d) = &s.description {
-            writeln!(out, "    {d}")?;
+            writeln!(out, "    {}", truncated(&printable(d), LIST_DESCRIPTION_CHARS))?;
         }
     }
     Ok(())
@@ -295,22 +300,26 @@ pub fn skill(s: &SkillRecord, json: bool) -> Result<()> {
         return print_json(s);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} ({})", s.name, s.id)?;
-    writeln!(out, "author:      {}", s.author.as_deref().unwrap_or("-"))?;
-    writeln!(out, "trust tier:  {}", s.trust_tier)?;
+    writeln!(out, "{} ({})", printable(&s.name), printable(&s.id))?;
+    writeln!(
+        out,
+        "author:      {}",
+        printable(s.author.as_deref().unwrap_or("-"))
+    )?;
+    writeln!(out, "trust tier:  {}", printable(&s.trust_tier))?;
     if let Some(q) = s.quality_score {
         writeln!(out, "quality:     {q:.2}")?;
     }
     if let Some(r) = &s.repo_url {
-        writeln!(out, "repository:  {r}")?;
+        writeln!(out, "repository:  {}", printable(r))?;
     }
     if !s.tags.is_empty() {
-        writeln!(out, "tags:        {}", s.tags.join(", "))?;
+        writeln!(out, "tags:        {}", printable(&s.tags.join(", ")))?;
     }
-    writeln!(out, "source:      {}", s.source)?;
-    writeln!(out, "updated:     {}", s.updated_at)?;
+    writeln!(out, "source:      {}", printable(&s.source))?;
+    writeln!(out, "updated:     {}", printable(&s.updated_at))?;
     if let Some(d) = &s.description {
-        writeln!(out, "\n{d}")?;
+        writeln!(out, "\n{}", printable_lines(d))?;
     }
     Ok(())
 }

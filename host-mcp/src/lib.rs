@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod background;
+pub mod schema;
 pub mod server;
 pub mod settings;
 pub mod shutdown;

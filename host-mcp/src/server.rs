@@ -19,7 +19,8 @@ use rmcp::{
 };
 use serde::Serialize;
 use skillsmith_runtime::db::{Frequency, SearchFilter};
-use skillsmith_runtime::{Phase, Progress};
+use skillsmith_runtime::text::printable_lines;
+use skillsmith_runtime::{Phase, Progress, WaitReason};
 use tokio::sync::watch;
 
 use crate::settings::Settings;
@@ -44,10 +45,13 @@ a background sync also keeps it current while this session runs (daily by defaul
 `sync_config` turns it on or off or sets the frequency). `sync_status` and `sync_history` \
 show what happened.";
 
-/// A successful result: readable text plus the structured value.
+/// A successful result: readable text plus the structured value. The text
+/// quotes registry data, so control characters in it are escaped (lines
+/// stay); the structured value keeps the exact strings, which JSON escapes.
 fn ok<T: Serialize>(text: String, value: &T) -> Result<CallToolResult, McpError> {
     let value = serde_json::to_value(value)
         .map_err(|e| McpError::internal_error(format!("cannot serialise the result: {e}"), None))?;
+    let text = printable_lines(&text).into_owned();
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);
     Ok(result)
@@ -55,7 +59,8 @@ fn ok<T: Serialize>(text: String, value: &T) -> Result<CallToolResult, McpError>
 
 /// A failure the user can act on: a tool error whose text says what to do.
 fn user_error(text: impl Into<String>) -> Result<CallToolResult, McpError> {
-    Ok(CallToolResult::error(vec![ContentBlock::text(text.into())]))
+    let text = printable_lines(&text.into()).into_owned();
+    Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
 }
 
 /// The MCP server of one session.
@@ -68,10 +73,19 @@ pub struct SkillsmithServer {
 impl SkillsmithServer {
     /// A server over `shared`.
     pub fn new(shared: Arc<Shared>) -> SkillsmithServer {
+        let mut tool_router = SkillsmithServer::tool_router();
+        for route in tool_router.map.values_mut() {
+            crate::schema::standardise_tool(&mut route.attr);
+        }
         SkillsmithServer {
             shared,
-            tool_router: SkillsmithServer::tool_router(),
+            tool_router,
         }
+    }
+
+    /// The tools as `tools/list` shows them.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
     }
 }
 
@@ -321,10 +335,11 @@ impl ServerHandler for SkillsmithServer {
 
 fn progress_message(p: &Progress) -> String {
     if p.waiting_ms > 0 {
-        return format!(
-            "waiting {} s for the registry's rate limit",
-            p.waiting_ms.div_ceil(1000)
-        );
+        let why = match p.waiting_for {
+            WaitReason::RateLimit => "for the registry's rate limit",
+            WaitReason::Retry | WaitReason::None => "to retry a failed request",
+        };
+        return format!("waiting {:.1} s {why}", p.waiting_ms as f64 / 1000.0);
     }
     let phase = match p.phase {
         Phase::Discover => "contacting the registry",

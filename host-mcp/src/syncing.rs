@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use skillsmith_runtime::{Level, Progress, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
+use skillsmith_runtime::{
+    FailureKind, Level, Progress, SyncFailure, SyncObserver, SyncOutcome, SyncRunner,
+};
 use tokio::sync::{OwnedMutexGuard, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -61,19 +63,26 @@ impl RunError {
     /// Another process holds the database lease: not a failure of this
     /// process, nothing was recorded.
     pub fn is_busy(&self) -> bool {
-        matches!(self, RunError::Failed(f) if f.exit_code() == 7)
+        self.kind() == Some(FailureKind::Busy)
+    }
+
+    /// The kind of the failure, when the runtime reported one.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            RunError::Failed(f) => Some(f.kind()),
+            _ => None,
+        }
     }
 }
 
+/// What happened, and the one thing to do, as the MCP client reads it.
 fn describe_failure(f: &SyncFailure) -> String {
-    match f {
-        // The runtime's text names the CLI's `--wait`; say what an MCP
-        // client can do instead.
-        SyncFailure::Busy { pid, since } => format!(
-            "another sync of this catalogue is in progress (process {pid}, since {since}); wait for it to finish (sync_status shows it), then call sync again"
-        ),
-        other => other.to_string(),
-    }
+    let kind = f.kind();
+    let hint = match kind {
+        FailureKind::Busy => " (`sync_status` shows it), then call `sync` again",
+        _ => "",
+    };
+    format!("{f}; to fix: {}{hint}", kind.action())
 }
 
 /// Forwards what the engine reports to tracing, to a progress channel, and

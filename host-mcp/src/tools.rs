@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use skillsmith_runtime::text::{printable, truncated};
 use skillsmith_runtime::{Coverage, SyncOutcome};
 use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 
@@ -455,15 +456,20 @@ fn or_dash(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
 }
 
+/// Characters of a description in a result list; `get_skill` shows all.
+const LIST_DESCRIPTION_CHARS: usize = 200;
+
 fn who(s: &SkillOut) -> String {
+    // One line each: a name or author with a line break in it could
+    // otherwise forge entries of the list.
     match &s.author {
-        Some(a) if !a.is_empty() => format!("{a}/{}", s.name),
-        _ => s.name.clone(),
+        Some(a) if !a.is_empty() => format!("{}/{}", printable(a), printable(&s.name)),
+        _ => printable(&s.name).into_owned(),
     }
 }
 
 fn facts(s: &SkillOut) -> String {
-    let mut f = vec![s.trust_tier.clone()];
+    let mut f = vec![printable(&s.trust_tier).into_owned()];
     if let Some(q) = s.quality_score {
         f.push(format!("quality {q:.2}"));
     }
@@ -497,9 +503,9 @@ pub fn search_text(out: &SearchOutput, catalogue_empty: bool) -> String {
     for (i, s) in out.skills.iter().enumerate() {
         let _ = writeln!(t, "{}. {} [{}]", i + 1, who(s), facts(s));
         if let Some(d) = s.description.as_deref().filter(|d| !d.is_empty()) {
-            let _ = writeln!(t, "   {d}");
+            let _ = writeln!(t, "   {}", truncated(&printable(d), LIST_DESCRIPTION_CHARS));
         }
-        let _ = writeln!(t, "   id: {}", s.id);
+        let _ = writeln!(t, "   id: {}", printable(&s.id));
     }
     t.push_str("Call `get_skill` with an id for the details.");
     t

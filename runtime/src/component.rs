@@ -992,21 +992,31 @@ impl wit_store::Host for ComponentState {
         .map_err(store_error_to_wit))
     }
 
-    fn registry_rows(
+    fn registry_ids(
         &mut self,
         after: Option<String>,
         limit: u32,
-    ) -> wasmtime::Result<Result<Vec<wit_store::RegistryRow>, wit_store::StoreError>> {
+    ) -> wasmtime::Result<Result<Vec<String>, wit_store::StoreError>> {
         let r = on_host(self, |h| {
-            domain::Host::registry_rows(h, after.as_deref(), limit)
+            domain::Host::registry_ids(h, after.as_deref(), limit)
         })?;
+        Ok(r.map_err(store_error_to_wit))
+    }
+
+    fn registry_rows(
+        &mut self,
+        ids: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<wit_store::RegistryRow>>, wit_store::StoreError>> {
+        let r = on_host(self, |h| domain::Host::registry_rows(h, &ids))?;
         Ok(r.map(|rows| {
             rows.into_iter()
-                .map(|r| wit_store::RegistryRow {
-                    id: r.id,
-                    trust_tier: tier_to_wit(r.trust_tier),
-                    scored: r.scored,
-                    categories: r.categories,
+                .map(|r| {
+                    r.map(|r| wit_store::RegistryRow {
+                        id: r.id,
+                        trust_tier: tier_to_wit(r.trust_tier),
+                        scored: r.scored,
+                        categories: r.categories,
+                    })
                 })
                 .collect()
         })
@@ -1060,6 +1070,7 @@ impl wit_store::Host for ComponentState {
                 skipped: c.skipped,
             },
             error: outcome.error,
+            failure: outcome.failure.map(failure_from_wit),
             last_sync_at: outcome.last_sync_at,
             coverage: outcome.coverage.map(coverage_from_wit),
         };
@@ -1094,6 +1105,11 @@ impl wit_host::Host for ComponentState {
             total: report.total,
             pages: report.pages,
             waiting_ms: report.waiting_ms,
+            waiting_for: match report.waiting_for {
+                wit_host::WaitReason::None => domain::WaitReason::None,
+                wit_host::WaitReason::RateLimit => domain::WaitReason::RateLimit,
+                wit_host::WaitReason::Retry => domain::WaitReason::Retry,
+            },
         };
         on_host(self, |h| {
             directive_to_wit(domain::Host::progress(h, report))
@@ -1181,6 +1197,9 @@ fn skill_from_wit(s: wit_types::Skill) -> domain::Skill {
 fn http_error_to_wit(e: domain::HttpError) -> wit_http::HttpError {
     match e {
         domain::HttpError::Timeout => wit_http::HttpError::Timeout,
+        domain::HttpError::Refused(t) => wit_http::HttpError::Refused(t),
+        domain::HttpError::Tls(t) => wit_http::HttpError::Tls(t),
+        domain::HttpError::Cancelled => wit_http::HttpError::Cancelled,
         domain::HttpError::Connection(t) => wit_http::HttpError::Connection(t),
         domain::HttpError::TooLarge(n) => wit_http::HttpError::TooLarge(n),
         domain::HttpError::Denied(t) => wit_http::HttpError::Denied(t),
@@ -1191,6 +1210,9 @@ fn http_error_to_wit(e: domain::HttpError) -> wit_http::HttpError {
 fn http_error_from_wit(e: wit_http::HttpError) -> domain::HttpError {
     match e {
         wit_http::HttpError::Timeout => domain::HttpError::Timeout,
+        wit_http::HttpError::Refused(t) => domain::HttpError::Refused(t),
+        wit_http::HttpError::Tls(t) => domain::HttpError::Tls(t),
+        wit_http::HttpError::Cancelled => domain::HttpError::Cancelled,
         wit_http::HttpError::Connection(t) => domain::HttpError::Connection(t),
         wit_http::HttpError::TooLarge(n) => domain::HttpError::TooLarge(n),
         wit_http::HttpError::Denied(t) => domain::HttpError::Denied(t),
@@ -1201,8 +1223,10 @@ fn http_error_from_wit(e: wit_http::HttpError) -> domain::HttpError {
 fn store_error_to_wit(e: domain::StoreError) -> wit_store::StoreError {
     match e {
         domain::StoreError::Busy => wit_store::StoreError::Busy,
+        domain::StoreError::RunOpen(t) => wit_store::StoreError::RunOpen(t),
         domain::StoreError::Invalid(t) => wit_store::StoreError::Invalid(t),
         domain::StoreError::NoSpace => wit_store::StoreError::NoSpace,
+        domain::StoreError::ReadOnly => wit_store::StoreError::ReadOnly,
         domain::StoreError::Corrupt(t) => wit_store::StoreError::Corrupt(t),
         domain::StoreError::Other(t) => wit_store::StoreError::Other(t),
     }
@@ -1211,8 +1235,10 @@ fn store_error_to_wit(e: domain::StoreError) -> wit_store::StoreError {
 fn store_error_from_wit(e: wit_store::StoreError) -> domain::StoreError {
     match e {
         wit_store::StoreError::Busy => domain::StoreError::Busy,
+        wit_store::StoreError::RunOpen(t) => domain::StoreError::RunOpen(t),
         wit_store::StoreError::Invalid(t) => domain::StoreError::Invalid(t),
         wit_store::StoreError::NoSpace => domain::StoreError::NoSpace,
+        wit_store::StoreError::ReadOnly => domain::StoreError::ReadOnly,
         wit_store::StoreError::Corrupt(t) => domain::StoreError::Corrupt(t),
         wit_store::StoreError::Other(t) => domain::StoreError::Other(t),
     }
@@ -1247,6 +1273,32 @@ fn report_from_wit(r: wit_engine::SyncReport) -> SyncReport {
     }
 }
 
+fn failure_from_wit(k: wit_types::FailureKind) -> domain::FailureKind {
+    use domain::FailureKind as D;
+    use wit_types::FailureKind as W;
+    match k {
+        W::Usage => D::Usage,
+        W::Unreachable => D::Unreachable,
+        W::Tls => D::Tls,
+        W::Redirected => D::Redirected,
+        W::NotARegistry => D::NotARegistry,
+        W::Unauthorised => D::Unauthorised,
+        W::Quota => D::Quota,
+        W::RateLimited => D::RateLimited,
+        W::Protocol => D::Protocol,
+        W::TooLarge => D::TooLarge,
+        W::StoreBusy => D::StoreBusy,
+        W::StoreCorrupt => D::StoreCorrupt,
+        W::NoSpace => D::NoSpace,
+        W::ReadOnly => D::ReadOnly,
+        W::Busy => D::Busy,
+        W::Superseded => D::Superseded,
+        W::Cancelled => D::Cancelled,
+        W::Component => D::Component,
+        W::Internal => D::Internal,
+    }
+}
+
 fn coverage_from_wit(c: wit_types::Coverage) -> domain::Coverage {
     domain::Coverage {
         registry_total: c.registry_total,
@@ -1262,6 +1314,8 @@ fn sync_error_from_wit(e: wit_engine::SyncError) -> SyncError {
         wit_engine::SyncError::QuotaExceeded(t) => SyncError::QuotaExceeded(t),
         wit_engine::SyncError::RateLimited(t) => SyncError::RateLimited(t),
         wit_engine::SyncError::Registry(t) => SyncError::Registry(t),
+        wit_engine::SyncError::Redirected(t) => SyncError::Redirected(t),
+        wit_engine::SyncError::NotARegistry(t) => SyncError::NotARegistry(t),
         wit_engine::SyncError::Protocol(t) => SyncError::Protocol(t),
         wit_engine::SyncError::Store(s) => SyncError::Store(store_error_from_wit(s)),
         wit_engine::SyncError::Busy => SyncError::Busy,

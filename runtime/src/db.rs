@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
-use skillsmith_guest::domain::{ScheduleConfig, Skill};
+use skillsmith_guest::domain::{FailureKind, ScheduleConfig, Skill};
 
 use crate::clock::{self, Clock};
 
@@ -58,9 +58,15 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The path is a directory, not a database file.
+    #[error("the catalogue path {path} is a directory, not a database file")]
+    IsDirectory {
+        /// The database path.
+        path: PathBuf,
+    },
     /// The schema is newer than this binary; the file was left untouched.
     #[error(
-        "{path} was written by a newer skillsmith (schema v{found}, this binary knows v{known}); upgrade skillsmith or use another --db"
+        "{path} was written by a newer skillsmith (schema v{found}, this binary knows v{known}), and is left untouched"
     )]
     NewerSchema {
         /// The database path.
@@ -71,9 +77,7 @@ pub enum DbError {
         known: u32,
     },
     /// The file is not a SQLite database.
-    #[error(
-        "{path} is not a skillsmith database (not SQLite, or encrypted); move it away or use another --db"
-    )]
+    #[error("{path} is not a skillsmith database (not SQLite, or encrypted), and is left untouched")]
     NotADatabase {
         /// The database path.
         path: PathBuf,
@@ -88,23 +92,27 @@ pub enum DbError {
     },
     /// Another process held the database for longer than [`BUSY_TIMEOUT`].
     #[error(
-        "the database {path} is in use by another process (waited {} s); try again in a moment",
+        "the database {path} stayed locked by another process for {} s",
         BUSY_TIMEOUT.as_secs()
     )]
     Busy {
         /// The database path.
         path: PathBuf,
     },
-    /// The disk is full or the file is read-only.
-    #[error("cannot write the database {path}: the disk is full or the file is read-only")]
+    /// The disk is full.
+    #[error("cannot write the database {path}: the disk is full")]
     NoSpace {
         /// The database path.
         path: PathBuf,
     },
+    /// The file or its folder cannot be written.
+    #[error("cannot write the database {path}: the file or its folder is read-only")]
+    ReadOnly {
+        /// The database path.
+        path: PathBuf,
+    },
     /// The file is damaged.
-    #[error(
-        "the database {path} is damaged ({detail}); restore a backup, or delete it and run `skillsmith sync --force`"
-    )]
+    #[error("the database {path} is damaged ({detail})")]
     Corrupt {
         /// The database path.
         path: PathBuf,
@@ -114,6 +122,10 @@ pub enum DbError {
     /// A caller passed something unusable.
     #[error("{0}")]
     Invalid(String),
+    /// A search query with no letters or digits, which would match nothing
+    /// (rather than everything).
+    #[error("the query {0:?} has no searchable words: search for letters or digits")]
+    NoSearchableWords(String),
     /// Any other SQLite failure.
     #[error("database error on {path}: {source}")]
     Sqlite {
@@ -126,12 +138,51 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            DbError::CreateDir { source, .. } => io_kind(source),
+            DbError::Open { source, .. } | DbError::Sqlite { source, .. } => {
+                match source.sqlite_error_code() {
+                    Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => FailureKind::ReadOnly,
+                    Some(ErrorCode::DiskFull) => FailureKind::NoSpace,
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                        FailureKind::StoreBusy
+                    }
+                    _ => FailureKind::StoreCorrupt,
+                }
+            }
+            DbError::Busy { .. } => FailureKind::StoreBusy,
+            DbError::NoSpace { .. } => FailureKind::NoSpace,
+            DbError::ReadOnly { .. } => FailureKind::ReadOnly,
+            DbError::IsDirectory { .. }
+            | DbError::NewerSchema { .. }
+            | DbError::NotADatabase { .. }
+            | DbError::Migration { .. }
+            | DbError::Corrupt { .. } => FailureKind::StoreCorrupt,
+            DbError::Invalid(_) | DbError::NoSearchableWords(_) => FailureKind::Usage,
+        }
+    }
+
     /// Classifies a SQLite error on `path` into the variants users can act on.
     pub(crate) fn from_sqlite(path: &Path, e: rusqlite::Error) -> DbError {
         let path = path.to_owned();
+        if path.is_dir() {
+            return DbError::IsDirectory { path };
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy { path },
-            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly) => DbError::NoSpace { path },
+            Some(ErrorCode::DiskFull) => DbError::NoSpace { path },
+            Some(ErrorCode::ReadOnly) => DbError::ReadOnly { path },
+            // The shared-memory file of WAL mode cannot be mapped: on Linux
+            // that is a full disk (the file cannot grow) or a read-only folder.
+            Some(ErrorCode::SystemIoFailure) if is_shm_failure(&e) => {
+                if folder_is_writable(&path) {
+                    DbError::NoSpace { path }
+                } else {
+                    DbError::ReadOnly { path }
+                }
+            }
             Some(ErrorCode::NotADatabase) => DbError::NotADatabase { path },
             Some(ErrorCode::DatabaseCorrupt) => DbError::Corrupt {
                 path,
@@ -139,6 +190,57 @@ impl DbError {
             },
             _ => DbError::Sqlite { path, source: e },
         }
+    }
+}
+
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether SQLite failed on the WAL shared-memory file (`xShmMap`,
+/// `SQLITE_IOERR_SHMOPEN` / `SHMSIZE` / `SHMMAP`).
+fn is_shm_failure(e: &rusqlite::Error) -> bool {
+    const SHMOPEN: i32 = 4618;
+    const SHMSIZE: i32 = 4874;
+    const SHMMAP: i32 = 5386;
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.extended_code, SHMOPEN | SHMSIZE | SHMMAP))
+}
+
+/// Whether a file could be created beside `path` (its folder is writable).
+fn folder_is_writable(path: &Path) -> bool {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".skillsmith-write-probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if created {
+        let _ = std::fs::remove_file(&probe);
+    }
+    created
+}
+
+fn io_kind(e: &std::io::Error) -> FailureKind {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => FailureKind::NoSpace,
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            FailureKind::ReadOnly
+        }
+        _ => FailureKind::StoreCorrupt,
     }
 }
 
@@ -250,6 +352,8 @@ pub struct HistoryEntry {
     pub skills_skipped: u64,
     /// What went wrong, for `partial` and `failed`.
     pub error_message: Option<String>,
+    /// Its kind (`FailureKind::as_str`), for `partial` and `failed`.
+    pub failure_kind: Option<String>,
     /// Wall time of the run on the host clock.
     pub duration_ms: Option<i64>,
     /// `changes-feed` or `search`.
@@ -412,6 +516,11 @@ fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
 /// Opens `path` read-write (creating it), checks the schema is not newer than
 /// this binary's, and applies pending migrations. Used by the lease too.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    if path.is_dir() {
+        return Err(DbError::IsDirectory {
+            path: path.to_owned(),
+        });
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
             path: path.to_owned(),
@@ -519,6 +628,49 @@ impl Database {
             clock: Clock::from_env(),
             scratch: None,
         })
+    }
+
+    /// Opens `path` for reading only (search, get, status, history), also
+    /// where it cannot be written: a read-only file or folder, or a full
+    /// disk on which WAL mode cannot map its shared-memory file. Tries a
+    /// normal open first (which migrates an older file); then read-only;
+    /// then `immutable`, which needs no `-shm` file at all (and so does not
+    /// see pages a crashed writer left in the `-wal`; a finished sync
+    /// leaves none).
+    pub fn open_for_reading(path: impl AsRef<Path>) -> Result<Database, DbError> {
+        let path = path.as_ref();
+        let first = match Database::open(path) {
+            Ok(db) => return Ok(db),
+            Err(e) => e,
+        };
+        let unwritable = matches!(first.kind(), FailureKind::ReadOnly | FailureKind::NoSpace);
+        if !unwritable || !path.is_file() {
+            return Err(first);
+        }
+        let readable = |conn: Connection| -> Option<Database> {
+            let found = user_version(&conn).ok()?;
+            if found != SCHEMA_VERSION {
+                return None;
+            }
+            conn.query_row("SELECT count(*) FROM skills", [], |r| r.get::<_, i64>(0))
+                .ok()?;
+            Some(Database {
+                conn,
+                path: Some(path.to_owned()),
+                read_only: true,
+                clock: Clock::from_env(),
+                scratch: None,
+            })
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if let Some(db) = Connection::open_with_flags(path, flags).ok().and_then(readable) {
+            return Ok(db);
+        }
+        let uri = format!("file:{}?immutable=1", uri_path(path));
+        Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+            .ok()
+            .and_then(readable)
+            .ok_or(first)
     }
 
     /// Opens `path` for a dry run: nothing is ever written to it. A missing
@@ -734,7 +886,7 @@ impl Database {
                 )
                 .optional()?
                 .unwrap_or((None, false, false, false));
-            let lease = crate::lock::current_lease(&tx, self.clock.now_ms())?;
+            let lease = crate::lock::live_lease(&tx, self.clock.now_ms())?;
             let last_run = tx
                 .query_row(
                     &format!("SELECT {HISTORY_COLUMNS} FROM sync_history ORDER BY id DESC LIMIT 1"),
@@ -762,9 +914,13 @@ impl Database {
 
     /// Full-text search (bm25-ranked) over names, descriptions, tags and
     /// authors. Any user text is safe: it is split into words, each quoted,
-    /// the last one matched as a prefix (search-as-you-type). A query with no
-    /// words lists skills by quality.
+    /// the last one matched as a prefix (search-as-you-type). An empty query
+    /// lists skills by quality; one of only punctuation or symbols is
+    /// [`DbError::NoSearchableWords`].
     pub fn search(&self, query: &str, filter: &SearchFilter) -> Result<Vec<SkillRecord>, DbError> {
+        if fts_query(query).is_none() && !query.trim().is_empty() {
+            return Err(DbError::NoSearchableWords(query.to_owned()));
+        }
         let limit = match filter.limit {
             0 => 20,
             n => n.min(1000),
@@ -980,7 +1136,7 @@ pub(crate) fn read_config(conn: &Connection) -> rusqlite::Result<SyncConfigView>
 
 const HISTORY_COLUMNS: &str = "id, started_at, completed_at, status, skills_added, skills_updated,
     skills_unchanged, skills_removed, skills_skipped, error_message, duration_ms, mode, pid,
-    registry_total, skills_reached, unfilterable_tiers";
+    registry_total, skills_reached, unfilterable_tiers, failure_kind";
 
 fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     let count = |i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
@@ -1001,6 +1157,7 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
         skills_removed: count(7)?,
         skills_skipped: count(8)?,
         error_message: r.get(9)?,
+        failure_kind: r.get(16)?,
         duration_ms: r.get(10)?,
         mode: r.get(11)?,
         pid: r
@@ -1177,7 +1334,7 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(text.contains("--db"), "{text}");
+        assert!(text.contains("left untouched"), "{text}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert!(!dir.path().join("skills.db-wal").exists());
         assert!(matches!(
@@ -1306,7 +1463,11 @@ mod tests {
         // Hostile syntax is just words.
         assert!(db.search("\"git AND (", &all).is_ok());
         assert!(db.search("NEAR(a b", &all).is_ok());
-        assert!(db.search("*", &all).is_ok());
+        // No searchable word at all: refused, not answered with everything.
+        assert!(matches!(
+            db.search("*", &all),
+            Err(DbError::NoSearchableWords(_))
+        ));
         // Filters.
         let verified = SearchFilter {
             trust_tier: Some("verified".into()),

@@ -9,7 +9,7 @@ use crate::db::Database;
 use crate::lock::Lease;
 use crate::sync::{Backend, SyncFailure, SyncRunner};
 use crate::testutil::FakeRegistry;
-use crate::{ScheduleConfig, SyncMode};
+use crate::{FailureKind, ScheduleConfig, SyncMode};
 
 fn embedded_or_skip() -> Option<&'static [u8]> {
     let wasm = ComponentRuntime::embedded_wasm();
@@ -230,7 +230,7 @@ fn a_scheduled_sync_stands_down_when_another_synced_after_the_decision() {
     runner().run().unwrap();
     let e = runner().scheduled_after(None).run().unwrap_err();
     assert!(matches!(e, SyncFailure::Superseded { .. }), "{e}");
-    assert_eq!(e.exit_code(), 7);
+    assert_eq!(e.kind(), FailureKind::Superseded);
     let db = Database::open(&path).unwrap();
     assert_eq!(db.history(10).unwrap().len(), 1, "nothing ran");
     // Decided on what the catalogue still says: it runs.
@@ -241,7 +241,7 @@ fn a_scheduled_sync_stands_down_when_another_synced_after_the_decision() {
 }
 
 #[test]
-fn failures_have_exit_codes_and_history() {
+fn failures_have_kinds_and_history() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
     // A port nobody listens on.
@@ -255,14 +255,14 @@ fn failures_have_exit_codes_and_history() {
         .retry_budget(Duration::from_millis(300))
         .run()
         .unwrap_err();
-    assert_eq!(e.exit_code(), 3, "{e}");
+    assert_eq!(e.kind(), FailureKind::Unreachable, "{e}");
     let db = Database::open(&path).unwrap();
     assert!(db.status().unwrap().running_pid.is_none());
 
     let e = SyncRunner::new(&path, "ftp://example.com/")
         .run()
         .unwrap_err();
-    assert_eq!(e.exit_code(), 2, "{e}");
+    assert_eq!(e.kind(), FailureKind::Usage, "{e}");
 
     let registry = FakeRegistry::start(1);
     let _held = Lease::acquire(&db).unwrap();
@@ -271,7 +271,7 @@ fn failures_have_exit_codes_and_history() {
         .run()
         .unwrap_err();
     assert!(matches!(e, SyncFailure::Busy { .. }), "{e}");
-    assert_eq!(e.exit_code(), 7);
+    assert_eq!(e.kind(), FailureKind::Busy);
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
         }
         other => panic!("expected a deadline trap, got {other}"),
     }
-    assert_eq!(e.exit_code(), 8);
+    assert_eq!(e.kind(), FailureKind::Component);
     eprintln!("deadline: {e}");
     let db = Database::open(&path).unwrap();
     assert_eq!(db.status().unwrap().running_pid, None);
@@ -317,6 +317,6 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
         })
         .run()
         .unwrap_err();
-    assert_eq!(e.exit_code(), 8, "{e}");
+    assert_eq!(e.kind(), FailureKind::Component, "{e}");
     eprintln!("memory: {e}");
 }

@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use skillsmith_guest::domain::{
-    Directive, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page, Progress,
-    RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
+    Directive, FailureKind, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion,
+    Page, Progress, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
 use crate::http::{HttpBackend, Pending};
@@ -157,8 +157,8 @@ impl SyncHost {
 
     /// Closes the run the engine left open (it trapped, or returned without
     /// finishing), after the pages it handed over.
-    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
-        self.store.abandon_open_run(error)
+    pub fn abandon_open_run(&mut self, error: &str, kind: FailureKind) -> Result<(), StoreError> {
+        self.store.abandon_open_run(error, kind)
     }
 
     /// What the host did so far.
@@ -212,12 +212,12 @@ impl Host for SyncHost {
         self.timed_store(|s| s.local_versions(ids))
     }
 
-    fn registry_rows(
-        &mut self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RegistryRow>, StoreError> {
-        self.timed_store(|s| s.registry_rows(after, limit))
+    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.timed_store(|s| s.registry_ids(after, limit))
+    }
+
+    fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+        self.timed_store(|s| s.registry_rows(ids))
     }
 
     fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {

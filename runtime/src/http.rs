@@ -78,8 +78,8 @@ impl Pending {
 
     /// Like [`Pending::wait`], but checks `stop` every `slice` and abandons
     /// the request once it returns true, so that a shutting-down host does not
-    /// wait for a slow registry. The guest then sees `other("cancelled ...")`
-    /// and its next `sleep` or `progress` is answered with `stop`.
+    /// wait for a slow registry. The guest then sees `cancelled` and stops
+    /// at that boundary.
     pub fn wait_or_stop(
         self,
         slice: Duration,
@@ -91,9 +91,7 @@ impl Pending {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(lost_task()),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if stop() {
-                        return Err(HttpError::Other(
-                            "cancelled: the host is stopping this sync".to_owned(),
-                        ));
+                        return Err(HttpError::Cancelled);
                     }
                 }
             }
@@ -246,7 +244,14 @@ fn classify(e: reqwest::Error) -> HttpError {
     if e.is_timeout() {
         HttpError::Timeout
     } else if e.is_connect() {
-        HttpError::Connection(format!("could not connect: {}", error_chain(&e)))
+        match tls_failure(&e) {
+            Some(TlsFailure::PlainHttp) => HttpError::Tls(format!(
+                "the server at {} answers in plain HTTP, not TLS: use an http:// URL for it",
+                e.url().map_or_else(|| "this address".to_owned(), |u| origin_of(u))
+            )),
+            Some(TlsFailure::Other) => HttpError::Tls(error_chain(&e)),
+            None => HttpError::Refused(error_chain(&e)),
+        }
     } else if e.is_body() || e.is_decode() {
         HttpError::Connection(format!("response body cut short: {}", error_chain(&e)))
     } else if e.is_request() {
@@ -256,6 +261,51 @@ fn classify(e: reqwest::Error) -> HttpError {
     } else {
         HttpError::Other(error_chain(&e))
     }
+}
+
+/// How a connection's TLS handshake failed, if that is what failed.
+enum TlsFailure {
+    /// The server's first bytes were not TLS: it speaks plain HTTP.
+    PlainHttp,
+    /// Anything else: a certificate, a protocol version, a reset mid-way.
+    Other,
+}
+
+/// Finds a TLS failure in a connect error's sources: rustls reports its
+/// errors as `io::ErrorKind::InvalidData` wrapping a `rustls::Error`.
+fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            return Some(match t {
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                    TlsFailure::PlainHttp
+                }
+                _ => TlsFailure::Other,
+            });
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref()
+                && let Some(t) = inner.downcast_ref::<rustls::Error>()
+            {
+                return Some(match t {
+                    rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                        TlsFailure::PlainHttp
+                    }
+                    _ => TlsFailure::Other,
+                });
+            }
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return Some(TlsFailure::Other);
+            }
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn origin_of(u: &reqwest::Url) -> String {
+    u.origin().ascii_serialization()
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the
@@ -354,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn cut_bodies_and_refused_connections_are_connection_errors() {
+    fn cut_bodies_are_connection_errors_and_refused_connections_refused() {
         let (base, server) =
             serve(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this");
         let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
@@ -371,7 +421,7 @@ mod tests {
         let base = format!("http://127.0.0.1:{port}");
         let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
         let r = http.send(req(format!("{base}/x"))).wait();
-        assert!(matches!(r, Err(HttpError::Connection(_))), "{r:?}");
+        assert!(matches!(r, Err(HttpError::Refused(_))), "{r:?}");
     }
 
     #[test]

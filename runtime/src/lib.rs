@@ -22,13 +22,14 @@ pub mod lock;
 pub mod policy;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod writer;
 
 use std::path::PathBuf;
 
 pub use skillsmith_guest::domain::{
-    Coverage, Decision, Directive, HttpError, Level, Phase, Progress, ScheduleConfig, Skill,
-    StoreError, SyncError, SyncMode, SyncReport, TrustTier,
+    Coverage, Decision, Directive, FailureKind, HttpError, Level, Phase, Progress,
+    ScheduleConfig, Skill, StoreError, SyncError, SyncMode, SyncReport, TrustTier, WaitReason,
 };
 pub use sync::{Backend, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
 

@@ -93,6 +93,13 @@ pub(crate) fn current_lease(conn: &Connection, now_ms: i64) -> rusqlite::Result<
     .optional()
 }
 
+/// The lease, if one is held by a process that may still be running: an
+/// unexpired lease whose holder is known to be gone (killed on this
+/// machine) does not count, so `sync status` never reports a dead sync.
+pub(crate) fn live_lease(conn: &Connection, now_ms: i64) -> rusqlite::Result<Option<LeaseInfo>> {
+    Ok(current_lease(conn, now_ms)?.filter(|held| !holder_is_gone(held)))
+}
+
 /// This machine's name, as written into lease holders.
 fn this_host() -> String {
     #[cfg(unix)]

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use skillsmith_guest::domain::{
-    LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source, StoreError, SyncMode,
-    SyncState, TrustTier,
+    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source,
+    StoreError, SyncMode, SyncState, TrustTier,
 };
 
 use crate::clock::{self, Clock};
@@ -28,7 +28,8 @@ const HEARTBEAT_EVERY_MS: i64 = 15_000;
 pub fn store_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
-        Some(ErrorCode::DiskFull | ErrorCode::ReadOnly) => StoreError::NoSpace,
+        Some(ErrorCode::DiskFull) => StoreError::NoSpace,
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
             StoreError::Corrupt(e.to_string())
         }
@@ -199,12 +200,13 @@ fn indexed_upto(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         .flatten())
 }
 
-/// The columns of a `store.registry-row`.
-const REGISTRY_ROW_COLUMNS: &str = "id, trust_tier, quality_score IS NOT NULL, categories";
+/// The WAL may grow to this size whatever the database's (see
+/// `Store::bound_wal`).
+const WAL_FLOOR_BYTES: u64 = 4 << 20;
 
-/// `store.registry-rows` after a given id (see `Store::registry_rows`).
-const REGISTRY_ROWS_AFTER: &str = "SELECT id, trust_tier, quality_score IS NOT NULL, categories \
-     FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
+/// `store.registry-ids` after a given id (see `Store::registry_ids`).
+const REGISTRY_IDS_AFTER: &str =
+    "SELECT id FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
 
 impl Store {
     /// A store over `db`. `lease_holder` is the holder id of the lease this
@@ -373,22 +375,21 @@ impl Store {
             .map_err(store_error)
     }
 
-    /// `store.registry-rows`.
-    pub fn registry_rows(
+    /// `store.registry-ids`.
+    pub fn registry_ids(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<RegistryRow>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         // Two statements rather than `?1 IS NULL OR id > ?1`, which would
         // stop SQLite from seeking the primary-key index; `+source` keeps it
         // from choosing `idx_skills_source` (every row matches) and sorting
         // the whole table at each call.
         let mut stmt = match after {
-            Some(_) => self.conn.prepare_cached(REGISTRY_ROWS_AFTER),
-            None => self.conn.prepare_cached(&format!(
-                "SELECT {REGISTRY_ROW_COLUMNS} FROM skills WHERE +source = 'registry' \
-                 ORDER BY id LIMIT ?1"
-            )),
+            Some(_) => self.conn.prepare_cached(REGISTRY_IDS_AFTER),
+            None => self.conn.prepare_cached(
+                "SELECT id FROM skills WHERE +source = 'registry' ORDER BY id LIMIT ?1",
+            ),
         }
         .map_err(store_error)?;
         let mut out = Vec::with_capacity(limit.min(10_000) as usize);
@@ -398,30 +399,49 @@ impl Store {
         }
         .map_err(store_error)?;
         while let Some(r) = rows.next().map_err(store_error)? {
-            let tier: String = r.get(1).map_err(store_error)?;
-            let categories: Option<String> = r.get(3).map_err(store_error)?;
-            out.push(RegistryRow {
-                id: r.get(0).map_err(store_error)?,
-                trust_tier: TrustTier::parse(&tier),
-                scored: r.get(2).map_err(store_error)?,
-                // A column another tool filled with something else counts
-                // as no categories: the row is then kept, not proved gone.
-                categories: categories
-                    .and_then(|c| serde_json::from_str(&c).ok())
-                    .unwrap_or_default(),
-            });
+            out.push(r.get(0).map_err(store_error)?);
         }
         Ok(out)
+    }
+
+    /// `store.registry-rows`: the stored copies of skills a sync did not
+    /// see, which are few, one lookup each.
+    pub fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT trust_tier, quality_score IS NOT NULL, categories FROM skills
+                 WHERE id = ?1 AND source = 'registry'",
+            )
+            .map_err(store_error)?;
+        ids.iter()
+            .map(|id| {
+                stmt.query_row([id], |r| {
+                    let tier: String = r.get(0)?;
+                    let categories: Option<String> = r.get(2)?;
+                    Ok(RegistryRow {
+                        id: id.clone(),
+                        trust_tier: TrustTier::parse(&tier),
+                        scored: r.get(1)?,
+                        // A column another tool filled with something else
+                        // counts as no categories: the row is then kept,
+                        // not proved gone.
+                        categories: categories
+                            .and_then(|c| serde_json::from_str(&c).ok())
+                            .unwrap_or_default(),
+                    })
+                })
+                .optional()
+                .map_err(store_error)
+            })
+            .collect()
     }
 
     /// `store.begin-run`.
     pub fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
         self.writable()?;
         if let Some(r) = self.open_run {
-            return Err(StoreError::Invalid(format!(
-                "a sync run is already open (run {}); finish it before beginning another",
-                r.id
-            )));
+            return Err(StoreError::RunOpen(format!("run {} of this process", r.id)));
         }
         let now = self.clock.now_ms();
         let tx = self.conn.unchecked_transaction().map_err(store_error)?;
@@ -435,8 +455,8 @@ impl Store {
             })
             .map_err(store_error)?;
         if let Some((id, pid, since)) = running {
-            return Err(StoreError::Invalid(format!(
-                "a sync run is already open (run {id} by process {}, since {since})",
+            return Err(StoreError::RunOpen(format!(
+                "run {id} by process {}, since {since}",
                 pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
             )));
         }
@@ -523,7 +543,27 @@ impl Store {
         if let Some(r) = &mut self.open_run {
             r.pages += 1;
         }
+        self.bound_wal();
         Ok(())
+    }
+
+    /// Keeps the WAL within half the database file (at least
+    /// [`WAL_FLOOR_BYTES`]), so that a sync never needs more than about 1.5
+    /// times the catalogue's size on disk: SQLite's own checkpoint (every
+    /// 32 MiB here, for speed) would let a 20,000-skill catalogue of 18 MB
+    /// peak at 39 MB. A checkpoint that cannot finish (a reader holds an
+    /// old snapshot) is simply retried after the next page.
+    fn bound_wal(&mut self) {
+        let Some(path) = &self.path else { return };
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_bytes = size(std::path::Path::new(&wal));
+        if wal_bytes > WAL_FLOOR_BYTES.max(size(path) / 2) {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     /// `store.finish-run`: closes the history row and updates the
@@ -545,7 +585,8 @@ impl Store {
                 "UPDATE sync_history SET completed_at = ?1, status = ?2, skills_added = ?3,
                      skills_updated = ?4, skills_unchanged = ?5, skills_removed = ?6,
                      skills_skipped = ?7, error_message = ?8, duration_ms = ?9,
-                     registry_total = ?11, skills_reached = ?12, unfilterable_tiers = ?13
+                     registry_total = ?11, skills_reached = ?12, unfilterable_tiers = ?13,
+                     failure_kind = ?14
                  WHERE id = ?10 AND status = 'running'",
             )
             .and_then(|mut s| {
@@ -566,6 +607,7 @@ impl Store {
                     coverage.map(|c| {
                         serde_json::to_string(&c.unfilterable_tiers).expect("strings serialise")
                     }),
+                    outcome.failure.map(FailureKind::as_str),
                 ])
             })
             .map_err(store_error)?;
@@ -578,7 +620,15 @@ impl Store {
         db::ensure_config_row(&tx).map_err(store_error)?;
         let mut config = db::read_config(&tx).map_err(store_error)?;
         let success = outcome.status == RunStatus::Success;
-        config.last_attempt_at = Some(now_text.clone());
+        // A stopped run (Ctrl-C, a signal, the session ending) neither
+        // succeeded nor failed: it leaves the schedule as it was, so that
+        // the next session syncs as soon as it would have, with no backoff.
+        let stopped = outcome
+            .failure
+            .is_some_and(|k| !k.counts_as_failure());
+        if !stopped {
+            config.last_attempt_at = Some(now_text.clone());
+        }
         if success {
             config.last_success_at = Some(now_text.clone());
             config.consecutive_failures = 0;
@@ -587,6 +637,8 @@ impl Store {
             }
             config.last_sync_count = (c.added + c.updated) as i64;
             config.last_sync_error = None;
+        } else if stopped {
+            config.last_sync_error = error;
         } else {
             config.consecutive_failures = config.consecutive_failures.saturating_add(1);
             config.last_sync_error = error;
@@ -614,13 +666,18 @@ impl Store {
         .map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         self.open_run = None;
+        // The run is over: give the WAL's space back, so that a finished
+        // sync leaves only the database file's size on disk.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
     }
 
     /// Closes the open run, if any, when the engine could not (it trapped,
     /// or returned without finishing): `partial` if pages were applied,
     /// else `failed`, with `error`. Scheduling counts it as a failure.
-    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
+    pub fn abandon_open_run(&mut self, error: &str, kind: FailureKind) -> Result<(), StoreError> {
         let Some(open) = self.open_run else {
             return Ok(());
         };
@@ -637,6 +694,7 @@ impl Store {
             },
             counts: Default::default(),
             error: Some(error.to_owned()),
+            failure: Some(kind),
             last_sync_at: None,
             coverage: None,
         };
@@ -830,6 +888,7 @@ mod tests {
                 ..Default::default()
             },
             error: None,
+            failure: None,
             last_sync_at: Some("2026-11-20T10:00:00.000Z".into()),
             coverage: None,
         }
@@ -851,7 +910,7 @@ mod tests {
         let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
         assert!(matches!(
             store.begin_run(SyncMode::ChangesFeed),
-            Err(StoreError::Invalid(m)) if m.contains("a sync run is already open")
+            Err(StoreError::RunOpen(_))
         ));
         store
             .apply_page(
@@ -901,19 +960,22 @@ mod tests {
         assert_eq!(versions[1], None);
         assert_eq!(versions[2].as_ref().unwrap().source, Source::Registry);
         assert_eq!(versions[3], versions[0]);
-        let ids = |rows: Vec<RegistryRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(store.registry_rows(None, 10).unwrap()), ["b", "c"]);
-        assert_eq!(ids(store.registry_rows(Some("b"), 10).unwrap()), ["c"]);
-        assert_eq!(ids(store.registry_rows(None, 1).unwrap()), ["b"]);
-        let c = &store.registry_rows(Some("b"), 1).unwrap()[0];
+        assert_eq!(store.registry_ids(None, 10).unwrap(), ["b", "c"]);
+        assert_eq!(store.registry_ids(Some("b"), 10).unwrap(), ["c"]);
+        assert_eq!(store.registry_ids(None, 1).unwrap(), ["b"]);
+        let rows = store
+            .registry_rows(&["c".into(), "nope".into()])
+            .unwrap();
+        let c = rows[0].as_ref().unwrap();
         assert_eq!(c.categories, ["Development"]);
         assert!(c.scored);
+        assert_eq!(rows[1], None);
         // Paging walks the primary key; the planner must not pick the
         // low-selectivity `idx_skills_source` and sort the table per page.
         let plan: String = store
             .conn
             .query_row(
-                &format!("EXPLAIN QUERY PLAN {REGISTRY_ROWS_AFTER}"),
+                &format!("EXPLAIN QUERY PLAN {REGISTRY_IDS_AFTER}"),
                 params!["b", 10],
                 |r| r.get(3),
             )
@@ -1287,7 +1349,8 @@ mod tests {
         assert_eq!(row.name, "my own");
         assert_eq!(row.source, "local");
         assert_eq!(row.updated_at, "2026-01-01T00:00:00.000Z");
-        assert!(store.registry_rows(None, 10).unwrap().is_empty());
+        assert_eq!(store.registry_ids(None, 10).unwrap(), Vec::<String>::new());
+        assert_eq!(store.registry_rows(&["mine".into()]).unwrap(), [None]);
         let v = store.local_versions(&["mine".into()]).unwrap();
         assert_eq!(v[0].as_ref().unwrap().source, Source::Local);
         assert_eq!(store.read_state().unwrap().registry_skills, 0);
@@ -1317,7 +1380,7 @@ mod tests {
         );
         let reader = Database::open(&path).unwrap();
         assert!(reader.get("b").unwrap().is_none());
-        store.abandon_open_run("lease lost").unwrap();
+        store.abandon_open_run("lease lost", FailureKind::Component).unwrap();
         let h = &reader.history(1).unwrap()[0];
         assert_eq!(h.status, "partial");
         assert_eq!(h.error_message.as_deref(), Some("lease lost"));
@@ -1391,7 +1454,7 @@ mod tests {
         assert_eq!(store_error(e(ffi::SQLITE_BUSY)), StoreError::Busy);
         assert_eq!(store_error(e(ffi::SQLITE_LOCKED)), StoreError::Busy);
         assert_eq!(store_error(e(ffi::SQLITE_FULL)), StoreError::NoSpace);
-        assert_eq!(store_error(e(ffi::SQLITE_READONLY)), StoreError::NoSpace);
+        assert_eq!(store_error(e(ffi::SQLITE_READONLY)), StoreError::ReadOnly);
         assert!(matches!(
             store_error(e(ffi::SQLITE_CORRUPT)),
             StoreError::Corrupt(_)

@@ -6,31 +6,21 @@
 //! returns the report, or a [`SyncFailure`] whose text says what happened
 //! and what to do.
 //!
-//! # Exit codes
+//! Every failure has one [`FailureKind`] ([`SyncFailure::kind`]): the CLI's
+//! exit code, the MCP tool error and the scheduler's retry policy derive
+//! from it. The texts here say what happened and where; the thing to do is
+//! the kind's ([`FailureKind::action`]), and each program adds its own
+//! hints (flags, tools).
 //!
-//! [`SyncFailure::exit_code`] maps failures onto the CLI's documented codes:
-//!
-//! | code | meaning                                                           |
-//! |------|-------------------------------------------------------------------|
-//! | 0    | success                                                           |
-//! | 1    | any other error (HTTP client could not start, ...)                |
-//! | 2    | usage: bad flags (clap) or an unusable registry URL               |
-//! | 3    | registry unreachable, or answering with errors after retries      |
-//! | 4    | not authorised (401/403), quota used up, or rate limited too long |
-//! | 5    | the registry broke the protocol (malformed or truncated data)     |
-//! | 6    | local database error (cannot open, newer schema, full disk, ...)  |
-//! | 7    | another sync of this catalogue is in progress                     |
-//! | 8    | the sync component failed to load or crashed (trap)               |
-//!
-//! A cancelled sync (Ctrl-C, shutdown) is not a failure: it returns a report
-//! with `cancelled = true`; the CLI gives it its own code.
+//! A cancelled sync (a signal, Ctrl-C, the session ending) is not a
+//! failure: it returns a report with `cancelled = true`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use skillsmith_guest::domain::{
-    Decision, HttpError, ScheduleConfig, StoreError, SyncError, SyncMode, SyncOptions, SyncReport,
+    Decision, FailureKind, ScheduleConfig, SyncError, SyncMode, SyncOptions, SyncReport,
 };
 
 use crate::component::{ComponentError, ComponentLimits, ComponentRuntime, GuestStats};
@@ -61,9 +51,7 @@ pub enum SyncFailure {
     #[error(transparent)]
     InvalidRegistry(#[from] PolicyError),
     /// Another process is syncing this catalogue.
-    #[error(
-        "another sync of this catalogue is in progress (process {pid}, since {since}); wait for it to finish or pass --wait"
-    )]
+    #[error("another sync of this catalogue is in progress (process {pid}, since {since})")]
     Busy {
         /// The holder's process id.
         pid: u32,
@@ -73,15 +61,13 @@ pub enum SyncFailure {
     /// A scheduled sync found, once it held the lease, that another process
     /// had synced since it was scheduled (see
     /// [`SyncRunner::scheduled_after`]); nothing ran.
-    #[error(
-        "another process synced this catalogue at {at}, after this sync was scheduled; nothing to do"
-    )]
+    #[error("another process synced this catalogue at {at}, after this sync was scheduled")]
     Superseded {
         /// When that sync ended.
         at: String,
     },
     /// The engine reported a failure (recorded in history).
-    #[error("{}", describe_sync_error(.0))]
+    #[error("{0}")]
     Sync(SyncError),
     /// The catalogue could not be opened or written.
     #[error(transparent)]
@@ -92,28 +78,6 @@ pub enum SyncFailure {
     /// The component could not be loaded, or trapped (recorded in history).
     #[error(transparent)]
     Component(#[from] ComponentError),
-}
-
-fn describe_sync_error(e: &SyncError) -> String {
-    match e {
-        SyncError::Unauthorized(m) => {
-            format!("the registry refused access ({m}); set SKILLSMITH_API_KEY to a valid API key")
-        }
-        SyncError::QuotaExceeded(m) => format!(
-            "the monthly request quota is used up ({m}); syncing again will not help until it resets"
-        ),
-        SyncError::RateLimited(m) => format!(
-            "the registry kept rate-limiting this client for longer than the retry budget ({m}); try again later or raise --retry-budget"
-        ),
-        SyncError::Registry(m) => format!(
-            "the registry kept answering with errors ({m}); it may be down, try again later"
-        ),
-        SyncError::Unreachable(HttpError::Denied(m)) => format!(
-            "the sync component made a request the host refused ({m}); this is a bug, please report it"
-        ),
-        // The guest's own texts already say what to do.
-        other => other.to_string(),
-    }
 }
 
 impl From<LockError> for SyncFailure {
@@ -127,25 +91,16 @@ impl From<LockError> for SyncFailure {
 }
 
 impl SyncFailure {
-    /// The process exit code (see the module documentation's table).
-    pub fn exit_code(&self) -> i32 {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            SyncFailure::InvalidRegistry(_) => 2,
-            // Another process holds the catalogue, or has just done the work.
-            SyncFailure::Busy { .. } | SyncFailure::Superseded { .. } => 7,
-            SyncFailure::Sync(e) => match e {
-                SyncError::Unreachable(HttpError::Denied(_)) => 8,
-                SyncError::Unreachable(_) | SyncError::Registry(_) => 3,
-                SyncError::Unauthorized(_)
-                | SyncError::QuotaExceeded(_)
-                | SyncError::RateLimited(_) => 4,
-                SyncError::Protocol(_) => 5,
-                SyncError::Store(StoreError::Busy) | SyncError::Busy => 7,
-                SyncError::Store(_) => 6,
-            },
-            SyncFailure::Database(_) => 6,
-            SyncFailure::Http(_) => 1,
-            SyncFailure::Component(_) => 8,
+            SyncFailure::InvalidRegistry(_) => FailureKind::Usage,
+            SyncFailure::Busy { .. } => FailureKind::Busy,
+            SyncFailure::Superseded { .. } => FailureKind::Superseded,
+            SyncFailure::Sync(e) => e.kind(),
+            SyncFailure::Database(e) => e.kind(),
+            SyncFailure::Http(_) => FailureKind::Internal,
+            SyncFailure::Component(_) => FailureKind::Component,
         }
     }
 }
@@ -445,12 +400,15 @@ impl SyncRunner {
         // The engine closes its run itself; if it could not (trap, a bug),
         // close it here so history never shows a dead run as `running`.
         if host.open_run().is_some() {
-            let why = match &result {
-                Err(trap) => trap.to_string(),
-                Ok(Err(e)) => describe_sync_error(e),
-                Ok(Ok(_)) => "the sync engine returned without closing its run".to_owned(),
+            let (why, kind) = match &result {
+                Err(trap) => (trap.to_string(), FailureKind::Component),
+                Ok(Err(e)) => (e.describe(), e.kind()),
+                Ok(Ok(_)) => (
+                    "the sync engine returned without closing its run".to_owned(),
+                    FailureKind::Component,
+                ),
             };
-            if let Err(e) = host.abandon_open_run(&why) {
+            if let Err(e) = host.abandon_open_run(&why, kind) {
                 tracing::warn!("could not close the interrupted sync run: {e}");
             }
         }
@@ -492,44 +450,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes() {
-        let s = |e| SyncFailure::Sync(e).exit_code();
-        assert_eq!(s(SyncError::Unreachable(HttpError::Timeout)), 3);
-        assert_eq!(s(SyncError::Registry("503".into())), 3);
-        assert_eq!(s(SyncError::Unauthorized("401".into())), 4);
-        assert_eq!(s(SyncError::QuotaExceeded("q".into())), 4);
-        assert_eq!(s(SyncError::RateLimited("r".into())), 4);
-        assert_eq!(s(SyncError::Protocol("p".into())), 5);
-        assert_eq!(s(SyncError::Store(StoreError::NoSpace)), 6);
-        assert_eq!(s(SyncError::Store(StoreError::Busy)), 7);
-        assert_eq!(s(SyncError::Busy), 7);
+    fn kinds() {
+        use skillsmith_guest::domain::{HttpError, StoreError};
+        let s = |e| SyncFailure::Sync(e).kind();
+        assert_eq!(s(SyncError::Unreachable(HttpError::Timeout)), FailureKind::Unreachable);
+        assert_eq!(s(SyncError::Unreachable(HttpError::Tls("x".into()))), FailureKind::Tls);
+        assert_eq!(s(SyncError::Unreachable(HttpError::TooLarge(9))), FailureKind::TooLarge);
+        assert_eq!(s(SyncError::Registry("503".into())), FailureKind::Unreachable);
+        assert_eq!(s(SyncError::Redirected("x".into())), FailureKind::Redirected);
+        assert_eq!(s(SyncError::NotARegistry("x".into())), FailureKind::NotARegistry);
+        assert_eq!(s(SyncError::Unauthorized("401".into())), FailureKind::Unauthorised);
+        assert_eq!(s(SyncError::QuotaExceeded("q".into())), FailureKind::Quota);
+        assert_eq!(s(SyncError::RateLimited("r".into())), FailureKind::RateLimited);
+        assert_eq!(s(SyncError::Protocol("p".into())), FailureKind::Protocol);
+        assert_eq!(s(SyncError::Store(StoreError::NoSpace)), FailureKind::NoSpace);
+        assert_eq!(s(SyncError::Store(StoreError::ReadOnly)), FailureKind::ReadOnly);
+        assert_eq!(s(SyncError::Store(StoreError::Busy)), FailureKind::StoreBusy);
+        assert_eq!(s(SyncError::Busy), FailureKind::Busy);
+        let busy = SyncFailure::Busy {
+            pid: 1,
+            since: "x".into(),
+        };
+        assert_eq!(busy.kind(), FailureKind::Busy);
         assert_eq!(
-            SyncFailure::Busy {
-                pid: 1,
-                since: "x".into()
-            }
-            .exit_code(),
-            7
+            SyncFailure::Superseded { at: "x".into() }.kind(),
+            FailureKind::Superseded
         );
         assert_eq!(
-            SyncFailure::InvalidRegistry(Policy::for_registry("x").unwrap_err()).exit_code(),
-            2
+            SyncFailure::InvalidRegistry(Policy::for_registry("x").unwrap_err()).kind(),
+            FailureKind::Usage
         );
         assert_eq!(
-            SyncFailure::Component(ComponentError::Engine("x".into())).exit_code(),
-            8
+            SyncFailure::Component(ComponentError::Engine("x".into())).kind(),
+            FailureKind::Component
         );
     }
 
     #[test]
-    fn failure_texts_say_what_to_do() {
-        let t = SyncFailure::Sync(SyncError::Unauthorized("401 Unauthorized".into())).to_string();
-        assert!(t.contains("SKILLSMITH_API_KEY"), "{t}");
+    fn failure_texts_name_no_flags_and_the_kind_says_what_to_do() {
+        let f = SyncFailure::Sync(SyncError::Unauthorized("401 Unauthorized".into()));
+        assert!(f.kind().action().contains("SKILLSMITH_API_KEY"));
         let t = SyncFailure::Busy {
             pid: 42,
             since: "2026-01-01T00:00:00.000Z".into(),
         }
         .to_string();
-        assert!(t.contains("42") && t.contains("--wait"), "{t}");
+        assert!(t.contains("42") && !t.contains("--"), "{t}");
     }
 }

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use skillsmith_guest::domain::{
-    LocalVersion, Page, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
+    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
 use crate::store::Store;
@@ -261,14 +261,20 @@ impl StoreThread {
         self.call(move |s| s.local_versions(&ids))
     }
 
-    /// `store.registry-rows`.
-    pub fn registry_rows(
+    /// `store.registry-ids`.
+    pub fn registry_ids(
         &mut self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<RegistryRow>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let after = after.map(str::to_owned);
-        self.call(move |s| s.registry_rows(after.as_deref(), limit))
+        self.call(move |s| s.registry_ids(after.as_deref(), limit))
+    }
+
+    /// `store.registry-rows`.
+    pub fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+        let ids = ids.to_vec();
+        self.call(move |s| s.registry_rows(&ids))
     }
 
     /// `store.begin-run`.
@@ -316,10 +322,10 @@ impl StoreThread {
     }
 
     /// Closes the open run (see [`Store::abandon_open_run`]).
-    pub fn abandon_open_run(&mut self, error: &str) -> Result<(), StoreError> {
+    pub fn abandon_open_run(&mut self, error: &str, kind: FailureKind) -> Result<(), StoreError> {
         let error = error.to_owned();
         self.settle_after_the_engine();
-        self.call(move |s| s.abandon_open_run(&error))
+        self.call(move |s| s.abandon_open_run(&error, kind))
     }
 }
 
@@ -399,6 +405,7 @@ mod tests {
             status: RunStatus::Success,
             counts: RunCounts::default(),
             error: None,
+            failure: None,
             last_sync_at: None,
             coverage: None,
         };
@@ -424,7 +431,7 @@ mod tests {
         // An id it touches waits for it, and learns that it failed.
         assert!(t.local_versions(&["b".into()]).is_err());
         assert_eq!(t.local_versions(&["b".into()]).unwrap(), [None]);
-        t.abandon_open_run("test").unwrap();
+        t.abandon_open_run("test", FailureKind::Component).unwrap();
     }
 
     #[test]
@@ -449,7 +456,7 @@ mod tests {
             found.iter().map(Option::is_some).collect::<Vec<_>>(),
             [true, false, true, false]
         );
-        t.abandon_open_run("test").unwrap();
+        t.abandon_open_run("test", FailureKind::Component).unwrap();
     }
 
     #[test]
@@ -471,7 +478,7 @@ mod tests {
             .unwrap();
         assert_eq!(found[0].as_ref().map(|v| v.source), Some(Source::Local));
         assert!(found[1].is_some() && found[2].is_none());
-        t.abandon_open_run("test").unwrap();
+        t.abandon_open_run("test", FailureKind::Component).unwrap();
     }
 
     #[test]
@@ -481,19 +488,19 @@ mod tests {
         t.apply_page(run, page(&["a"], "c1")).unwrap();
         // Accepted now, refused by the store: an empty id.
         t.apply_page(run, page(&[""], "c2")).unwrap();
-        let err = t.registry_rows(None, 10).unwrap_err();
+        let err = t.registry_ids(None, 10).unwrap_err();
         assert!(
             matches!(&err, StoreError::Invalid(m) if m.contains("empty id")),
             "{err:?}"
         );
         // Reported once; the store holds the first page only.
-        assert_eq!(t.registry_rows(None, 10).unwrap()[0].id, "a");
+        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
         assert_eq!(t.read_state().unwrap().cursor.as_deref(), Some("c1"));
         // A failure is also what the next page gets, and that page is not taken.
         t.apply_page(run, page(&[""], "c3")).unwrap();
         assert!(t.apply_page(run, page(&["b"], "c4")).is_err());
-        assert_eq!(t.registry_rows(None, 10).unwrap()[0].id, "a");
-        t.abandon_open_run("test").unwrap();
+        assert_eq!(t.registry_ids(None, 10).unwrap(), ["a"]);
+        t.abandon_open_run("test", FailureKind::Component).unwrap();
         assert_eq!(t.open_run(), None);
     }
 }

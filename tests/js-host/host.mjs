@@ -101,7 +101,7 @@ export class GuestExit extends Error {}
 
 // ---- store (§5) -----------------------------------------------------------
 
-/** Byte order of the UTF-8 encoding, as `registry-rows` requires (§5). */
+/** Byte order of the UTF-8 encoding, as `registry-ids` requires (§5). */
 const utf8 = (s) => Buffer.from(s, 'utf8');
 
 /** An in-memory catalogue with atomic pages. */
@@ -132,11 +132,11 @@ export class MemoryStore {
     });
   }
 
-  registryRows(after, limit) {
+  registryIds(after, limit) {
     if (!this.#sorted) {
       this.#sorted = [...this.#rows]
         .filter(([, r]) => r.source === 'registry')
-        .map(([id, r]) => ({ id, key: utf8(id), skill: r.skill }))
+        .map(([id]) => ({ id, key: utf8(id) }))
         .sort((a, b) => Buffer.compare(a.key, b.key));
     }
     let lo = 0;
@@ -150,19 +150,23 @@ export class MemoryStore {
         else hi = mid;
       }
     }
-    return this.#sorted.slice(lo, lo + limit).map(({ id, skill }) => ({
-      id,
-      trustTier: skill.trustTier,
-      scored: skill.qualityScore !== undefined,
-      categories: skill.categories,
-    }));
+    return this.#sorted.slice(lo, lo + limit).map((e) => e.id);
+  }
+
+  registryRows(ids) {
+    return ids.map((id) => {
+      const r = this.#rows.get(id);
+      if (r?.source !== 'registry') return undefined;
+      const { trustTier, qualityScore, categories } = r.skill;
+      return { id, trustTier, scored: qualityScore !== undefined, categories };
+    });
   }
 
   beginRun(mode) {
     this.#writable();
     if (this.#openRun) {
-      // The guest reads "open" + "run" in an `invalid` as `busy` (§5).
-      throw invalid(`a sync run is already open (run ${this.#openRun.id}); finish it before beginning another`);
+      // Its own case of `store-error`, which the guest reports as `busy` (§5).
+      throw new StoreFailure('run-open', `run ${this.#openRun.id} of this host`);
     }
     this.#openRun = { id: this.#nextRun++, mode, pages: 0 };
     return this.#openRun.id;
@@ -330,7 +334,7 @@ export class HttpImport {
       Atomics.wait(this.#signal, 0, seen, STOP_POLL_MS);
       if (this.shouldStop()) {
         this.abandon(id);
-        return { err: { tag: 'other', val: 'cancelled: the host is stopping this sync' } };
+        return { err: { tag: 'cancelled' } };
       }
     }
   }
@@ -404,7 +408,8 @@ function imports({ store, http, log, onProgress, shouldStop }) {
     'skillsmith:sync/store': {
       readState: () => store.readState(),
       localVersions: (ids) => store.localVersions(ids),
-      registryRows: (after, limit) => store.registryRows(after, limit),
+      registryIds: (after, limit) => store.registryIds(after, limit),
+      registryRows: (ids) => store.registryRows(ids),
       beginRun: (mode) => store.beginRun(mode),
       applyPage: (run, page) => store.applyPage(run, page),
       finishRun: (run, outcome) => store.finishRun(run, outcome),

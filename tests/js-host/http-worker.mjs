@@ -102,5 +102,15 @@ function classify(e) {
   for (let c = e; c; c = c.cause) causes.push(c.code ? `${c.message} (${c.code})` : String(c.message ?? c));
   const text = causes.join(': ');
   if (e?.name === 'AbortError') return { tag: 'other', val: `abandoned: ${text}` };
+  // No connection at all (refused, unresolvable): the guest retries these
+  // only twice, quickly. Anything else broke an open connection.
+  const codes = [];
+  for (let c = e; c; c = c.cause) if (c.code) codes.push(c.code);
+  if (codes.some((c) => ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(c))) {
+    return { tag: 'refused', val: text };
+  }
+  if (codes.some((c) => c.startsWith('ERR_SSL') || c.startsWith('ERR_TLS') || c === 'EPROTO')) {
+    return { tag: 'tls', val: text };
+  }
   return { tag: 'connection', val: text };
 }

@@ -64,6 +64,18 @@ pub enum FaultKind {
     Hang,
     /// `401` as if the key were missing or wrong.
     Unauthorized,
+    /// An HTML page with this status, as a captive portal's login page or
+    /// a web server at the wrong URL sends.
+    Html {
+        /// HTTP status code.
+        code: u16,
+    },
+    /// `200` with a JSON body of `bytes` bytes (a search page padded with
+    /// whitespace): a registry sending more than any page should hold.
+    Huge {
+        /// Body size.
+        bytes: usize,
+    },
 }
 
 impl Fault {

@@ -387,6 +387,7 @@ impl Params {
 pub(crate) struct Reply {
     status: u16,
     body: Option<String>,
+    content_type: &'static str,
     headers: Vec<(HeaderName, String)>,
 }
 
@@ -395,7 +396,15 @@ impl Reply {
         Reply {
             status,
             body: Some(body),
+            content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
+        }
+    }
+
+    pub fn html(status: u16, body: String) -> Self {
+        Reply {
+            content_type: "text/html; charset=utf-8",
+            ..Reply::json(status, body)
         }
     }
 
@@ -403,6 +412,7 @@ impl Reply {
         Reply {
             status,
             body: None,
+            content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
         }
     }
@@ -500,6 +510,21 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             Some(FaultKind::Redirect { location }) => {
                 break 'reply Reply::error(302, "Found", serde_json::Value::Null)
                     .header("location", location);
+            }
+            Some(FaultKind::Html { code }) => {
+                break 'reply Reply::html(
+                    code,
+                    "<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head>\
+                     <body><form action=\"/login\">Guest Wi-Fi: accept the terms to continue\
+                     </form></body></html>"
+                        .to_string(),
+                );
+            }
+            Some(FaultKind::Huge { bytes }) => {
+                let mut body = String::from("{\"data\":[],\"meta\":{\"total\":0}");
+                body.extend(std::iter::repeat_n(' ', bytes.saturating_sub(body.len() + 1)));
+                body.push('}');
+                break 'reply Reply::json(200, body);
             }
             Some(FaultKind::Unauthorized) => {
                 break 'reply Reply::error(
@@ -619,10 +644,7 @@ fn finish(app: &App, seq: u64, reply: Reply, rate: RateHeaders, truncate: bool) 
     let Some(body) = reply.body else {
         return builder.body(Body::empty()).expect("valid response");
     };
-    set(
-        header::CONTENT_TYPE,
-        "application/json; charset=utf-8".to_string(),
-    );
+    set(header::CONTENT_TYPE, reply.content_type.to_string());
     if truncate {
         // Announce the whole body, send half, then fail the stream: hyper
         // closes the connection and the client sees a body cut short.

@@ -3,11 +3,11 @@
 //! those listings with de-duplication by newest copy, the coverage report,
 //! and the prune of what complete listings proved gone.
 
-use super::{Buffer, Sync, protocol_error, unexpected};
+use super::{Buffer, Sync, expect_api, protocol_error, unexpected};
 use crate::cover::{CATEGORIES, Census, Filter, Listing, Part, Plan, Reach, Totals};
 use crate::cursor::{Offer, PageFacts, PageRequest, SeenSet, Step, Versions, Walk};
 use crate::diff::Rule;
-use crate::domain::{Checkpoint, Coverage, Host, Page, Phase, RegistryRow, RunCounts, SyncMode};
+use crate::domain::{Checkpoint, Coverage, Host, Page, Phase, RunCounts, SyncMode};
 use crate::protocol::{self, Entry, SearchPage};
 use crate::retry::{Halt, InFlight};
 
@@ -100,8 +100,14 @@ impl<H: Host> Sync<'_, H> {
                     .into(),
             );
         } else {
-            let keep = |row: &RegistryRow| listed.contains(&row.id) || !reach.must_list(row);
-            self.prune(&keep, listed.versions.is_empty(), &checkpoint, &checkpoint)?;
+            let seen = |id: &str| listed.contains(id);
+            self.prune(
+                &seen,
+                Some(&reach),
+                listed.versions.is_empty(),
+                &checkpoint,
+                &checkpoint,
+            )?;
         }
         // Record the protocol even when nothing changed, so that a registry
         // that dropped the feed is not asked for it again.
@@ -128,6 +134,7 @@ impl<H: Host> Sync<'_, H> {
         let flight = self.send(url, Vec::new(), &[500, 502, 503, 504])?;
         let resp = self.wait(flight)?;
         let why_not = match resp.status {
+            200 if protocol::is_web_page(&resp) => "/stats answered with a web page".to_owned(),
             200 => match protocol::decode_stats(&resp.body) {
                 Ok(stats) => {
                     census.registry_total = stats.skill_count;
@@ -152,7 +159,10 @@ impl<H: Host> Sync<'_, H> {
         for (tier, flight) in tiers.into_iter().zip(flights) {
             let resp = self.wait(flight)?;
             match resp.status {
-                200 => census.filterable.push(tier),
+                200 => {
+                    expect_api(&resp, SEARCH_PATH)?;
+                    census.filterable.push(tier);
+                }
                 400 => census.unfilterable.push(tier),
                 _ => return Err(unexpected(&resp, SEARCH_PATH).into()),
             }
@@ -188,6 +198,7 @@ impl<H: Host> Sync<'_, H> {
             if resp.status != 200 {
                 return Err(unexpected(&resp, SEARCH_PATH).into());
             }
+            expect_api(&resp, SEARCH_PATH)?;
             let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
                 .map_err(protocol_error)?;
             counts.push(page.total);
@@ -306,6 +317,7 @@ impl<H: Host> Sync<'_, H> {
             if resp.status != 200 {
                 return Err(unexpected(&resp, SEARCH_PATH).into());
             }
+            expect_api(&resp, SEARCH_PATH)?;
             let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
                 .map_err(protocol_error)?;
             drop(resp);

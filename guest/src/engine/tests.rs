@@ -4,7 +4,7 @@
 //! open run).
 
 use super::*;
-use crate::domain::{LocalVersion, Skill, Source, TrustTier};
+use crate::domain::{LocalVersion, RegistryRow, Skill, Source, TrustTier};
 use std::collections::BTreeMap;
 
 const DATE: &str = "Wed, 25 Nov 2026 02:00:00 GMT";
@@ -446,11 +446,7 @@ impl Host for Fake {
             .collect())
     }
 
-    fn registry_rows(
-        &mut self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RegistryRow>, StoreError> {
+    fn registry_ids(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
         self.behind()?;
         Ok(self
             .store
@@ -458,18 +454,30 @@ impl Host for Fake {
             .iter()
             .filter(|(id, r)| r.source == Source::Registry && after.is_none_or(|a| id.as_str() > a))
             .take(limit as usize)
-            .map(|(id, r)| RegistryRow {
-                id: id.clone(),
-                trust_tier: r.skill.as_ref().map_or(TrustTier::Unknown, |s| s.trust_tier),
-                scored: r.skill.as_ref().is_some_and(|s| s.quality_score.is_some()),
-                categories: r.skill.as_ref().map_or(Vec::new(), |s| s.categories.clone()),
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+        self.behind()?;
+        self.events.push(format!("registry_rows {}", ids.len()));
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let r = self.store.rows.get(id).filter(|r| r.source == Source::Registry)?;
+                Some(RegistryRow {
+                    id: id.clone(),
+                    trust_tier: r.skill.as_ref().map_or(TrustTier::Unknown, |s| s.trust_tier),
+                    scored: r.skill.as_ref().is_some_and(|s| s.quality_score.is_some()),
+                    categories: r.skill.as_ref().map_or(Vec::new(), |s| s.categories.clone()),
+                })
             })
             .collect())
     }
 
     fn begin_run(&mut self, mode: SyncMode) -> Result<u64, StoreError> {
         if let Some(open) = self.store.open_run {
-            return Err(StoreError::Invalid(format!("run {open} is still open")));
+            return Err(StoreError::RunOpen(format!("run {open} is still open")));
         }
         self.store.runs.push((mode, None));
         let id = self.store.runs.len() as u64;
@@ -964,7 +972,7 @@ fn a_page_that_fails_behind_is_taken_back_from_the_counts() {
             .error
             .as_deref()
             .unwrap()
-            .contains("The 1 store pages"),
+            .contains("the 1 store pages"),
         "{:?}",
         outcome.error
     );
@@ -1189,7 +1197,7 @@ fn error_after_pages_is_partial_without_last_sync_at() {
             .error
             .as_deref()
             .unwrap()
-            .contains("run the sync again")
+            .contains("try again later")
     );
     assert!(
         f.store.rows.len() >= 500,
@@ -1249,7 +1257,7 @@ fn unauthorized_is_not_retried_and_is_recorded() {
     }));
     let err = run(&mut f, opts()).unwrap_err();
     assert!(
-        matches!(err, SyncError::Unauthorized(ref m) if m.contains("SKILLSMITH_API_KEY")),
+        matches!(err, SyncError::Unauthorized(ref m) if m.contains("10 requests")),
         "{err:?}"
     );
     assert_eq!(f.requests.len(), 1);
@@ -1267,7 +1275,7 @@ fn unhealthy_registry() {
     let err = run(&mut f, opts()).unwrap_err();
     assert_eq!(
         err,
-        SyncError::Registry("registry reports unhealthy; try again later".into())
+        SyncError::Registry("the registry reports itself unhealthy".into())
     );
     assert_eq!(
         f.requests.len(),
@@ -1488,11 +1496,10 @@ fn perf_100k() {
                 })
                 .collect())
         }
-        fn registry_rows(
-            &mut self,
-            _: Option<&str>,
-            _: u32,
-        ) -> Result<Vec<RegistryRow>, StoreError> {
+        fn registry_ids(&mut self, _: Option<&str>, _: u32) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn registry_rows(&mut self, _: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
             Ok(vec![])
         }
         fn begin_run(&mut self, _: SyncMode) -> Result<u64, StoreError> {

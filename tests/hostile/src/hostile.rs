@@ -268,12 +268,12 @@ fn garbage() -> Vec<String> {
         &store::local_versions(&[String::new(), "\0".into(), "x".repeat(100_000)]),
     ));
     lines.push(line(
-        "registry-rows past the last id",
-        &store::registry_rows(Some("\u{10FFFF}"), u32::MAX).map(|rows| rows.len()),
+        "registry-ids past the last id",
+        &store::registry_ids(Some("\u{10FFFF}"), u32::MAX).map(|ids| ids.len()),
     ));
     lines.push(line(
-        "registry-rows limit 0",
-        &store::registry_rows(None, 0).map(|rows| rows.len()),
+        "registry-ids limit 0",
+        &store::registry_ids(None, 0).map(|ids| ids.len()),
     ));
     lines.push(line(
         "finish-run of another run",

@@ -101,6 +101,13 @@ impl Env {
         })
     }
 
+    /// `registry` and a catalogue at `db` (a file system of the test's own,
+    /// say), with a fresh home directory.
+    pub fn with_db(registry: RegistryHandle, db: PathBuf) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Env { dir, db, registry }
+    }
+
     /// A registry with this configuration.
     pub fn with(config: ServerConfig) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -4,6 +4,7 @@
 
 mod coverage;
 mod faults;
+mod hardening;
 mod harness;
 mod mcp;
 mod resilience;

@@ -198,7 +198,10 @@ fn run_in(
     let elapsed = started.elapsed();
     let mut host = run.host;
     if host.open_run().is_some() {
-        host.abandon_open_run("the hostile guest left its run open")
+        host.abandon_open_run(
+            "the hostile guest left its run open",
+            skillsmith_runtime::FailureKind::Component,
+        )
             .expect("close the open run");
     }
     (run.result, elapsed)
@@ -468,8 +471,8 @@ fn store_garbage_is_refused_and_changes_nothing() {
         observed(&report, "local-versions of garbage ids"),
         "ok [None, None, None]"
     );
-    assert_eq!(observed(&report, "registry-rows past the last id"), "ok 0");
-    assert_eq!(observed(&report, "registry-rows limit 0"), "ok 0");
+    assert_eq!(observed(&report, "registry-ids past the last id"), "ok 0");
+    assert_eq!(observed(&report, "registry-ids limit 0"), "ok 0");
     // Its one legitimate run was opened and closed as failed.
     assert!(
         observed(&report, "begin-run").starts_with("ok "),
