@@ -174,6 +174,8 @@ impl DbError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy { path },
             Some(ErrorCode::DiskFull) => DbError::NoSpace { path },
             Some(ErrorCode::ReadOnly) => DbError::ReadOnly { path },
+            // WAL mode creates `-wal` and `-shm` files beside the database.
+            Some(ErrorCode::CannotOpen) if !folder_is_writable(&path) => DbError::ReadOnly { path },
             // The shared-memory file of WAL mode cannot be mapped: on Linux
             // that is a full disk (the file cannot grow) or a read-only folder.
             Some(ErrorCode::SystemIoFailure) if is_shm_failure(&e) => {
@@ -533,9 +535,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| DbError::Open {
-        path: path.to_owned(),
-        source,
+    .map_err(|source| match DbError::from_sqlite(path, source) {
+        DbError::Sqlite { path, source } => DbError::Open { path, source },
+        typed => typed,
     })?;
     let err = |e| DbError::from_sqlite(path, e);
     conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;

@@ -271,12 +271,14 @@ enum TlsFailure {
     Other,
 }
 
-/// Finds a TLS failure in a connect error's sources: rustls reports its
-/// errors as `io::ErrorKind::InvalidData` wrapping a `rustls::Error`.
+/// Finds a TLS failure in a connect error's sources: tokio-rustls reports a
+/// handshake error as an `io::Error` of kind `InvalidData` wrapping the
+/// `rustls::Error`, which hyper wraps in another `io::Error`. (An
+/// `io::Error`'s `source()` skips the error it wraps, so wrapped ones are
+/// unpacked with `get_ref`.)
 fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+    fn of(err: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
             return Some(match t {
                 rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
                     TlsFailure::PlainHttp
@@ -284,20 +286,18 @@ fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
                 _ => TlsFailure::Other,
             });
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref()
-                && let Some(t) = inner.downcast_ref::<rustls::Error>()
-            {
-                return Some(match t {
-                    rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
-                        TlsFailure::PlainHttp
-                    }
-                    _ => TlsFailure::Other,
-                });
-            }
-            if io.kind() == std::io::ErrorKind::InvalidData {
-                return Some(TlsFailure::Other);
-            }
+        let io = err.downcast_ref::<std::io::Error>()?;
+        match io.get_ref() {
+            Some(inner) => of(inner).or_else(|| {
+                (io.kind() == std::io::ErrorKind::InvalidData).then_some(TlsFailure::Other)
+            }),
+            None => (io.kind() == std::io::ErrorKind::InvalidData).then_some(TlsFailure::Other),
+        }
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(found) = of(s) {
+            return Some(found);
         }
         source = s.source();
     }
@@ -422,6 +422,27 @@ mod tests {
         let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
         let r = http.send(req(format!("{base}/x"))).wait();
         assert!(matches!(r, Err(HttpError::Refused(_))), "{r:?}");
+    }
+
+    #[test]
+    fn https_to_a_plain_http_server_is_a_tls_failure_that_says_so() {
+        // A plain-HTTP server answers the TLS ClientHello with an HTTP error.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let base = format!("https://{addr}");
+        let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
+        let r = http.send(req(format!("{base}/x"))).wait();
+        match r {
+            Err(HttpError::Tls(t)) => assert!(t.contains("plain HTTP") && t.contains("http://"), "{t}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! checkpoint and the lease heartbeat that must commit with the page.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -560,10 +561,22 @@ impl Store {
         wal.push("-wal");
         let wal_bytes = size(std::path::Path::new(&wal));
         if wal_bytes > WAL_FLOOR_BYTES.max(size(path) / 2) {
-            let _ = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            self.truncate_wal();
         }
+    }
+
+    /// Checkpoints the WAL and truncates it, if that can be done at once:
+    /// with a busy timeout, a `TRUNCATE` checkpoint would hold the writer
+    /// lock while it waits for readers, blocking other writers for seconds.
+    /// When readers are in the way it does nothing; the next try catches up.
+    fn truncate_wal(&self) {
+        if self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return;
+        }
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(db::BUSY_TIMEOUT);
     }
 
     /// `store.finish-run`: closes the history row and updates the
@@ -668,9 +681,7 @@ impl Store {
         self.open_run = None;
         // The run is over: give the WAL's space back, so that a finished
         // sync leaves only the database file's size on disk.
-        let _ = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.truncate_wal();
         Ok(())
     }
 

@@ -211,6 +211,7 @@ fn failed(error: &str) -> store::RunOutcome {
             skipped: 0,
         },
         error: Some(error.to_owned()),
+        failure: Some(store::FailureKind::Component),
         last_sync_at: None,
         coverage: None,
     }

@@ -108,7 +108,7 @@ fn malformed_json_is_a_protocol_error() {
             .after(4),
     );
     let run = env.run(&["sync"]);
-    assert_failed_cleanly(&env, &before, &run, 5, "breaks the protocol");
+    assert_failed_cleanly(&env, &before, &run, 5, "broke the protocol");
 }
 
 #[test]
@@ -124,8 +124,8 @@ fn rate_limits_are_met_by_pacing_not_failing() {
     );
     let run = env.run(&["sync"]).ok();
     assert!(
-        run.stderr.contains("rate limited"),
-        "progress shows the wait:\n{}",
+        run.stderr.contains("rate limit used up: waiting"),
+        "progress shows the wait and its reason:\n{}",
         run.stderr
     );
     assert_same_catalogue(&env);

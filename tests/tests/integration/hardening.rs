@@ -67,7 +67,7 @@ fn a_query_with_no_searchable_words_is_refused_not_answered_with_everything() {
     let env = Env::new(200);
     env.sync(&[]);
     for query in ["!!! ???", "🦀🦀", "-:*\""] {
-        let run = env.run(&["search", query]);
+        let run = env.run(&["search", "--", query]);
         assert_eq!(run.code, 2, "{query}: {}", run.stderr);
         assert!(run.stderr.contains("no searchable words"), "{}", run.stderr);
         assert!(run.stdout.is_empty(), "{}", run.stdout);

@@ -376,6 +376,31 @@ fn assert_stdout_is_jsonrpc(lines: &[String]) {
 
 /// Turns background sync off before the server starts, so that only the
 /// test's own calls sync.
+/// Every `format` in a schema that JSON Schema does not define (schemars
+/// writes `uint64` and the like, which clients warn about).
+fn non_standard_formats(schema: &Value) -> Vec<String> {
+    const STANDARD: [&str; 8] = [
+        "date-time", "date", "time", "duration", "email", "uri", "uuid", "regex",
+    ];
+    let mut found = Vec::new();
+    let mut stack = vec![schema];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(f)) = map.get("format")
+                    && !STANDARD.contains(&f.as_str())
+                {
+                    found.push(f.clone());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
 fn disable_background(env: &Env) {
     skillsmith_runtime::db::Database::open(&env.db)
         .unwrap()
@@ -455,6 +480,15 @@ fn assert_stopped_cleanly(env: &Env, total: usize) {
         error.contains("cancelled"),
         "the stopped run says why: {error}"
     );
+    assert!(
+        !error.contains("could not reach"),
+        "a stop is not a network failure: {error}"
+    );
+    let kind: String =
+        env.scalar("SELECT failure_kind FROM sync_history ORDER BY id DESC LIMIT 1");
+    assert_eq!(kind, "cancelled");
+    let failures: i64 = env.scalar("SELECT consecutive_failures FROM sync_config");
+    assert_eq!(failures, 0, "a stopped run is not counted as a failure to back off from");
     let rows: i64 = env.scalar("SELECT COUNT(*) FROM skills");
     assert!(
         rows > 0 && (rows as usize) < total,
@@ -484,6 +518,15 @@ fn mcp_session_lists_and_runs_every_tool() {
     names.sort();
     assert_eq!(names, TOOLS);
     for t in &tools {
+        // Standard JSON Schema only: no `format: uint64` and the like.
+        for schema in [&t["inputSchema"], &t["outputSchema"]] {
+            assert_eq!(
+                non_standard_formats(schema),
+                Vec::<String>::new(),
+                "{}",
+                t["name"]
+            );
+        }
         assert!(!t["description"].as_str().unwrap().is_empty(), "{t}");
         assert_eq!(t["inputSchema"]["type"], "object", "{t}");
         assert_eq!(t["outputSchema"]["type"], "object", "{t}");
