@@ -190,6 +190,43 @@ fn mixed_rows(n: usize, repeat: usize) {
     }
 }
 
+/// Peak disk use of a full sync (database, WAL and shared-memory file,
+/// sampled every 2 ms while it runs) against the database's final size.
+fn disk_rows(n: usize) {
+    let registry = RegistryServer::start(ServerConfig::new(n, 7)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("skills.db");
+    let files = ["skills.db", "skills.db-wal", "skills.db-shm"].map(|f| dir.path().join(f));
+    let used = || -> u64 {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum()
+    };
+    let mut child = Command::new(release_dir().join("skillsmith"))
+        .args(["--db", db.to_str().unwrap(), "--registry", &registry.base_url(), "sync"])
+        .env("SKILLSMITH_CACHE_DIR", release_dir().join("bench-component-cache"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(used());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    peak = peak.max(used());
+    let final_db = std::fs::metadata(&db).map_or(0, |m| m.len());
+    let left = used() - final_db;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "| full sync | {n} | {:.1} | {:.1} | {:.2} | {:.1} |",
+        mib(final_db),
+        mib(peak),
+        peak as f64 / final_db as f64,
+        mib(left),
+    );
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap()
 }
@@ -332,9 +369,19 @@ fn main() {
     );
 
     let parts =
-        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "sync,mixed,raw,component".into());
-    if parts.contains("sync") || parts.contains("mixed") {
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "sync,mixed,disk,raw,component".into());
+    if parts.contains("sync") || parts.contains("mixed") || parts.contains("disk") {
         warm_component_cache();
+    }
+    if parts.contains("disk") {
+        println!(
+            "| run | skills | final database MiB | peak on disk MiB | peak / final | left beside it MiB |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for &n in &sizes {
+            disk_rows(n);
+        }
+        println!();
     }
     if parts.contains("mixed") {
         println!(
