@@ -144,7 +144,7 @@ impl TrapKind {
 pub enum ComponentError {
     /// This binary was built without the component (the guest did not build).
     #[error(
-        "this skillsmith was built without its sync component ({reason}); install the target with `rustup target add wasm32-wasip2` (or scripts/wasm-target.sh) and rebuild, or run the sync natively (--native)"
+        "this skillsmith was built without its sync component ({reason}); install the target with `rustup target add wasm32-wasip2` (or scripts/wasm-target.sh) and rebuild, or use the native backend"
     )]
     NotEmbedded {
         /// The build error, as far as known.
