@@ -125,13 +125,26 @@ impl Census {
         }
     }
 
+    /// What `/stats` counts in `tier`.
+    pub fn count_of(&self, tier: &str) -> Option<u64> {
+        self.by_tier
+            .iter()
+            .flatten()
+            .find(|(t, _)| t == tier)
+            .map(|(_, n)| *n)
+    }
+
     /// Tiers `/stats` reports that are neither in the OpenAPI enum nor
-    /// `local` (which the registry never sends): the ones worth a probe.
+    /// `local` (which the registry never sends) nor `unknown` (the name
+    /// stored for every tier this version does not know, so a listing of a
+    /// registry's own `unknown` tier would seem to cover them all): the ones
+    /// worth a probe.
     pub fn tiers_to_probe(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for (tier, count) in self.by_tier.iter().flatten() {
             if *count > 0
                 && tier != "local"
+                && tier != "unknown"
                 && !tier.is_empty()
                 && tier.len() <= 64
                 && !self.filterable.contains(tier)
@@ -389,7 +402,10 @@ mod tests {
 
     #[test]
     fn the_census_counts_what_no_tier_filter_reaches() {
-        let c = census(1000, &[("verified", 100), ("community", 600), ("experimental", 300)]);
+        let c = census(
+            1000,
+            &[("verified", 100), ("community", 600), ("experimental", 300)],
+        );
         assert_eq!(c.tiers_to_probe(), ["experimental"]);
         assert_eq!(c.outside_filterable_tiers(), Some(300));
         // A tier the breakdown leaves out counts as outside too.
@@ -402,14 +418,28 @@ mod tests {
 
     #[test]
     fn a_full_plan_reads_scored_skills_once_and_only_the_unscored_rest() {
-        let c = census(1000, &[("verified", 100), ("community", 600), ("experimental", 300)]);
+        let c = census(
+            1000,
+            &[("verified", 100), ("community", 600), ("experimental", 300)],
+        );
         let plan = Plan::full(&c, &totals());
         let filters: Vec<String> = plan.listings.iter().map(|l| l.filter.describe()).collect();
         assert_eq!(
             filters,
-            ["min_score=0", "trust_tier=verified", "trust_tier=community", "category=Testing"]
+            [
+                "min_score=0",
+                "trust_tier=verified",
+                "trust_tier=community",
+                "category=Testing"
+            ]
         );
-        assert_eq!(plan.listings[1].part, Part::Unscored { total: 100, scored: 95 });
+        assert_eq!(
+            plan.listings[1].part,
+            Part::Unscored {
+                total: 100,
+                scored: 95
+            }
+        );
         assert_eq!(plan.planned_records(&totals()), 950 + 5 + 30 + 15);
     }
 
@@ -417,7 +447,10 @@ mod tests {
     fn categories_are_skipped_when_every_outside_skill_is_scored() {
         // 300 outside the tiers, all scored: 950 - (95 + 570) = 285 < 300,
         // so 15 may lack a score; with 665 + 300 scored, none do.
-        let c = census(1000, &[("verified", 100), ("community", 600), ("experimental", 300)]);
+        let c = census(
+            1000,
+            &[("verified", 100), ("community", 600), ("experimental", 300)],
+        );
         let mut t = totals();
         t.scored = 965;
         let plan = Plan::full(&c, &t);
@@ -427,7 +460,10 @@ mod tests {
 
     #[test]
     fn reach_needs_the_scored_listing_and_each_block() {
-        let c = census(1000, &[("verified", 100), ("community", 600), ("experimental", 300)]);
+        let c = census(
+            1000,
+            &[("verified", 100), ("community", 600), ("experimental", 300)],
+        );
         let plan = Plan::full(&c, &totals());
         let reach = Reach::of(&plan, &[true, true, false, true]);
         assert!(reach.scored);

@@ -272,7 +272,12 @@ pub struct Walk {
     unscored_only: bool,
     offset: u64,
     first_total: Option<u64>,
+    /// The listing total the block's positions were planned from.
+    planned_total: Option<u64>,
+    /// Records (id and `updated_at`) seen, for the count and progress.
     ids: HashSet<u64, Identity>,
+    /// Ids seen, to notice one skill listed twice in different versions.
+    skills: HashSet<u64, Identity>,
     hasher: KeyedHash,
     complete: bool,
     done: bool,
@@ -286,10 +291,19 @@ impl Walk {
         Walk::new(limit, hasher, 0, None, true, false)
     }
 
-    /// A walk of positions `start..end` of a listing whose total is `total`,
-    /// expecting only unscored records there.
-    pub fn unscored_block(limit: u32, hasher: KeyedHash, start: u64, end: u64) -> Walk {
-        Walk::new(limit, hasher, start, Some(end), false, true)
+    /// A walk of positions `start..end` of a listing whose total was
+    /// `total` when the block was planned, expecting only unscored records
+    /// there. A page with another total means the block has moved.
+    pub fn unscored_block(limit: u32, hasher: KeyedHash, start: u64, end: u64, total: u64) -> Walk {
+        let mut walk = Walk::new(limit, hasher, start, Some(end), false, true);
+        walk.planned_total = Some(total);
+        walk
+    }
+
+    /// Marks the walk as not complete, saying why (a check made after it).
+    pub fn mark_incomplete(&mut self, why: String) {
+        self.complete = false;
+        self.note.get_or_insert(why);
     }
 
     fn new(
@@ -313,7 +327,9 @@ impl Walk {
             unscored_only,
             offset: start,
             first_total: None,
+            planned_total: None,
             ids: HashSet::with_hasher(Identity),
+            skills: HashSet::with_hasher(Identity),
             hasher,
             complete: true,
             done: end.is_some_and(|e| e <= start),
@@ -329,9 +345,9 @@ impl Walk {
         // A block must not ask past its end: the records after it are of
         // another kind and would read as a misplaced block.
         let limit = match self.end {
-            Some(end) if !self.whole => end
-                .saturating_sub(self.offset)
-                .min(u64::from(self.limit)) as u32,
+            Some(end) if !self.whole => {
+                end.saturating_sub(self.offset).min(u64::from(self.limit)) as u32
+            }
             _ => self.limit,
         };
         Some(PageRequest {
@@ -346,6 +362,16 @@ impl Walk {
             return Ok(Step::Done);
         }
         let first = *self.first_total.get_or_insert(page.total);
+        if let Some(planned) = self.planned_total
+            && page.total != planned
+            && self.note.is_none()
+        {
+            self.note = Some(format!(
+                "its count changed from {planned} to {} since the block was planned",
+                page.total
+            ));
+            self.complete = false;
+        }
         if page.total != first && self.note.is_none() {
             self.note = Some(format!(
                 "its count changed from {first} to {} while it was read",
@@ -368,6 +394,13 @@ impl Walk {
         for key in &page.keys {
             if self.ids.insert(self.hasher.hash_one(key)) {
                 fresh += 1;
+                // A second version of a skill already listed: a copy the
+                // registry serves twice, or a skill updated while it was
+                // listed, which may stand in for a record skipped past.
+                if !self.skills.insert(self.hasher.hash_one(key.0)) && self.note.is_none() {
+                    self.note = Some(format!("it listed skill {:?} in two versions", key.0));
+                    self.complete = false;
+                }
             }
         }
         if page.returned > 0 && fresh == 0 && page.unreadable < page.returned {
@@ -385,10 +418,7 @@ impl Walk {
         if page.returned == 0 {
             if self.offset < end {
                 self.note.get_or_insert_with(|| {
-                    format!(
-                        "it returned no records at offset {} of {end}",
-                        self.offset
-                    )
+                    format!("it returned no records at offset {} of {end}", self.offset)
                 });
                 self.complete = false;
             }
@@ -505,7 +535,10 @@ mod tests {
         PageFacts {
             total,
             returned: ids.len(),
-            keys: ids.iter().map(|id| (id.as_str(), "2026-01-01T00:00:00.000Z")).collect(),
+            keys: ids
+                .iter()
+                .map(|id| (id.as_str(), "2026-01-01T00:00:00.000Z"))
+                .collect(),
             any_scored,
             unreadable: 0,
         }
@@ -530,16 +563,41 @@ mod tests {
 
     #[test]
     fn a_block_never_asks_past_its_end() {
-        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 950, 1010);
-        assert_eq!(w.next_request(), Some(PageRequest { offset: 950, limit: 60 }));
-        assert_eq!(w.record(&facts(1010, &ids(950..1010), false)), Ok(Step::Done));
+        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 950, 1010, 1010);
+        assert_eq!(
+            w.next_request(),
+            Some(PageRequest {
+                offset: 950,
+                limit: 60
+            })
+        );
+        assert_eq!(
+            w.record(&facts(1010, &ids(950..1010), false)),
+            Ok(Step::Done)
+        );
         assert!(w.is_complete());
     }
 
     #[test]
+    fn a_block_whose_listing_changed_since_it_was_planned_is_incomplete() {
+        // One unscored skill was added after the probe: the block [950,
+        // 1010) no longer holds all of them.
+        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 950, 1010, 1010);
+        assert_eq!(
+            w.record(&facts(1011, &ids(950..1010), false)),
+            Ok(Step::Done)
+        );
+        assert!(!w.is_complete());
+        assert!(w.note().unwrap().contains("since the block was planned"));
+    }
+
+    #[test]
     fn a_scored_record_in_the_block_means_it_is_elsewhere() {
-        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 0, 50);
-        assert_eq!(w.record(&facts(1010, &ids(0..50), true)), Ok(Step::Misplaced));
+        let mut w = Walk::unscored_block(100, KeyedHash::new(1, 2), 0, 50, 1010);
+        assert_eq!(
+            w.record(&facts(1010, &ids(0..50), true)),
+            Ok(Step::Misplaced)
+        );
         assert!(w.is_done() && !w.is_complete());
     }
 
@@ -561,16 +619,21 @@ mod tests {
         assert_eq!(w.record(&facts(20, &second, true)), Ok(Step::Done));
         assert!(!w.is_complete());
         assert!(w.note().unwrap().contains("15 distinct"));
-        // Two copies of one skill that differ are two records: complete.
+        // Two versions of one skill are two records, but one may stand in
+        // for a record skipped past: not complete either.
         let mut w = Walk::whole(10, KeyedHash::new(1, 2));
         let page = PageFacts {
             total: 2,
             returned: 2,
-            keys: vec![("a", "2026-01-01T00:00:00.000Z"), ("a", "2026-01-02T00:00:00.000Z")],
+            keys: vec![
+                ("a", "2026-01-01T00:00:00.000Z"),
+                ("a", "2026-01-02T00:00:00.000Z"),
+            ],
             ..PageFacts::default()
         };
         assert_eq!(w.record(&page), Ok(Step::Done));
-        assert!(w.is_complete());
+        assert!(!w.is_complete());
+        assert!(w.note().unwrap().contains("two versions"));
     }
 
     #[test]
@@ -670,7 +733,7 @@ mod tests {
             prop_assert!(w.is_complete());
 
             let start = cut.min(total);
-            let mut b = Walk::unscored_block(limit, KeyedHash::new(7, 8), start, total);
+            let mut b = Walk::unscored_block(limit, KeyedHash::new(7, 8), start, total, total);
             let mut listed = 0;
             while let Some(r) = b.next_request() {
                 let end = (r.offset + u64::from(r.limit)).min(total);

@@ -697,7 +697,9 @@ impl FailureKind {
         match self {
             FailureKind::Usage => "check the registry URL: it must be an http:// or https:// URL",
             FailureKind::Unreachable => "check the network connection, then try again later",
-            FailureKind::Tls => "check that the registry URL is right and the system clock is correct",
+            FailureKind::Tls => {
+                "check that the registry URL is right and the system clock is correct"
+            }
             FailureKind::Redirected => {
                 "check the registry URL; a redirect to a sign-in page means the network wants a login first"
             }
@@ -705,14 +707,28 @@ impl FailureKind {
                 "check the registry URL: it ends in /functions/v1 on the live registry"
             }
             FailureKind::Unauthorised => "set SKILLSMITH_API_KEY to a valid API key",
-            FailureKind::Quota => "wait until the quota resets, or move to a plan with a larger one",
-            FailureKind::RateLimited => "try again later, or use an API key with a higher rate limit",
-            FailureKind::Protocol => "try again later, and tell the registry's operators if it persists",
-            FailureKind::TooLarge => "tell the registry's operators; the cap protects this machine's memory",
-            FailureKind::StoreBusy => "try again once the other program has finished with the catalogue",
-            FailureKind::StoreCorrupt => "restore a backup of the catalogue, or delete it and sync again",
+            FailureKind::Quota => {
+                "wait until the quota resets, or move to a plan with a larger one"
+            }
+            FailureKind::RateLimited => {
+                "try again later, or use an API key with a higher rate limit"
+            }
+            FailureKind::Protocol => {
+                "try again later, and tell the registry's operators if it persists"
+            }
+            FailureKind::TooLarge => {
+                "tell the registry's operators; the cap protects this machine's memory"
+            }
+            FailureKind::StoreBusy => {
+                "try again once the other program has finished with the catalogue"
+            }
+            FailureKind::StoreCorrupt => {
+                "restore a backup of the catalogue, or delete it and sync again"
+            }
             FailureKind::NoSpace => "free disk space, then sync again",
-            FailureKind::ReadOnly => "make the catalogue and its folder writable, or use another catalogue",
+            FailureKind::ReadOnly => {
+                "make the catalogue and its folder writable, or use another catalogue"
+            }
             FailureKind::Busy => "wait for the other sync to finish",
             FailureKind::Superseded => "nothing: the catalogue is current",
             FailureKind::Cancelled => "sync again to finish; what was applied is kept",
@@ -790,7 +806,11 @@ impl std::fmt::Display for HttpError {
             HttpError::Tls(t) => write!(f, "the TLS handshake failed ({t})"),
             HttpError::Connection(t) => write!(f, "the connection broke ({t})"),
             HttpError::TooLarge(cap) => {
-                write!(f, "a response was larger than {} MiB", cap.div_ceil(1 << 20))
+                write!(
+                    f,
+                    "a response was larger than {} MiB",
+                    cap.div_ceil(1 << 20)
+                )
             }
             HttpError::Denied(t) => write!(f, "the host refused the request: {t}"),
             HttpError::Cancelled => f.write_str("the request was abandoned: the sync is stopping"),

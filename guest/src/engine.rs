@@ -10,10 +10,9 @@ use crate::cover::Reach;
 use crate::cursor::{FeedCursor, KeyedHash, SeenSet};
 use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
 use crate::domain::{
-    Checkpoint, Coverage, Directive, Host, HttpError, HttpRequest, HttpResponse, Level,
-    FailureKind, LocalVersion, Page, Phase, Progress, RunCounts, RunOutcome,
-    RunStatus, Skill, StoreError, SyncError, SyncMode, SyncOptions, SyncReport, SyncState,
-    WaitReason,
+    Checkpoint, Coverage, Directive, FailureKind, Host, HttpError, HttpRequest, HttpResponse,
+    Level, LocalVersion, Page, Phase, Progress, RunCounts, RunOutcome, RunStatus, Skill,
+    StoreError, SyncError, SyncMode, SyncOptions, SyncReport, SyncState, WaitReason,
 };
 use crate::protocol::{self, Entry, ProtocolError};
 use crate::retry::{Client, Halt, InFlight};
@@ -674,12 +673,24 @@ impl<'h, H: Host> Sync<'h, H> {
                 }
                 Some(_) => {}
             }
-            while removals.len() >= STORE_PAGE_ROWS {
+            // A feed resync lists everything: what it did not list is gone,
+            // and is removed as the scan goes. Search-mode candidates are
+            // confirmed first, all together, below.
+            while proof.is_none() && removals.len() >= STORE_PAGE_ROWS {
                 let rest = removals.split_off(STORE_PAGE_ROWS);
                 let chunk = mem::replace(&mut removals, rest);
                 self.apply_removals(chunk, during)?;
                 self.progress()?;
             }
+        }
+        if proof.is_some() {
+            removals = self.confirm_gone(removals)?;
+        }
+        while removals.len() > STORE_PAGE_ROWS {
+            let rest = removals.split_off(STORE_PAGE_ROWS);
+            let chunk = mem::replace(&mut removals, rest);
+            self.apply_removals(chunk, during)?;
+            self.progress()?;
         }
         self.apply_removals(removals, done)?;
         Ok(true)
@@ -919,7 +930,9 @@ impl<'h, H: Host> Sync<'h, H> {
     fn close(&mut self, error: String, kind: FailureKind) {
         let Some(run) = self.run else { return };
         let outcome = RunOutcome {
-            status: if self.applied_pages > 0 {
+            // A stopped run did not fail: `partial` (of however much), with
+            // the kind saying why it ended.
+            status: if self.applied_pages > 0 || kind == FailureKind::Cancelled {
                 RunStatus::Partial
             } else {
                 RunStatus::Failed

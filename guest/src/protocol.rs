@@ -122,8 +122,8 @@ impl Health {
 
 /// Decodes a `/health` body (200 or 503).
 pub fn decode_health(body: &[u8]) -> Result<Health, ProtocolError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| json_error("/health", &e))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| json_error("/health", &e))?;
     let obj = value
         .as_object()
         .ok_or_else(|| ProtocolError("/health body is not a JSON object".into()))?;
@@ -177,6 +177,12 @@ pub fn is_web_page(resp: &HttpResponse) -> bool {
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|&b| b == b'<');
     html_type || starts_with_tag
+}
+
+/// The `data.id` of a `/skills-get` 200 body, if it has one.
+pub fn decode_get_id(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("data")?.get("id")?.as_str().map(str::to_owned)
 }
 
 /// What `/stats` says about the catalogue's size.
@@ -240,8 +246,8 @@ pub fn decode_search_page(
     body: &[u8],
     warnings: &mut Warnings,
 ) -> Result<SearchPage, ProtocolError> {
-    let env: Envelope<'_, SearchMeta> = serde_json::from_slice(body)
-        .map_err(|e| json_error("/skills-search", &e))?;
+    let env: Envelope<'_, SearchMeta> =
+        serde_json::from_slice(body).map_err(|e| json_error("/skills-search", &e))?;
     let raw_len = env.data.len();
     let mut skills = Vec::with_capacity(raw_len);
     let mut malformed = Malformed::default();
@@ -264,8 +270,8 @@ pub fn decode_search_page(
 
 /// Decodes a `/skills-changes` 200 body.
 pub fn decode_feed_page(body: &[u8], warnings: &mut Warnings) -> Result<FeedPage, ProtocolError> {
-    let env: Envelope<'_, FeedMeta> = serde_json::from_slice(body)
-        .map_err(|e| json_error("/skills-changes", &e))?;
+    let env: Envelope<'_, FeedMeta> =
+        serde_json::from_slice(body).map_err(|e| json_error("/skills-changes", &e))?;
     let raw_len = env.data.len();
     let mut entries = Vec::with_capacity(raw_len);
     let mut malformed = Malformed::default();

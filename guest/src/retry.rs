@@ -64,6 +64,10 @@ pub struct Client {
     requests: u32,
     progress: Progress,
     warned_unknown_reset: bool,
+    /// The registry has answered this run at least once: a refused
+    /// connection after that is a restart or a blip, not a wrong address,
+    /// and gets the ordinary backoff.
+    answered: bool,
 }
 
 enum Verdict {
@@ -86,6 +90,7 @@ impl Client {
             requests: 0,
             progress,
             warned_unknown_reset: false,
+            answered: false,
         }
     }
 
@@ -156,6 +161,7 @@ impl Client {
         loop {
             let (failure, hint) = match host.http_wait(pending) {
                 Ok(resp) => {
+                    self.answered = true;
                     self.note_rate_limit(&resp, warnings);
                     match verdict(&resp, final_statuses) {
                         Verdict::Done => return Ok(resp),
@@ -172,14 +178,18 @@ impl Client {
                     }
                 }
                 Err(HttpError::Cancelled) => return Err(Halt::Cancelled),
-                Err(e @ (HttpError::Timeout | HttpError::Connection(_) | HttpError::Refused(_))) => {
-                    (Failure::Transport(e), None)
-                }
+                Err(
+                    e @ (HttpError::Timeout | HttpError::Connection(_) | HttpError::Refused(_)),
+                ) => (Failure::Transport(e), None),
                 Err(e) => return Err(Halt::Failed(SyncError::Unreachable(e))),
             };
-            let refused = matches!(failure, Failure::Transport(HttpError::Refused(_)));
+            let refused =
+                !self.answered && matches!(failure, Failure::Transport(HttpError::Refused(_)));
             let (max_attempts, step) = if refused {
-                (REFUSED_ATTEMPTS, Some(REFUSED_BACKOFF_MS << (attempt - 1).min(1)))
+                (
+                    REFUSED_ATTEMPTS,
+                    Some(REFUSED_BACKOFF_MS << (attempt - 1).min(1)),
+                )
             } else {
                 (MAX_ATTEMPTS, None)
             };
@@ -491,10 +501,14 @@ mod tests {
             Err(Halt::Failed(SyncError::Unreachable(HttpError::Refused(_))))
         ));
         let mut net = Net::default();
-        net.script.push_back(Err(HttpError::Tls("plain HTTP".into())));
+        net.script
+            .push_back(Err(HttpError::Tls("plain HTTP".into())));
         let (res, requests) = fetch(&mut net, 120_000);
         assert_eq!(requests, 1);
-        assert!(matches!(res, Err(Halt::Failed(SyncError::Unreachable(HttpError::Tls(_))))));
+        assert!(matches!(
+            res,
+            Err(Halt::Failed(SyncError::Unreachable(HttpError::Tls(_))))
+        ));
         // A request the host abandoned because it is stopping is a stop.
         let mut net = Net::default();
         net.script.push_back(Err(HttpError::Cancelled));
@@ -531,7 +545,11 @@ mod tests {
         for (status, body, want) in [
             (401, "{}", "10 requests in all"),
             (403, "{}", "not allowed"),
-            (429, r#"{"error":"monthly_quota_exceeded"}"#, "did not say when it resets"),
+            (
+                429,
+                r#"{"error":"monthly_quota_exceeded"}"#,
+                "did not say when it resets",
+            ),
         ] {
             let mut net = Net::default();
             net.script.push_back(r(status, &[], body));

@@ -6,10 +6,10 @@
 use std::io::Write as _;
 
 use serde_json::json;
+use skillsmith_runtime::FailureKind;
 use skillsmith_runtime::db::DbError;
 use skillsmith_runtime::sync::SyncFailure;
 use skillsmith_runtime::text::printable;
-use skillsmith_runtime::FailureKind;
 
 /// Exit code of a command that failed without a more precise kind.
 pub const EXIT_OTHER: u8 = 1;
@@ -114,7 +114,10 @@ mod tests {
             let code = exit_code(kind);
             assert!((1..=9).contains(&code), "{kind:?}");
             assert!(!kind.action().is_empty());
-            assert!(!kind.action().contains("--"), "library actions name no flags: {kind:?}");
+            assert!(
+                !kind.action().contains("--"),
+                "library actions name no flags: {kind:?}"
+            );
         }
     }
 

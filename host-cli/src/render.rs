@@ -288,7 +288,11 @@ pub fn search(hits: &[SkillRecord], query: &str, json: bool) -> Result<()> {
             printable(&s.trust_tier)
         )?;
         if let Some(d) = &s.description {
-            writeln!(out, "    {}", truncated(&printable(d), LIST_DESCRIPTION_CHARS))?;
+            writeln!(
+                out,
+                "    {}",
+                truncated(&printable(d), LIST_DESCRIPTION_CHARS)
+            )?;
         }
     }
     Ok(())

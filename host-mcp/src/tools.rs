@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 use skillsmith_runtime::text::{printable, truncated};
 use skillsmith_runtime::{Coverage, SyncOutcome};
-use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
 
 // ---------------------------------------------------------------- arguments
 

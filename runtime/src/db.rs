@@ -77,7 +77,9 @@ pub enum DbError {
         known: u32,
     },
     /// The file is not a SQLite database.
-    #[error("{path} is not a skillsmith database (not SQLite, or encrypted), and is left untouched")]
+    #[error(
+        "{path} is not a skillsmith database (not SQLite, or encrypted), and is left untouched"
+    )]
     NotADatabase {
         /// The database path.
         path: PathBuf,
@@ -665,7 +667,10 @@ impl Database {
             })
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if let Some(db) = Connection::open_with_flags(path, flags).ok().and_then(readable) {
+        if let Some(db) = Connection::open_with_flags(path, flags)
+            .ok()
+            .and_then(readable)
+        {
             return Ok(db);
         }
         let uri = format!("file:{}?immutable=1", uri_path(path));

@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use skillsmith_guest::domain::{
-    Directive, FailureKind, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion,
-    Page, Progress, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
+    Directive, FailureKind, Host, HttpError, HttpRequest, HttpResponse, Level, LocalVersion, Page,
+    Progress, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
 use crate::http::{HttpBackend, Pending};

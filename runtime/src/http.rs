@@ -247,7 +247,7 @@ fn classify(e: reqwest::Error) -> HttpError {
         match tls_failure(&e) {
             Some(TlsFailure::PlainHttp) => HttpError::Tls(format!(
                 "the server at {} answers in plain HTTP, not TLS: use an http:// URL for it",
-                e.url().map_or_else(|| "this address".to_owned(), |u| origin_of(u))
+                e.url().map_or_else(|| "this address".to_owned(), origin_of)
             )),
             Some(TlsFailure::Other) => HttpError::Tls(error_chain(&e)),
             None => HttpError::Refused(error_chain(&e)),
@@ -440,7 +440,9 @@ mod tests {
         let http = HttpBackend::new(Policy::for_registry(&base).unwrap(), None).unwrap();
         let r = http.send(req(format!("{base}/x"))).wait();
         match r {
-            Err(HttpError::Tls(t)) => assert!(t.contains("plain HTTP") && t.contains("http://"), "{t}"),
+            Err(HttpError::Tls(t)) => {
+                assert!(t.contains("plain HTTP") && t.contains("http://"), "{t}")
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -28,8 +28,8 @@ pub mod writer;
 use std::path::PathBuf;
 
 pub use skillsmith_guest::domain::{
-    Coverage, Decision, Directive, FailureKind, HttpError, Level, Phase, Progress,
-    ScheduleConfig, Skill, StoreError, SyncError, SyncMode, SyncReport, TrustTier, WaitReason,
+    Coverage, Decision, Directive, FailureKind, HttpError, Level, Phase, Progress, ScheduleConfig,
+    Skill, StoreError, SyncError, SyncMode, SyncReport, TrustTier, WaitReason,
 };
 pub use sync::{Backend, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
 

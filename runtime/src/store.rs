@@ -13,8 +13,8 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use skillsmith_guest::domain::{
-    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source,
-    StoreError, SyncMode, SyncState, TrustTier,
+    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source, StoreError,
+    SyncMode, SyncState, TrustTier,
 };
 
 use crate::clock::{self, Clock};
@@ -407,7 +407,10 @@ impl Store {
 
     /// `store.registry-rows`: the stored copies of skills a sync did not
     /// see, which are few, one lookup each.
-    pub fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+    pub fn registry_rows(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<Option<RegistryRow>>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -636,9 +639,7 @@ impl Store {
         // A stopped run (Ctrl-C, a signal, the session ending) neither
         // succeeded nor failed: it leaves the schedule as it was, so that
         // the next session syncs as soon as it would have, with no backoff.
-        let stopped = outcome
-            .failure
-            .is_some_and(|k| !k.counts_as_failure());
+        let stopped = outcome.failure.is_some_and(|k| !k.counts_as_failure());
         if !stopped {
             config.last_attempt_at = Some(now_text.clone());
         }
@@ -974,9 +975,7 @@ mod tests {
         assert_eq!(store.registry_ids(None, 10).unwrap(), ["b", "c"]);
         assert_eq!(store.registry_ids(Some("b"), 10).unwrap(), ["c"]);
         assert_eq!(store.registry_ids(None, 1).unwrap(), ["b"]);
-        let rows = store
-            .registry_rows(&["c".into(), "nope".into()])
-            .unwrap();
+        let rows = store.registry_rows(&["c".into(), "nope".into()]).unwrap();
         let c = rows[0].as_ref().unwrap();
         assert_eq!(c.categories, ["Development"]);
         assert!(c.scored);
@@ -1391,7 +1390,9 @@ mod tests {
         );
         let reader = Database::open(&path).unwrap();
         assert!(reader.get("b").unwrap().is_none());
-        store.abandon_open_run("lease lost", FailureKind::Component).unwrap();
+        store
+            .abandon_open_run("lease lost", FailureKind::Component)
+            .unwrap();
         let h = &reader.history(1).unwrap()[0];
         assert_eq!(h.status, "partial");
         assert_eq!(h.error_message.as_deref(), Some("lease lost"));

@@ -453,19 +453,52 @@ mod tests {
     fn kinds() {
         use skillsmith_guest::domain::{HttpError, StoreError};
         let s = |e| SyncFailure::Sync(e).kind();
-        assert_eq!(s(SyncError::Unreachable(HttpError::Timeout)), FailureKind::Unreachable);
-        assert_eq!(s(SyncError::Unreachable(HttpError::Tls("x".into()))), FailureKind::Tls);
-        assert_eq!(s(SyncError::Unreachable(HttpError::TooLarge(9))), FailureKind::TooLarge);
-        assert_eq!(s(SyncError::Registry("503".into())), FailureKind::Unreachable);
-        assert_eq!(s(SyncError::Redirected("x".into())), FailureKind::Redirected);
-        assert_eq!(s(SyncError::NotARegistry("x".into())), FailureKind::NotARegistry);
-        assert_eq!(s(SyncError::Unauthorized("401".into())), FailureKind::Unauthorised);
+        assert_eq!(
+            s(SyncError::Unreachable(HttpError::Timeout)),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            s(SyncError::Unreachable(HttpError::Tls("x".into()))),
+            FailureKind::Tls
+        );
+        assert_eq!(
+            s(SyncError::Unreachable(HttpError::TooLarge(9))),
+            FailureKind::TooLarge
+        );
+        assert_eq!(
+            s(SyncError::Registry("503".into())),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            s(SyncError::Redirected("x".into())),
+            FailureKind::Redirected
+        );
+        assert_eq!(
+            s(SyncError::NotARegistry("x".into())),
+            FailureKind::NotARegistry
+        );
+        assert_eq!(
+            s(SyncError::Unauthorized("401".into())),
+            FailureKind::Unauthorised
+        );
         assert_eq!(s(SyncError::QuotaExceeded("q".into())), FailureKind::Quota);
-        assert_eq!(s(SyncError::RateLimited("r".into())), FailureKind::RateLimited);
+        assert_eq!(
+            s(SyncError::RateLimited("r".into())),
+            FailureKind::RateLimited
+        );
         assert_eq!(s(SyncError::Protocol("p".into())), FailureKind::Protocol);
-        assert_eq!(s(SyncError::Store(StoreError::NoSpace)), FailureKind::NoSpace);
-        assert_eq!(s(SyncError::Store(StoreError::ReadOnly)), FailureKind::ReadOnly);
-        assert_eq!(s(SyncError::Store(StoreError::Busy)), FailureKind::StoreBusy);
+        assert_eq!(
+            s(SyncError::Store(StoreError::NoSpace)),
+            FailureKind::NoSpace
+        );
+        assert_eq!(
+            s(SyncError::Store(StoreError::ReadOnly)),
+            FailureKind::ReadOnly
+        );
+        assert_eq!(
+            s(SyncError::Store(StoreError::Busy)),
+            FailureKind::StoreBusy
+        );
         assert_eq!(s(SyncError::Busy), FailureKind::Busy);
         let busy = SyncFailure::Busy {
             pid: 1,

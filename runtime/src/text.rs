@@ -26,7 +26,10 @@ pub fn truncated(s: &str, max: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max) {
         None => Cow::Borrowed(s),
         Some((end, _)) => {
-            let cut = s[..end].char_indices().nth(max.saturating_sub(1)).map_or(end, |(i, _)| i);
+            let cut = s[..end]
+                .char_indices()
+                .nth(max.saturating_sub(1))
+                .map_or(end, |(i, _)| i);
             Cow::Owned(format!("{}…", &s[..cut]))
         }
     }
@@ -67,7 +70,10 @@ mod tests {
 
     #[test]
     fn escape_sequences_print_as_text() {
-        assert_eq!(printable("x\u{1b}[2J\u{1b}]0;pwned\u{7}"), "x\\e[2J\\e]0;pwned\\a");
+        assert_eq!(
+            printable("x\u{1b}[2J\u{1b}]0;pwned\u{7}"),
+            "x\\e[2J\\e]0;pwned\\a"
+        );
         assert_eq!(printable("a\r\u{1b}[Kforged"), "a\\r\\e[Kforged");
         // C1 controls: CSI (U+009B) starts a sequence on many terminals.
         assert_eq!(printable("\u{9b}31m\u{7f}"), "\\u{9b}31m\\u{7f}");

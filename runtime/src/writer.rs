@@ -272,7 +272,10 @@ impl StoreThread {
     }
 
     /// `store.registry-rows`.
-    pub fn registry_rows(&mut self, ids: &[String]) -> Result<Vec<Option<RegistryRow>>, StoreError> {
+    pub fn registry_rows(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<Option<RegistryRow>>, StoreError> {
         let ids = ids.to_vec();
         self.call(move |s| s.registry_rows(&ids))
     }

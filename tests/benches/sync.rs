@@ -175,7 +175,10 @@ fn mixed_rows(n: usize, repeat: usize) {
         samples[2].push(skillsmith(&db, &registry, &[]));
     }
     let floor = n.div_ceil(100);
-    for (runs, what) in samples.into_iter().zip(["full sync", "no-op sync", "1% changed"]) {
+    for (runs, what) in samples
+        .into_iter()
+        .zip(["full sync", "no-op sync", "1% changed"])
+    {
         let s = median(runs);
         let requests = s.report["requests"].as_u64().unwrap_or(0);
         println!(
@@ -204,8 +207,17 @@ fn disk_rows(n: usize) {
             .sum()
     };
     let mut child = Command::new(release_dir().join("skillsmith"))
-        .args(["--db", db.to_str().unwrap(), "--registry", &registry.base_url(), "sync"])
-        .env("SKILLSMITH_CACHE_DIR", release_dir().join("bench-component-cache"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--registry",
+            &registry.base_url(),
+            "sync",
+        ])
+        .env(
+            "SKILLSMITH_CACHE_DIR",
+            release_dir().join("bench-component-cache"),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -643,7 +643,10 @@ mod tests {
         assert!(TierMix::parse("gold=1").is_err());
         assert!(TierMix::parse("verified=0").is_err());
         // The default mix draws what generation always drew.
-        assert_eq!(Catalogue::generate(50, 9).skills(), Catalogue::generate_mixed(50, 9, TierMix::default()).skills());
+        assert_eq!(
+            Catalogue::generate(50, 9).skills(),
+            Catalogue::generate_mixed(50, 9, TierMix::default()).skills()
+        );
     }
 
     #[test]

@@ -522,7 +522,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             }
             Some(FaultKind::Huge { bytes }) => {
                 let mut body = String::from("{\"data\":[],\"meta\":{\"total\":0}");
-                body.extend(std::iter::repeat_n(' ', bytes.saturating_sub(body.len() + 1)));
+                body.extend(std::iter::repeat_n(
+                    ' ',
+                    bytes.saturating_sub(body.len() + 1),
+                ));
                 body.push('}');
                 break 'reply Reply::json(200, body);
             }

@@ -793,15 +793,30 @@ async fn tiers_outside_the_enum_are_served_counted_and_refused_as_filters() {
     let basic = get(&r, "/stats").await;
     assert!(basic.json()["data"].get("breakdown").is_none());
     // The filter accepts only the OpenAPI enum, and the six categories.
-    for bad in ["trust_tier=experimental", "trust_tier=preview", "trust_tier=unknown", "category=Art", "min_score=101"] {
-        assert_eq!(get(&r, &format!("/skills-search?{bad}")).await.status, 400, "{bad}");
+    for bad in [
+        "trust_tier=experimental",
+        "trust_tier=preview",
+        "trust_tier=unknown",
+        "category=Art",
+        "min_score=101",
+    ] {
+        assert_eq!(
+            get(&r, &format!("/skills-search?{bad}")).await.status,
+            400,
+            "{bad}"
+        );
     }
     // Experimental skills are reachable only through categories and scores.
     let scored = page_all(&r, "min_score=0", 100).await;
     assert!(scored.iter().any(|s| s["trust_tier"] == "experimental"));
     assert!(scored.iter().all(|s| s["quality_score"].is_number()));
     let testing = page_all(&r, "category=Testing", 100).await;
-    assert!(testing.iter().all(|s| s["categories"].as_array().unwrap().contains(&json!("Testing"))));
+    assert!(testing.iter().all(|s| {
+        s["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Testing"))
+    }));
     // With a filter and no match, an empty page and a total of 0.
     let none = get(&r, "/skills-search?trust_tier=official").await;
     assert_eq!(none.json()["meta"]["total"], 0);
@@ -817,7 +832,10 @@ async fn stale_copies_are_listed_beside_the_skill_and_counted() {
     assert_eq!(listed.len(), 510, "ten stale copies beside 500 skills");
     let mut by_id: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for s in &listed {
-        by_id.entry(s["id"].as_str().unwrap()).or_default().push(s["updated_at"].as_str().unwrap());
+        by_id
+            .entry(s["id"].as_str().unwrap())
+            .or_default()
+            .push(s["updated_at"].as_str().unwrap());
     }
     let doubled: Vec<_> = by_id.iter().filter(|(_, v)| v.len() == 2).collect();
     assert_eq!(doubled.len(), 10);
@@ -829,7 +847,10 @@ async fn stale_copies_are_listed_beside_the_skill_and_counted() {
     }
     assert_eq!(r.config().live_skills, 500);
     // Deleting a skill takes its stale copy with it.
-    let id = listed.iter().find(|s| s["description"] == "A stale copy of this skill.").unwrap()["id"]
+    let id = listed
+        .iter()
+        .find(|s| s["description"] == "A stale copy of this skill.")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -13,6 +13,12 @@ use crate::retry::{Halt, InFlight};
 
 pub(super) const SEARCH_PATH: &str = "/skills-search";
 const STATS_PATH: &str = "/stats";
+const GET_PATH: &str = "/skills-get";
+
+/// At most this many prune candidates are confirmed with `/skills-get`, one
+/// request each; a run that finds more (a registry that dropped thousands of
+/// skills at once) removes them on the listings' proof alone.
+pub(super) const CONFIRM_MAX: usize = 100;
 
 /// Where a listing keeps its unscored records, as this run has found out.
 /// The OpenAPI file does not fix the order of filter-only results; this
@@ -80,9 +86,7 @@ impl<H: Host> Sync<'_, H> {
         let mut complete = Vec::with_capacity(plan.listings.len());
         let walked = self.walk_plan(&plan, &mut listed, &mut complete);
         let checkpoint = listed.checkpoint.clone();
-        self.keep_fetched(walked, |s| {
-            s.flush(&mut listed.buffer, &checkpoint, true)
-        })?;
+        self.keep_fetched(walked, |s| s.flush(&mut listed.buffer, &checkpoint, true))?;
 
         let coverage = Coverage {
             registry_total: census.registry_total,
@@ -131,7 +135,7 @@ impl<H: Host> Sync<'_, H> {
         let url = self.registry.endpoint(STATS_PATH, &[("detailed", "true")]);
         // Any answer but a 200 means "no count": one try, no retries, since
         // the listings do not depend on it.
-        let flight = self.send(url, Vec::new(), &[500, 502, 503, 504])?;
+        let flight = self.send(url, Vec::new(), &[401, 403, 500, 502, 503, 504])?;
         let resp = self.wait(flight)?;
         let why_not = match resp.status {
             200 if protocol::is_web_page(&resp) => "/stats answered with a web page".to_owned(),
@@ -161,7 +165,17 @@ impl<H: Host> Sync<'_, H> {
             match resp.status {
                 200 => {
                     expect_api(&resp, SEARCH_PATH)?;
-                    census.filterable.push(tier);
+                    let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
+                        .map_err(protocol_error)?;
+                    // A filter that answers but does not list the tier's
+                    // skills (a spelling it does not match) proves nothing
+                    // about them: only one that lists as many as /stats
+                    // counts is a listing of the tier.
+                    if Some(page.total) == census.count_of(&tier) {
+                        census.filterable.push(tier);
+                    } else {
+                        census.unfilterable.push(tier);
+                    }
                 }
                 400 => census.unfilterable.push(tier),
                 _ => return Err(unexpected(&resp, SEARCH_PATH).into()),
@@ -241,7 +255,14 @@ impl<H: Host> Sync<'_, H> {
     ) -> Result<(), Halt> {
         for listing in &plan.listings {
             let walk = match listing.part {
-                Part::All => self.walk(listed, &listing.filter, Walk::whole(self.page_size, self.hasher))?.0,
+                Part::All => {
+                    self.walk(
+                        listed,
+                        &listing.filter,
+                        Walk::whole(self.page_size, self.hasher),
+                    )?
+                    .0
+                }
                 Part::Unscored { total, scored } => {
                     self.walk_unscored(listed, listing, total, scored)?
                 }
@@ -273,14 +294,28 @@ impl<H: Host> Sync<'_, H> {
             let (ps, h) = (self.page_size, self.hasher);
             let walk = match listed.order {
                 _ if scored == 0 => Walk::whole(ps, h),
-                NullOrder::Unknown | NullOrder::Last => Walk::unscored_block(ps, h, scored, total),
-                NullOrder::First => Walk::unscored_block(ps, h, 0, unscored),
+                NullOrder::Unknown | NullOrder::Last => {
+                    Walk::unscored_block(ps, h, scored, total, total)
+                }
+                NullOrder::First => Walk::unscored_block(ps, h, 0, unscored, total),
                 NullOrder::Scattered => Walk::whole(ps, h),
             };
-            let (walk, misplaced) = self.walk(listed, &listing.filter, walk)?;
+            let (mut walk, misplaced) = self.walk(listed, &listing.filter, walk)?;
             if !misplaced {
                 if listed.order == NullOrder::Unknown && scored > 0 {
                     listed.order = NullOrder::Last;
+                }
+                // The block held every unscored skill only if the split it
+                // was planned from still holds: a skill that lost its score
+                // since would sit just outside it. The walk checked the
+                // total; one probe checks the scored count.
+                if walk.is_complete() && scored > 0 {
+                    let now = self.probe_total(&listing.filter.and_scored())?;
+                    if now != scored {
+                        walk.mark_incomplete(format!(
+                            "its scored count changed from {scored} to {now} while it was read"
+                        ));
+                    }
                 }
                 return Ok(walk);
             }
@@ -371,6 +406,63 @@ impl<H: Host> Sync<'_, H> {
         self.flush(&mut listed.buffer, &checkpoint, false)
     }
 
+    /// Of skills the listings proved gone by their stored copies, those the
+    /// registry does not have: a stored copy can be stale (a skill that lost
+    /// its score, its category or its filterable tier since is live but in
+    /// no listing), so `/skills-get` has the last word, `404` meaning gone.
+    /// Beyond [`CONFIRM_MAX`] the listings' proof stands alone.
+    pub(super) fn confirm_gone(&mut self, candidates: Vec<String>) -> Result<Vec<String>, Halt> {
+        if candidates.is_empty() || candidates.len() > CONFIRM_MAX {
+            return Ok(candidates);
+        }
+        let mut flights = Vec::with_capacity(candidates.len());
+        for id in &candidates {
+            let url = self.registry.endpoint(GET_PATH, &[("id", id)]);
+            flights.push(self.send(url, Vec::new(), &[404])?);
+        }
+        let mut gone = Vec::with_capacity(candidates.len());
+        let mut live = 0;
+        for (id, flight) in candidates.into_iter().zip(flights) {
+            let resp = self.wait(flight)?;
+            if protocol::is_web_page(&resp) {
+                // A portal's page proves nothing: keep it.
+                continue;
+            }
+            match resp.status {
+                404 => gone.push(id),
+                // `/skills-get` also matches names: an answer about another
+                // skill says this one is not there.
+                200 => match protocol::decode_get_id(&resp.body) {
+                    Some(found) if found == id => live += 1,
+                    Some(_) => gone.push(id),
+                    None => {}
+                },
+                // Anything else proves nothing: keep it.
+                _ => {}
+            }
+        }
+        if live > 0 {
+            self.warnings.push(format!(
+                "{live} stored skills are in no listing now but the registry still has them \
+                 (their tier, score or category changed); they are kept"
+            ));
+        }
+        Ok(gone)
+    }
+
+    /// The `meta.total` of a filter set, by a 1-item request.
+    fn probe_total(&mut self, filter: &Filter) -> Result<u64, Halt> {
+        let flight = self.send_search(filter, probe(), &[])?;
+        let resp = self.wait(flight)?;
+        if resp.status != 200 {
+            return Err(unexpected(&resp, SEARCH_PATH).into());
+        }
+        expect_api(&resp, SEARCH_PATH)?;
+        let page =
+            protocol::decode_search_page(&resp.body, &mut self.warnings).map_err(protocol_error)?;
+        Ok(page.total)
+    }
+
     fn send_search(
         &mut self,
         filter: &Filter,
@@ -402,7 +494,11 @@ impl<H: Host> Sync<'_, H> {
             format!(
                 "/skills-search cannot filter on the trust tier{} {}, so such skills that have \
                  neither a quality score nor a category are in no listing",
-                if coverage.unfilterable_tiers.len() == 1 { "" } else { "s" },
+                if coverage.unfilterable_tiers.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 coverage.unfilterable_tiers.join(", ")
             )
         };

@@ -142,6 +142,10 @@ impl FakeRegistry {
                     r#"{{"status":"healthy","version":"1","capabilities":{caps}}}"#
                 ))
             }
+            "/skills-get" => match self.skills.get(&q["id"]) {
+                Some(s) => ok(&format!(r#"{{"data":{}}}"#, Self::json(&q["id"], s))),
+                None => status(404, r#"{"error":"Skill not found"}"#),
+            },
             "/stats" => {
                 if !self.stats {
                     return status(404, r#"{"error":"not found"}"#);
@@ -150,8 +154,10 @@ impl FakeRegistry {
                 for s in self.skills.values() {
                     *by_tier.entry(s.tier).or_default() += 1;
                 }
-                let by_tier: Vec<String> =
-                    by_tier.iter().map(|(t, n)| format!(r#""{t}":{n}"#)).collect();
+                let by_tier: Vec<String> = by_tier
+                    .iter()
+                    .map(|(t, n)| format!(r#""{t}":{n}"#))
+                    .collect();
                 ok(&format!(
                     r#"{{"data":{{"skillCount":{},"breakdown":{{"byTier":{{{}}}}}}},"cached":false}}"#,
                     self.skills.len(),
@@ -464,12 +470,22 @@ impl Host for Fake {
         Ok(ids
             .iter()
             .map(|id| {
-                let r = self.store.rows.get(id).filter(|r| r.source == Source::Registry)?;
+                let r = self
+                    .store
+                    .rows
+                    .get(id)
+                    .filter(|r| r.source == Source::Registry)?;
                 Some(RegistryRow {
                     id: id.clone(),
-                    trust_tier: r.skill.as_ref().map_or(TrustTier::Unknown, |s| s.trust_tier),
+                    trust_tier: r
+                        .skill
+                        .as_ref()
+                        .map_or(TrustTier::Unknown, |s| s.trust_tier),
                     scored: r.skill.as_ref().is_some_and(|s| s.quality_score.is_some()),
-                    categories: r.skill.as_ref().map_or(Vec::new(), |s| s.categories.clone()),
+                    categories: r
+                        .skill
+                        .as_ref()
+                        .map_or(Vec::new(), |s| s.categories.clone()),
                 })
             })
             .collect())
@@ -1163,7 +1179,7 @@ fn cancellation_mid_run_is_partial() {
 }
 
 #[test]
-fn cancellation_before_any_page_is_failed() {
+fn cancellation_before_any_page_is_partial_and_says_so() {
     let mut f = Fake::new(FakeRegistry::with(10, false));
     f.stop_after_pages = Some(1);
     f.store.rows.clear();
@@ -1171,7 +1187,8 @@ fn cancellation_before_any_page_is_failed() {
     std::mem::swap(&mut f.reg, &mut reg);
     let report = run(&mut f, opts()).unwrap();
     assert!(report.cancelled);
-    assert_eq!(last_outcome(&f).status, RunStatus::Failed);
+    assert_eq!(last_outcome(&f).status, RunStatus::Partial);
+    assert_eq!(last_outcome(&f).failure, Some(FailureKind::Cancelled));
 }
 
 #[test]
@@ -1203,7 +1220,10 @@ fn error_after_pages_is_partial_without_last_sync_at() {
         f.store.rows.len() >= 500,
         "the pages before the error are kept: {} {:?}",
         f.store.rows.len(),
-        f.requests.iter().map(|r| r.url.as_str()).collect::<Vec<_>>()
+        f.requests
+            .iter()
+            .map(|r| r.url.as_str())
+            .collect::<Vec<_>>()
     );
     assert_eq!(f.store.last_sync_at, None);
 }
@@ -1662,9 +1682,7 @@ fn mixed(n: usize) -> FakeRegistry {
 fn unreachable_ids(r: &FakeRegistry) -> Vec<String> {
     r.skills
         .iter()
-        .filter(|(_, s)| {
-            !TIERS.contains(&s.tier) && s.quality.is_none() && s.categories.is_empty()
-        })
+        .filter(|(_, s)| !TIERS.contains(&s.tier) && s.quality.is_none() && s.categories.is_empty())
         .map(|(id, _)| id.clone())
         .collect()
 }
@@ -1700,7 +1718,10 @@ fn every_skill_any_filter_reaches_arrives_and_the_rest_are_counted() {
         .find(|w| w.contains("could not be reached"))
         .expect("a coverage warning");
     assert!(
-        warning.starts_with(&format!("{} of the registry's 3000 skills", unreachable.len())),
+        warning.starts_with(&format!(
+            "{} of the registry's 3000 skills",
+            unreachable.len()
+        )),
         "{warning}"
     );
     assert!(warning.contains("experimental"), "{warning}");
@@ -1734,12 +1755,20 @@ fn a_second_sync_is_quiet_and_deletions_propagate_but_only_proven_ones() {
     f.reg.skills.get_mut(hidden).unwrap().categories.clear();
     f.reg.touch(hidden);
     let report = run(&mut f, opts()).unwrap();
-    assert_eq!(report.removed, 3 + 1, "three deleted, and the hidden one was scored");
+    assert_eq!(report.removed, 3, "three deleted: {:?}", report.warnings);
     assert_eq!(report.updated, 2);
     // Stored as scored, the hidden skill looked deleted to the scored
-    // listing: that is what a stale copy proves. It is gone from the store
-    // and will come back with the feed; a live skill whose stored copy
-    // matches no complete listing is never removed.
+    // listing, but /skills-get still finds it: it stays. So does a live
+    // skill whose stored copy matches no complete listing.
+    assert!(f.store.rows.contains_key(hidden));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("1 stored skills are in no listing")),
+        "{:?}",
+        report.warnings
+    );
     let stored_unreachable = "s00063";
     f.store.rows.insert(
         stored_unreachable.into(),
@@ -1795,7 +1824,10 @@ fn a_duplicate_id_converges_to_its_newest_copy() {
     let mut f = Fake::new(reg);
     run(&mut f, opts()).unwrap();
     for id in ["s00003", "s00250"] {
-        assert_eq!(f.store.rows[id].updated_at, f.reg.skills[id].updated_at, "{id}");
+        assert_eq!(
+            f.store.rows[id].updated_at, f.reg.skills[id].updated_at,
+            "{id}"
+        );
     }
     let report = run(&mut f, opts()).unwrap();
     assert_eq!((report.added, report.updated), (0, 0), "converged");
@@ -1806,10 +1838,9 @@ fn a_registry_that_ignores_offset_stops_at_its_second_page() {
     let mut f = Fake::new(FakeRegistry::with(5000, false));
     f.hook = Some(Box::new(|_, r| {
         if r.url.contains("/skills-search") && !r.url.contains("offset=0") {
-            let url = r.url.replace(
-                &r.url[r.url.find("offset=").unwrap()..],
-                "offset=0",
-            );
+            let url = r
+                .url
+                .replace(&r.url[r.url.find("offset=").unwrap()..], "offset=0");
             let mut fake = FakeRegistry::with(5000, false);
             fake.clock = 0;
             return Some(Ok(fake.respond(&HttpRequest { url, ..r.clone() })));
@@ -1833,7 +1864,11 @@ fn unscored_blocks_at_the_start_of_listings_are_found() {
         if !r.url.contains("/skills-search") {
             return None;
         }
-        let q: BTreeMap<String, String> = r.url.split_once('?').unwrap().1
+        let q: BTreeMap<String, String> = r
+            .url
+            .split_once('?')
+            .unwrap()
+            .1
             .split('&')
             .map(|p| {
                 let (k, v) = p.split_once('=').unwrap();
@@ -1865,7 +1900,12 @@ fn unscored_blocks_at_the_start_of_listings_are_found() {
             all.insert("offset".into(), rows.len().to_string());
         }
         rows.sort_by_key(|row| row["quality_score"].is_number());
-        let page: Vec<String> = rows.iter().skip(offset).take(limit).map(|v| v.to_string()).collect();
+        let page: Vec<String> = rows
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|v| v.to_string())
+            .collect();
         Some(Ok(ok(&format!(
             r#"{{"data":[{}],"meta":{{"total":{total}}}}}"#,
             page.join(",")
@@ -1873,9 +1913,17 @@ fn unscored_blocks_at_the_start_of_listings_are_found() {
     }));
     let report = run(&mut f, opts()).unwrap();
     let unreachable = unreachable_ids(&f.reg);
-    assert_eq!(f.store.rows.len(), 1500 - unreachable.len(), "{:?}", report.warnings);
+    assert_eq!(
+        f.store.rows.len(),
+        1500 - unreachable.len(),
+        "{:?}",
+        report.warnings
+    );
     assert!(
-        !report.warnings.iter().any(|w| w.contains("not read completely")),
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not read completely")),
         "{:?}",
         report.warnings
     );

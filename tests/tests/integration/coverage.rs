@@ -46,20 +46,32 @@ fn every_reachable_skill_arrives_and_the_unreachable_are_counted_everywhere() {
     let catalogue = env.registry.catalogue();
     let reachable = reachable_ids(&catalogue);
     let unreachable = 20_000 - reachable.len();
-    assert!(unreachable > 50, "the mix leaves some unreachable: {unreachable}");
+    assert!(
+        unreachable > 50,
+        "the mix leaves some unreachable: {unreachable}"
+    );
 
     let report = env.sync(&[]);
     assert_eq!(report["mode"], "search");
-    assert_eq!(local_ids(&env), reachable, "every reachable skill, nothing else");
+    assert_eq!(
+        local_ids(&env),
+        reachable,
+        "every reachable skill, nothing else"
+    );
     assert_eq!(report["added"], reachable.len());
     let coverage = &report["coverage"];
     assert_eq!(coverage["registry_total"], 20_000);
     assert_eq!(coverage["reached"], reachable.len());
     assert_eq!(coverage["unreachable"], unreachable);
-    assert_eq!(coverage["unfilterable_tiers"], serde_json::json!(["experimental"]));
+    assert_eq!(
+        coverage["unfilterable_tiers"],
+        serde_json::json!(["experimental"])
+    );
     let warnings = report["warnings"].to_string();
     assert!(
-        warnings.contains(&format!("{unreachable} of the registry's 20000 skills could not be reached")),
+        warnings.contains(&format!(
+            "{unreachable} of the registry's 20000 skills could not be reached"
+        )),
         "{warnings}"
     );
 
@@ -67,14 +79,23 @@ fn every_reachable_skill_arrives_and_the_unreachable_are_counted_everywhere() {
     // reading scored skills once and only the unscored rest keeps it near 1x.
     let floor = 20_000u64.div_ceil(100);
     let requests = search_requests(&env);
-    assert!(requests <= 3 * floor + 60, "{requests} search requests, floor {floor}");
-    assert!(requests <= floor * 6 / 5 + 60, "{requests} search requests, floor {floor}");
+    assert!(
+        requests <= 3 * floor + 60,
+        "{requests} search requests, floor {floor}"
+    );
+    assert!(
+        requests <= floor * 6 / 5 + 60,
+        "{requests} search requests, floor {floor}"
+    );
 
     // The history row, `sync status` and `sync history` say it too.
     let history = env.run(&["sync", "history", "--json"]).ok().json();
     assert_eq!(history[0]["skills_unreachable"], unreachable);
     assert_eq!(history[0]["registry_total"], 20_000);
-    assert_eq!(history[0]["unfilterable_tiers"], serde_json::json!(["experimental"]));
+    assert_eq!(
+        history[0]["unfilterable_tiers"],
+        serde_json::json!(["experimental"])
+    );
     let status = env.run(&["sync", "status", "--json"]).ok().json();
     assert_eq!(status["last_run"]["skills_unreachable"], unreachable);
     let text = env.run(&["sync", "status"]).ok().stdout;
@@ -83,7 +104,10 @@ fn every_reachable_skill_arrives_and_the_unreachable_are_counted_everywhere() {
         "{text}"
     );
     let text = env.run(&["sync"]).ok().stdout;
-    assert!(text.contains(&format!("{unreachable} cannot be reached")), "{text}");
+    assert!(
+        text.contains(&format!("{unreachable} cannot be reached")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -130,7 +154,10 @@ fn updates_and_deletions_propagate_and_only_proven_deletions_remove() {
     // Stored copies equal the registry's.
     let remote: BTreeSet<(String, String)> = env.registry.snapshot().into_iter().collect();
     for row in env.local_registry_rows() {
-        assert!(remote.contains(&row), "{row:?} is not the registry's version");
+        assert!(
+            remote.contains(&row),
+            "{row:?} is not the registry's version"
+        );
     }
 }
 
@@ -179,11 +206,17 @@ fn a_duplicate_id_converges_to_its_newest_copy() {
     // Every stored copy is the registry's current one, not its stale twin.
     assert_eq!(env.local_registry_rows(), env.registry.snapshot());
     assert_eq!(
-        env.scalar::<i64>("SELECT count(*) FROM skills WHERE description = 'A stale copy of this skill.'"),
+        env.scalar::<i64>(
+            "SELECT count(*) FROM skills WHERE description = 'A stale copy of this skill.'"
+        ),
         0
     );
     let report = env.sync(&[]);
-    assert_eq!((report["added"].clone(), report["updated"].clone()), (0.into(), 0.into()), "{report}");
+    assert_eq!(
+        (report["added"].clone(), report["updated"].clone()),
+        (0.into(), 0.into()),
+        "{report}"
+    );
     assert_eq!(report["removed"], 0);
 }
 
@@ -192,7 +225,11 @@ fn a_registry_that_ignores_offset_stops_the_run_quickly_with_a_clear_error() {
     let env = Env::mixed(5_000, MIX);
     env.registry.set_ignore_offset(true);
     let run = env.run(&["sync", "--json"]);
-    assert_eq!(run.code, 5, "exit code 5: invalid data from the registry\n{}", run.stderr);
+    assert_eq!(
+        run.code, 5,
+        "exit code 5: invalid data from the registry\n{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("ignore `offset`"), "{}", run.stderr);
     let requests = search_requests(&env);
     assert!(requests <= 40, "{requests} requests before stopping");
@@ -201,7 +238,10 @@ fn a_registry_that_ignores_offset_stops_the_run_quickly_with_a_clear_error() {
     let status = history[0]["status"].as_str().unwrap();
     assert!(status == "failed" || status == "partial", "{}", history[0]);
     assert!(
-        history[0]["error_message"].as_str().unwrap().contains("ignore `offset`"),
+        history[0]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("ignore `offset`"),
         "{}",
         history[0]
     );
@@ -220,7 +260,9 @@ fn without_stats_the_run_says_completeness_was_not_checked() {
     assert_eq!(report["coverage"]["registry_total"], Value::Null);
     assert_eq!(report["coverage"]["unreachable"], Value::Null);
     assert!(
-        report["warnings"].to_string().contains("could not be checked"),
+        report["warnings"]
+            .to_string()
+            .contains("could not be checked"),
         "{report}"
     );
     let text = env.run(&["sync", "history"]).ok().stdout;

@@ -59,7 +59,12 @@ fn registry_text_reaches_the_terminal_as_printable_text_only() {
     // JSON keeps the exact values.
     let json = env.run(&["get", id.as_str(), "--json"]).ok().json();
     assert_eq!(json["name"], HOSTILE_NAME);
-    assert!(json["description"].as_str().unwrap().starts_with(HOSTILE_DESCRIPTION));
+    assert!(
+        json["description"]
+            .as_str()
+            .unwrap()
+            .starts_with(HOSTILE_DESCRIPTION)
+    );
 }
 
 #[test]
@@ -92,7 +97,12 @@ fn a_closed_stdout_ends_quietly() {
             .unwrap();
         // The reader is gone (as `head -1` is after one line).
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         let status = child.wait().unwrap();
         assert!(!first.is_empty());
         assert_eq!(status.code(), Some(0), "{stderr}");
@@ -103,12 +113,22 @@ fn a_closed_stdout_ends_quietly() {
 #[test]
 fn json_failures_are_one_json_document_on_stdout() {
     let env = Env::new(10);
-    let run = env.run(&["--registry", "http://127.0.0.1:1/functions/v1", "sync", "--json"]);
+    let run = env.run(&[
+        "--registry",
+        "http://127.0.0.1:1/functions/v1",
+        "sync",
+        "--json",
+    ]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let doc = run.json();
     assert_eq!(doc["error"]["kind"], "unreachable");
     assert_eq!(doc["error"]["exit_code"], 3);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("no connection could be made"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no connection could be made")
+    );
     assert!(doc["error"]["action"].as_str().unwrap().contains("network"));
     let run = env.run(&["get", "nothing-like-it", "--json"]);
     assert_ne!(run.code, 0);
@@ -121,7 +141,11 @@ fn json_failures_are_one_json_document_on_stdout() {
 fn fails_with(env: &Env, url: &str, code: i32, needle: &str, absent: &[&str]) -> Run {
     let run = env.run(&["--registry", url, "sync"]);
     assert_eq!(run.code, code, "{url}\n{}", run.stderr);
-    assert!(run.stderr.contains(needle), "{url}: wants {needle:?}\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(needle),
+        "{url}: wants {needle:?}\n{}",
+        run.stderr
+    );
     for a in absent {
         assert!(!run.stderr.contains(a), "{url}: says {a:?}\n{}", run.stderr);
     }
@@ -140,7 +164,11 @@ fn a_refused_port_fails_fast_and_says_so() {
         &["rate limited"],
     );
     // Two quick retries, not a minute of backoff (it took 76 s before).
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -149,15 +177,26 @@ fn https_to_a_plain_http_server_says_to_use_http() {
     let url = env.registry.base_url().replace("http://", "https://");
     let started = Instant::now();
     fails_with(&env, &url, 3, "plain HTTP", &["rate limited"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn a_web_page_a_redirect_a_wrong_path_and_a_huge_body_each_say_what_they_are() {
     let env = Env::new(10);
     let base = env.registry.base_url();
-    env.registry.set_fault(Fault::new(FaultKind::Html { code: 200 }));
-    fails_with(&env, &base, 3, "a web page, not the registry API", &["not JSON"]);
+    env.registry
+        .set_fault(Fault::new(FaultKind::Html { code: 200 }));
+    fails_with(
+        &env,
+        &base,
+        3,
+        "a web page, not the registry API",
+        &["not JSON"],
+    );
     env.registry.clear_faults();
 
     env.registry.set_fault(Fault::new(FaultKind::Redirect {
@@ -170,7 +209,11 @@ fn a_web_page_a_redirect_a_wrong_path_and_a_huge_body_each_say_what_they_are() {
         "redirect to http://portal.example/login, and redirects are not followed",
         &["may be down", "kept answering"],
     );
-    assert!(!run.stderr.contains("set the registry URL to"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("set the registry URL to"),
+        "{}",
+        run.stderr
+    );
     env.registry.clear_faults();
 
     let wrong = base.replace("/functions/v1", "/v2/api");
@@ -182,7 +225,8 @@ fn a_web_page_a_redirect_a_wrong_path_and_a_huge_body_each_say_what_they_are() {
         &["may be down", "try again later"],
     );
 
-    env.registry.set_fault(Fault::new(FaultKind::Huge { bytes: 17 << 20 }).on("/health"));
+    env.registry
+        .set_fault(Fault::new(FaultKind::Huge { bytes: 17 << 20 }).on("/health"));
     fails_with(&env, &base, 5, "larger than 16 MiB", &["check the network"]);
 }
 
@@ -193,8 +237,17 @@ fn unauthorised_and_quota_messages_say_it_once_with_what_to_do() {
     let run = env.run(&["sync"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("10 requests"), "{}", run.stderr);
-    assert_eq!(run.stderr.matches("SKILLSMITH_API_KEY").count(), 1, "{}", run.stderr);
-    assert!(!run.stderr.contains("(the registry refused"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("SKILLSMITH_API_KEY").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("(the registry refused"),
+        "{}",
+        run.stderr
+    );
     env.registry.set_api_key(None);
     env.registry.set_fault(Fault::new(FaultKind::Quota));
     let run = env.run(&["sync"]);
@@ -209,7 +262,12 @@ fn a_directory_as_the_catalogue_is_named_as_such() {
     let dir = env.dir.path().join("a-folder");
     std::fs::create_dir(&dir).unwrap();
     for args in [vec!["sync"], vec!["search", "x"]] {
-        let run = env.cmd().env("SKILLSMITH_DB", &dir).args(&args).output().unwrap();
+        let run = env
+            .cmd()
+            .env("SKILLSMITH_DB", &dir)
+            .args(&args)
+            .output()
+            .unwrap();
         let run = Run::from(run);
         assert_eq!(run.code, 6, "{args:?} {}", run.stderr);
         assert!(run.stderr.contains("is a directory"), "{}", run.stderr);
@@ -221,8 +279,11 @@ fn a_directory_as_the_catalogue_is_named_as_such() {
 fn sigterm_stops_a_sync_at_a_page_boundary_and_leaves_nothing_running() {
     let env = Env::search_only(3_000);
     // Slow pages, so that the signal lands mid-sync.
-    env.registry
-        .set_fault(Fault::new(FaultKind::Delay { ms: 150 }).on("/skills-search").after(2));
+    env.registry.set_fault(
+        Fault::new(FaultKind::Delay { ms: 150 })
+            .on("/skills-search")
+            .after(2),
+    );
     let mut child = env
         .cmd()
         .args(["sync", "--json"])
@@ -233,7 +294,10 @@ fn sigterm_stops_a_sync_at_a_page_boundary_and_leaves_nothing_running() {
     // Wait for the registry to have served a few pages.
     let waited = Instant::now();
     while env.registry.stats().count("/skills-search") < 6 {
-        assert!(waited.elapsed() < Duration::from_secs(60), "the sync never got going");
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the sync never got going"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let signalled = Instant::now();
@@ -245,7 +309,12 @@ fn sigterm_stops_a_sync_at_a_page_boundary_and_leaves_nothing_running() {
     let status = child.wait().unwrap();
     let took = signalled.elapsed();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     assert_eq!(status.code(), Some(9), "cancelled, as documented");
     let report: Value = serde_json::from_str(&stdout).expect("the report, on stdout");
     assert_eq!(report["cancelled"], true);
@@ -256,7 +325,10 @@ fn sigterm_stops_a_sync_at_a_page_boundary_and_leaves_nothing_running() {
     assert_eq!(env.scalar::<i64>("SELECT count(*) FROM sync_lease"), 0);
     let status = env.run(&["sync", "status", "--json"]).ok().json();
     assert_eq!(status["running_pid"], Value::Null);
-    assert_eq!(status["config"]["consecutive_failures"], 0, "a stop is no failure");
+    assert_eq!(
+        status["config"]["consecutive_failures"], 0,
+        "a stop is no failure"
+    );
     // Well inside the bound a supervisor waits (the target, 2 s, is measured
     // in docs/PERFORMANCE.md; this bounds a hang).
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -268,17 +340,33 @@ fn sigterm_stops_a_sync_at_a_page_boundary_and_leaves_nothing_running() {
 #[test]
 fn status_never_reports_a_killed_sync_as_running() {
     let env = Env::search_only(3_000);
-    env.registry
-        .set_fault(Fault::new(FaultKind::Delay { ms: 200 }).on("/skills-search").after(2));
-    let mut child = env.cmd().args(["sync"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    env.registry.set_fault(
+        Fault::new(FaultKind::Delay { ms: 200 })
+            .on("/skills-search")
+            .after(2),
+    );
+    let mut child = env
+        .cmd()
+        .args(["sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let waited = Instant::now();
     while env.registry.stats().count("/skills-search") < 4 {
-        assert!(waited.elapsed() < Duration::from_secs(60), "the sync never got going");
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the sync never got going"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    assert_eq!(env.scalar::<i64>("SELECT count(*) FROM sync_lease"), 1, "the lease stayed");
+    assert_eq!(
+        env.scalar::<i64>("SELECT count(*) FROM sync_lease"),
+        1,
+        "the lease stayed"
+    );
     let status = env.run(&["sync", "status", "--json"]).ok().json();
     assert_eq!(status["running_pid"], Value::Null, "{status}");
     let text = env.run(&["sync", "status"]).ok().stdout;
@@ -333,7 +421,9 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_read_only_folder_refuses_a_sync_and_still_reads() {
-    let Some(fs) = Tmpfs::mount("64m") else { return };
+    let Some(fs) = Tmpfs::mount("64m") else {
+        return;
+    };
     let registry = RegistryServer::start(ServerConfig::new(500, 5)).unwrap();
     let db = fs.dir.path().join("skills.db");
     let env = Env::with_db(registry, db.clone());
@@ -360,7 +450,11 @@ fn a_full_disk_fails_the_sync_clearly_keeps_whole_pages_and_still_reads() {
     assert!(run.stderr.contains("disk"), "{}", run.stderr);
     assert!(!run.stderr.contains("Error code"), "{}", run.stderr);
     let search = env.run(&["search", "a", "--limit", "3"]);
-    assert_eq!(search.code, 0, "reads work on a full disk\n{}", search.stderr);
+    assert_eq!(
+        search.code, 0,
+        "reads work on a full disk\n{}",
+        search.stderr
+    );
     // Nothing half-written: the file is sound.
     let check: String = env.scalar("PRAGMA integrity_check");
     assert_eq!(check, "ok");

@@ -380,7 +380,14 @@ fn assert_stdout_is_jsonrpc(lines: &[String]) {
 /// writes `uint64` and the like, which clients warn about).
 fn non_standard_formats(schema: &Value) -> Vec<String> {
     const STANDARD: [&str; 8] = [
-        "date-time", "date", "time", "duration", "email", "uri", "uuid", "regex",
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "uri",
+        "uuid",
+        "regex",
     ];
     let mut found = Vec::new();
     let mut stack = vec![schema];
@@ -484,11 +491,13 @@ fn assert_stopped_cleanly(env: &Env, total: usize) {
         !error.contains("could not reach"),
         "a stop is not a network failure: {error}"
     );
-    let kind: String =
-        env.scalar("SELECT failure_kind FROM sync_history ORDER BY id DESC LIMIT 1");
+    let kind: String = env.scalar("SELECT failure_kind FROM sync_history ORDER BY id DESC LIMIT 1");
     assert_eq!(kind, "cancelled");
     let failures: i64 = env.scalar("SELECT consecutive_failures FROM sync_config");
-    assert_eq!(failures, 0, "a stopped run is not counted as a failure to back off from");
+    assert_eq!(
+        failures, 0,
+        "a stopped run is not counted as a failure to back off from"
+    );
     let rows: i64 = env.scalar("SELECT COUNT(*) FROM skills");
     assert!(
         rows > 0 && (rows as usize) < total,

@@ -202,7 +202,7 @@ fn run_in(
             "the hostile guest left its run open",
             skillsmith_runtime::FailureKind::Component,
         )
-            .expect("close the open run");
+        .expect("close the open run");
     }
     (run.result, elapsed)
 }

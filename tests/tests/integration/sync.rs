@@ -261,7 +261,10 @@ fn unknown_trust_tiers_are_kept_as_unknown() {
         env.scalar::<i64>("SELECT count(*) FROM skills WHERE trust_tier = 'preview'"),
         0
     );
-    assert!(report["warnings"].to_string().contains("preview"), "{report}");
+    assert!(
+        report["warnings"].to_string().contains("preview"),
+        "{report}"
+    );
 }
 
 #[test]
