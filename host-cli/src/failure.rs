@@ -71,6 +71,35 @@ fn flag_hint(kind: FailureKind) -> Option<&'static str> {
     }
 }
 
+/// Ends a command line clap refused: its usual text (help and version
+/// included), and with `--json` among the arguments, the JSON document too.
+pub fn usage(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !informational && std::env::args().any(|a| a == "--json") {
+        let doc = json!({"error": {
+            "kind": FailureKind::Usage.as_str(),
+            "message": e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("the command line is not valid")
+                .trim_start_matches("error: "),
+            "action": "run with --help to see the flags",
+            "exit_code": exit_code(FailureKind::Usage),
+        }});
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, &doc);
+        let _ = writeln!(out);
+    }
+    let _ = e.print();
+    if informational {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(exit_code(FailureKind::Usage))
+    }
+}
+
 /// Prints `err` and returns the exit code. Never panics, whatever state
 /// stdout and stderr are in.
 pub fn report(err: &anyhow::Error, json: bool) -> u8 {

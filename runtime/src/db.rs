@@ -674,10 +674,16 @@ impl Database {
             return Ok(db);
         }
         let uri = format!("file:{}?immutable=1", uri_path(path));
-        Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        let db = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
             .ok()
             .and_then(readable)
-            .ok_or(first)
+            .ok_or(first)?;
+        tracing::warn!(
+            "{} cannot be written now (a read-only or full file system); reading it as it is \
+             on disk, without pages a crashed sync may have left in its journal",
+            path.display()
+        );
+        Ok(db)
     }
 
     /// Opens `path` for a dry run: nothing is ever written to it. A missing

@@ -133,6 +133,12 @@ fn json_failures_are_one_json_document_on_stdout() {
     let run = env.run(&["get", "nothing-like-it", "--json"]);
     assert_ne!(run.code, 0);
     assert!(run.json()["error"]["message"].is_string());
+    // A command line clap refuses is a JSON document too, and exit 2.
+    let run = env.run(&["sync", "--json", "--no-such-flag"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.json()["error"]["kind"], "usage");
+    // Help is not an error.
+    assert_eq!(env.run(&["sync", "--help"]).code, 0);
 }
 
 /// Runs `skillsmith --registry URL sync` and checks its exit code and that
