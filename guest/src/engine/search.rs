@@ -15,6 +15,14 @@ pub(super) const SEARCH_PATH: &str = "/skills-search";
 const STATS_PATH: &str = "/stats";
 const GET_PATH: &str = "/skills-get";
 
+/// A run may make this many times the floor of one request per 100 skills
+/// (a complete cover of any catalogue needs under 3x; pages smaller than
+/// asked for, as a registry that caps `limit` at its default of 20 sends,
+/// need 5x), plus [`RUNAWAY_SLACK`] for probes and confirmations.
+const RUNAWAY_FACTOR: u64 = 8;
+/// See [`RUNAWAY_FACTOR`].
+const RUNAWAY_SLACK: u64 = 200;
+
 /// At most this many prune candidates are confirmed with `/skills-get`, one
 /// request each; a run that finds more (a registry that dropped thousands of
 /// skills at once) removes them on the listings' proof alone.
@@ -45,6 +53,12 @@ struct Listed {
     buffer: Buffer,
     checkpoint: Checkpoint,
     order: NullOrder,
+    /// Requests this run may make before the listings count as runaway:
+    /// with the registry's own count known, no cover needs more than a few
+    /// times one request per 100 skills, so a registry whose totals or page
+    /// sizes would take more is stopped with a protocol error.
+    /// (cap, the registry's count it came from).
+    request_cap: Option<(u32, u64)>,
 }
 
 impl Listed {
@@ -82,6 +96,11 @@ impl<H: Host> Sync<'_, H> {
                 resync_pending: false,
             },
             order: NullOrder::Unknown,
+            request_cap: census.registry_total.map(|n| {
+                let floor = n.div_ceil(u64::from(crate::cursor::SEARCH_MAX_LIMIT));
+                let cap = floor.saturating_mul(RUNAWAY_FACTOR) + RUNAWAY_SLACK;
+                (u32::try_from(cap).unwrap_or(u32::MAX), n)
+            }),
         };
         let mut complete = Vec::with_capacity(plan.listings.len());
         let walked = self.walk_plan(&plan, &mut listed, &mut complete);
@@ -357,6 +376,16 @@ impl<H: Host> Sync<'_, H> {
                 .map_err(protocol_error)?;
             drop(resp);
             self.pages += 1;
+            if let Some((cap, skills)) = listed.request_cap
+                && self.client.requests() > cap
+            {
+                return Err(protocol_error(crate::protocol::ProtocolError(format!(
+                    "the search listings would take more than {cap} requests for the {skills} \
+                     skills the registry counts (their totals or page sizes do not add up), so \
+                     the listing was stopped"
+                )))
+                .into());
+            }
             let step = walk.record(&facts(&page)).map_err(protocol_error)?;
             if step == Step::More
                 && let Some(request) = walk.next_request()

@@ -1947,3 +1947,28 @@ fn without_stats_completeness_is_said_to_be_unchecked() {
         report.warnings
     );
 }
+
+#[test]
+fn listings_far_larger_than_the_registry_says_are_stopped() {
+    // /stats says 300 skills; the listings claim a million, one record a page.
+    let mut f = Fake::new(FakeRegistry::with(300, false));
+    f.hook = Some(Box::new(|_, r| {
+        if !r.url.contains("/skills-search") {
+            return None;
+        }
+        let offset: u64 = r.url.split("offset=").nth(1)?.parse().ok()?;
+        Some(Ok(ok(&format!(
+            r#"{{"data":[{{"id":"x{offset}","name":"n","trust_tier":"official","updated_at":"2026-01-01T00:00:00Z","quality_score":0.5}}],"meta":{{"total":1000000}}}}"#
+        ))))
+    }));
+    let err = run(&mut f, opts()).unwrap_err();
+    assert!(
+        matches!(err, SyncError::Protocol(ref m) if m.contains("300 skills")),
+        "{err}"
+    );
+    assert!(
+        search_requests(&f) <= 8 * 3 + 200 + 2,
+        "{}",
+        search_requests(&f)
+    );
+}
