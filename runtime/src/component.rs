@@ -493,7 +493,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         path.file_name()
             .map_or("cwasm".into(), |n| n.to_string_lossy()),
         std::process::id(),
-        crate::host::SplitMix64::from_entropy().next_u64()
+        crate::random::SplitMix64::from_entropy().next_u64()
     ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

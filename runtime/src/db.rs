@@ -726,7 +726,7 @@ impl Database {
         let copy = std::env::temp_dir().join(format!(
             "skillsmith-dry-run-{}-{:x}.db",
             std::process::id(),
-            crate::host::SplitMix64::from_entropy().next_u64()
+            crate::random::SplitMix64::from_entropy().next_u64()
         ));
         let scratch = ScratchCopy(copy.clone());
         conn.execute("VACUUM INTO ?1", [copy.to_string_lossy().as_ref()])
@@ -1091,7 +1091,7 @@ pub(crate) struct ScratchGuard(#[allow(dead_code)] ScratchCopy);
 /// A seed for schedule jitter. Not reproducible on purpose: spreading many
 /// clients' retries is its whole point.
 pub(crate) fn jitter_seed(now_ms: i64) -> u64 {
-    crate::host::SplitMix64::from_entropy().next_u64() ^ now_ms as u64
+    crate::random::SplitMix64::from_entropy().next_u64() ^ now_ms as u64
 }
 
 pub(crate) fn ensure_config_row(conn: &Connection) -> rusqlite::Result<()> {

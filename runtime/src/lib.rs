@@ -20,6 +20,7 @@ pub mod host;
 pub mod http;
 pub mod lock;
 pub mod policy;
+pub mod random;
 pub mod store;
 pub mod sync;
 pub mod text;

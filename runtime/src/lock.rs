@@ -174,7 +174,7 @@ impl Lease {
         let holder = format!(
             "pid {pid} on {} #{:016x}",
             this_host(),
-            crate::host::SplitMix64::from_entropy().next_u64()
+            crate::random::SplitMix64::from_entropy().next_u64()
         );
         let err = |e| LockError::Database(DbError::from_sqlite(path, e));
         // IMMEDIATE (the connection's default): the check and the write are
