@@ -695,7 +695,7 @@ impl FailureKind {
     /// program adds its own hints.
     pub fn action(self) -> &'static str {
         match self {
-            FailureKind::Usage => "check the registry URL: it must be an http:// or https:// URL",
+            FailureKind::Usage => "correct the command as the message says, and run it again",
             FailureKind::Unreachable => "check the network connection, then try again later",
             FailureKind::Tls => {
                 "check that the registry URL is right and the system clock is correct"
