@@ -227,14 +227,7 @@ impl<H: Host> Sync<'_, H> {
         }
         let mut counts = Vec::with_capacity(filters.len());
         for flight in flights {
-            let resp = self.wait(flight)?;
-            if resp.status != 200 {
-                return Err(unexpected(&resp, SEARCH_PATH).into());
-            }
-            expect_api(&resp, SEARCH_PATH)?;
-            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
-                .map_err(protocol_error)?;
-            counts.push(page.total);
+            counts.push(self.search_page(flight)?.total);
         }
         let mut counts = counts.into_iter();
         let mut next = || counts.next().unwrap_or(0);
@@ -367,14 +360,7 @@ impl<H: Host> Sync<'_, H> {
             None => None,
         };
         while let Some(flight) = next.take() {
-            let resp = self.wait(flight)?;
-            if resp.status != 200 {
-                return Err(unexpected(&resp, SEARCH_PATH).into());
-            }
-            expect_api(&resp, SEARCH_PATH)?;
-            let page = protocol::decode_search_page(&resp.body, &mut self.warnings)
-                .map_err(protocol_error)?;
-            drop(resp);
+            let page = self.search_page(flight)?;
             self.pages += 1;
             if let Some((cap, skills)) = listed.request_cap
                 && self.client.requests() > cap
@@ -482,14 +468,18 @@ impl<H: Host> Sync<'_, H> {
     /// The `meta.total` of a filter set, by a 1-item request.
     fn probe_total(&mut self, filter: &Filter) -> Result<u64, Halt> {
         let flight = self.send_search(filter, probe(), &[])?;
+        Ok(self.search_page(flight)?.total)
+    }
+
+    /// Waits for a `/skills-search` request and decodes its page; any
+    /// answer but a JSON 200 is an error of the kind it shows.
+    fn search_page(&mut self, flight: InFlight<H::Pending>) -> Result<SearchPage, Halt> {
         let resp = self.wait(flight)?;
         if resp.status != 200 {
             return Err(unexpected(&resp, SEARCH_PATH).into());
         }
         expect_api(&resp, SEARCH_PATH)?;
-        let page =
-            protocol::decode_search_page(&resp.body, &mut self.warnings).map_err(protocol_error)?;
-        Ok(page.total)
+        Ok(protocol::decode_search_page(&resp.body, &mut self.warnings).map_err(protocol_error)?)
     }
 
     fn send_search(
