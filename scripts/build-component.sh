@@ -7,7 +7,7 @@
 # must provide `skillsmith:sync/{http,store,host}@0.1.0` and the WASI 0.2
 # interfaces the Rust standard library imports (only stderr is ever written).
 #
-# It runs the same command as runtime/build.rs, with the same separate target
+# It runs the same command as sandbox/build.rs, with the same separate target
 # directory, so either one reuses the other's build.
 set -eu
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/wasm-target.sh
 # A build without the component would run the component tests against an
-# empty one or skip them: fail the build instead (runtime/build.rs).
+# empty one or skip them: fail the build instead (sandbox/build.rs).
 export SKILLSMITH_REQUIRE_GUEST=1
 cargo build --workspace --locked --bins
 cargo test --workspace --locked

@@ -159,30 +159,11 @@ pub fn compare_instants(remote: &str, local: &str) -> Option<Ordering> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::TrustTier;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     fn skill(id: &str, updated_at: &str) -> Skill {
-        Skill {
-            id: id.into(),
-            name: id.into(),
-            description: None,
-            author: None,
-            repo_url: None,
-            quality_score: None,
-            trust_tier: TrustTier::Community,
-            tags: vec![],
-            categories: vec![],
-            stars: None,
-            created_at: updated_at.into(),
-            updated_at: updated_at.into(),
-            content_hash: None,
-            license: None,
-            security_score: None,
-            installable: None,
-            quarantined: None,
-        }
+        Skill::minimal(id, updated_at)
     }
 
     fn ts(n: u8) -> String {

@@ -3,8 +3,12 @@
 //! with WIT imports; the native runtime implements it directly, so the same
 //! engine code runs inside and outside the component.
 
+use serde::Serialize;
+
 /// See `types.trust-tier` in the WIT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum TrustTier {
     /// Published by the registry's owners.
     Official,
@@ -57,7 +61,8 @@ impl TrustTier {
 }
 
 /// See `types.skill` in the WIT.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Skill {
     /// Registry id (a UUID on the live registry).
     pub id: String,
@@ -93,6 +98,33 @@ pub struct Skill {
     pub installable: Option<bool>,
     /// Quarantined flag, when sent.
     pub quarantined: Option<bool>,
+}
+
+impl Skill {
+    /// A skill with its required fields only: tier `community`, created and
+    /// updated at `updated_at`, everything optional empty. What the registry
+    /// would send for a record with nothing but an id, a name and times.
+    pub fn minimal(id: &str, updated_at: &str) -> Skill {
+        Skill {
+            id: id.into(),
+            name: id.into(),
+            description: None,
+            author: None,
+            repo_url: None,
+            quality_score: None,
+            trust_tier: TrustTier::Community,
+            tags: Vec::new(),
+            categories: Vec::new(),
+            stars: None,
+            created_at: updated_at.into(),
+            updated_at: updated_at.into(),
+            content_hash: None,
+            license: None,
+            security_score: None,
+            installable: None,
+            quarantined: None,
+        }
+    }
 }
 
 /// See `types.coverage`.
@@ -146,7 +178,9 @@ impl Coverage {
 }
 
 /// See `types.sync-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum SyncMode {
     /// `/skills-changes`.
     ChangesFeed,
@@ -263,13 +297,37 @@ pub struct SyncState {
 }
 
 /// See `store.source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum Source {
     /// Written by sync.
     Registry,
     /// Imported from disk; never touched by sync.
     Local,
 }
+
+impl Source {
+    /// The stored value: `registry` or `local`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Registry => "registry",
+            Source::Local => "local",
+        }
+    }
+}
+
+/// Each names itself by its wire value.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(TrustTier, SyncMode, Source);
 
 /// See `store.local-version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,7 +376,9 @@ pub struct Page {
 }
 
 /// See `store.run-status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum RunStatus {
     /// Whole run succeeded.
     Success,
@@ -455,7 +515,8 @@ pub struct SyncOptions {
 }
 
 /// See `engine.sync-report`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SyncReport {
     /// Protocol used.
     pub mode: SyncMode,
@@ -480,6 +541,8 @@ pub struct SyncReport {
     /// Stopped early by the host.
     pub cancelled: bool,
     /// Search mode: what the listings reached.
+    /// Reported apart (with what it implies) by the programs' report views.
+    #[serde(skip)]
     pub coverage: Option<Coverage>,
 }
 
@@ -570,7 +633,9 @@ pub trait Host {
 /// See `types.failure-kind`: why a sync did not succeed, as one closed
 /// kind. Exit codes, tool errors, history and retry policy derive from it;
 /// nothing reads a message's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum FailureKind {
     /// A registry URL or argument that cannot work.
     Usage,

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod convert;
 pub mod cover;
 pub mod cursor;
 pub mod diff;

@@ -61,37 +61,21 @@ pub fn report(
             .guest
             .map_or(outcome.duration, |g| g.call)
             .saturating_sub(host.store_time + host.http_wait_time);
-        return print_json(&json!({
-            "mode": r.mode.as_str(),
-            "dry_run": args.dry_run,
-            "forced": args.force,
-            "added": r.added,
-            "updated": r.updated,
-            "unchanged": r.unchanged,
-            "removed": r.removed,
-            "skipped": r.skipped,
-            "pages": r.pages,
-            "requests": r.requests,
-            "warnings": r.warnings,
-            "last_sync_at": r.last_sync_at,
-            "cancelled": r.cancelled,
-            "coverage": r.coverage.as_ref().map(|c| json!({
-                "registry_total": c.registry_total,
-                "reached": c.reached,
-                "unreachable": c.unreachable(),
-                "unfilterable_tiers": c.unfilterable_tiers,
-            })),
-            "duration_ms": elapsed.as_millis() as u64,
-            "timings": {
-                "backend": outcome.backend,
-                "sync_ms": ms(outcome.duration),
-                "store_ms": ms(host.store_time),
-                "http_wait_ms": ms(host.http_wait_time),
-                "engine_ms": ms(engine),
-                "instantiate_ms": outcome.guest.map(|g| ms(g.instantiate)),
-                "imports": host.imports,
-            },
-        }));
+        // The runner's report (what `SyncOutcome` serialises to), with
+        // the flags and the time split of this run.
+        let mut doc = serde_json::to_value(outcome)?;
+        doc["forced"] = json!(args.force);
+        doc["duration_ms"] = json!(elapsed.as_millis() as u64);
+        doc["timings"] = json!({
+            "backend": outcome.backend,
+            "sync_ms": ms(outcome.duration),
+            "store_ms": ms(host.store_time),
+            "http_wait_ms": ms(host.http_wait_time),
+            "engine_ms": ms(engine),
+            "instantiate_ms": outcome.guest.map(|g| ms(g.instantiate)),
+            "imports": host.imports,
+        });
+        return print_json(&doc);
     }
     let mut out = std::io::stdout().lock();
     let verb = if args.dry_run {
@@ -193,7 +177,7 @@ pub fn status(s: &Status, db_path: &Path, json: bool) -> Result<()> {
     writeln!(
         out,
         "protocol:        {}",
-        s.mode.as_deref().unwrap_or("not yet synced")
+        s.mode.map_or("not yet synced", |m| m.as_str())
     )?;
     if let Some(pid) = s.running_pid {
         writeln!(out, "sync running:    yes (process {pid})")?;
@@ -276,18 +260,19 @@ pub fn search(hits: &[SkillRecord], query: &str, json: bool) -> Result<()> {
     }
     for s in hits {
         let score = s
+            .skill
             .quality_score
             .map(|q| format!(" q={q:.2}"))
             .unwrap_or_default();
         writeln!(
             out,
             "{}  {}/{}  [{}{score}]",
-            printable(&s.id),
-            printable(s.author.as_deref().unwrap_or("-")),
-            printable(&s.name),
-            printable(&s.trust_tier)
+            printable(&s.skill.id),
+            printable(s.skill.author.as_deref().unwrap_or("-")),
+            printable(&s.skill.name),
+            s.skill.trust_tier.as_str()
         )?;
-        if let Some(d) = &s.description {
+        if let Some(d) = &s.skill.description {
             writeln!(
                 out,
                 "    {}",
@@ -304,25 +289,25 @@ pub fn skill(s: &SkillRecord, json: bool) -> Result<()> {
         return print_json(s);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} ({})", printable(&s.name), printable(&s.id))?;
+    writeln!(out, "{} ({})", printable(&s.skill.name), printable(&s.skill.id))?;
     writeln!(
         out,
         "author:      {}",
-        printable(s.author.as_deref().unwrap_or("-"))
+        printable(s.skill.author.as_deref().unwrap_or("-"))
     )?;
-    writeln!(out, "trust tier:  {}", printable(&s.trust_tier))?;
-    if let Some(q) = s.quality_score {
+    writeln!(out, "trust tier:  {}", s.skill.trust_tier.as_str())?;
+    if let Some(q) = s.skill.quality_score {
         writeln!(out, "quality:     {q:.2}")?;
     }
-    if let Some(r) = &s.repo_url {
+    if let Some(r) = &s.skill.repo_url {
         writeln!(out, "repository:  {}", printable(r))?;
     }
-    if !s.tags.is_empty() {
-        writeln!(out, "tags:        {}", printable(&s.tags.join(", ")))?;
+    if !s.skill.tags.is_empty() {
+        writeln!(out, "tags:        {}", printable(&s.skill.tags.join(", ")))?;
     }
-    writeln!(out, "source:      {}", printable(&s.source))?;
-    writeln!(out, "updated:     {}", printable(&s.updated_at))?;
-    if let Some(d) = &s.description {
+    writeln!(out, "source:      {}", s.source.as_str())?;
+    writeln!(out, "updated:     {}", printable(&s.skill.updated_at))?;
+    if let Some(d) = &s.skill.description {
         writeln!(out, "\n{}", printable_lines(d))?;
     }
     Ok(())

@@ -19,7 +19,6 @@
 use std::sync::Arc;
 
 use skillsmith_runtime::clock::{self, Clock};
-use skillsmith_runtime::component::ComponentRuntime;
 use skillsmith_runtime::db::SyncConfigView;
 use skillsmith_runtime::{ScheduleConfig, SyncFailure};
 
@@ -48,22 +47,11 @@ fn schedule_input(config: &SyncConfigView, unrecorded: Option<Unrecorded>) -> Sc
     sc
 }
 
-/// A jitter seed for this session: different per process (so that many
-/// clients spread out), the same at every check. A fresh seed per check would
-/// redraw the jitter every minute and let the earliest draw win, shrinking
-/// the spread the jitter exists for.
-fn session_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS per process.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
 /// Runs the scheduler until shutdown.
 pub async fn run(shared: Arc<Shared>) {
     let clock = Clock::from_env();
-    let seed = session_seed();
+    // The process's seed: the same jitter as the due times syncs write.
+    let seed = skillsmith_runtime::random::jitter_seed();
     let interval = shared.settings.check_interval();
     shared.background().active = true;
     tracing::info!(
@@ -121,7 +109,7 @@ async fn check(
     let input = schedule_input(&config, *unrecorded);
     // The component's pure `schedule.decide` export. Loading the component
     // the first time compiles or reads the cache: blocking work.
-    let decide = move || ComponentRuntime::embedded()?.decide(input, now, seed);
+    let decide = move || skillsmith_runtime::component::embedded()?.decide(input, now, seed);
     let decision = match tokio::task::spawn_blocking(decide).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {

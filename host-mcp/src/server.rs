@@ -29,7 +29,7 @@ use crate::state::Shared;
 use crate::syncing::{self, Origin, SyncRequest};
 use crate::tools::{
     ConfigArgs, ConfigOutput, FrequencyArg, GetSkillArgs, GetSkillOutput, HistoryArgs,
-    HistoryOutput, SearchArgs, SearchOutput, SkillOut, StatusOutput, SyncArgs, SyncOutput,
+    HistoryOutput, SearchArgs, SearchOutput, StatusOutput, SyncArgs, SyncOutput,
 };
 use crate::{background, tools};
 
@@ -151,7 +151,7 @@ impl SkillsmithServer {
         let out = SearchOutput {
             query: args.query,
             count: hits.len(),
-            skills: hits.into_iter().map(SkillOut::from).collect(),
+            skills: hits,
         };
         ok(tools::search_text(&out, catalogue_empty), &out)
     }
@@ -172,9 +172,7 @@ impl SkillsmithServer {
         let lookup = key.clone();
         match self.shared.with_db(move |db| db.get(&lookup)).await {
             Ok(Some(skill)) => {
-                let out = GetSkillOutput {
-                    skill: skill.into(),
-                };
+                let out = GetSkillOutput { skill };
                 ok(tools::skill_text(&out.skill), &out)
             }
             Ok(None) => user_error(format!(
@@ -245,7 +243,10 @@ impl SkillsmithServer {
         match self.shared.with_db(|db| db.status()).await {
             Ok(status) => {
                 let background = self.shared.background().clone();
-                let out = StatusOutput::new(status, background);
+                let out = StatusOutput {
+                    catalogue: status,
+                    background,
+                };
                 ok(tools::status_text(&out), &out)
             }
             Err(e) => user_error(e),
@@ -271,7 +272,7 @@ impl SkillsmithServer {
         match self.shared.with_db(move |db| db.history(limit)).await {
             Ok(runs) => {
                 let out = HistoryOutput {
-                    runs: runs.into_iter().map(Into::into).collect(),
+                    runs,
                 };
                 ok(tools::history_text(&out), &out)
             }
@@ -312,7 +313,7 @@ impl SkillsmithServer {
                 }
                 let out = ConfigOutput {
                     changed,
-                    config: config.into(),
+                    config,
                 };
                 ok(tools::config_text(&out), &out)
             }

@@ -1,15 +1,25 @@
 //! End-to-end tests of the runtime: the embedded component (loading,
-//! caching, instantiation) and whole syncs through both backends against a
-//! small fake registry and real SQLite files.
+//! caching, instantiation) and whole syncs through both backends against the
+//! test registry (search API only) and real SQLite files.
 
 use std::time::{Duration, Instant};
 
+use skillsmith_catalogue::db::Database;
+use skillsmith_testkit::{Fault, FaultKind, RegistryHandle, RegistryServer, ServerConfig};
+
 use crate::component::{ComponentError, ComponentLimits, ComponentRuntime, LoadSource, TrapKind};
-use crate::db::Database;
-use crate::lock::Lease;
 use crate::sync::{Backend, SyncFailure, SyncRunner};
-use crate::testutil::FakeRegistry;
 use crate::{FailureKind, ScheduleConfig, SyncMode};
+
+/// The test registry with `n` skills and the search API only, as the live
+/// registry is today.
+fn search_registry(n: usize) -> RegistryHandle {
+    RegistryServer::start(ServerConfig {
+        feed_enabled: false,
+        ..ServerConfig::new(n, 7)
+    })
+    .unwrap()
+}
 
 fn embedded_or_skip() -> Option<&'static [u8]> {
     let wasm = ComponentRuntime::embedded_wasm();
@@ -100,7 +110,7 @@ fn component_schedule_matches_native() {
     if embedded_or_skip().is_none() {
         return;
     }
-    let rt = ComponentRuntime::embedded().unwrap();
+    let rt = crate::component::embedded().unwrap();
     let now = 1_795_000_000_000;
     for config in [
         ScheduleConfig {
@@ -148,7 +158,7 @@ fn component_schedule_matches_native() {
 
 #[test]
 fn syncs_through_both_backends() {
-    let registry = FakeRegistry::start(12);
+    let registry = search_registry(12);
     let backends: &[Backend] = if embedded_or_skip().is_some() {
         &[Backend::Component, Backend::Native]
     } else {
@@ -158,7 +168,7 @@ fn syncs_through_both_backends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("skills.db");
         let run = || {
-            SyncRunner::new(&path, format!("{}/", registry.base))
+            SyncRunner::new(&path, format!("{}/", registry.base_url()))
                 .backend(backend)
                 .retry_budget(Duration::from_secs(2))
                 .run()
@@ -180,24 +190,25 @@ fn syncs_through_both_backends() {
         let status = db.status().unwrap();
         assert_eq!(status.registry_skills, 12);
         assert_eq!(status.running_pid, None, "the lease is released");
-        assert_eq!(status.mode.as_deref(), Some("search"));
+        assert_eq!(status.mode.map(|m| m.as_str()), Some("search"));
         let history = db.history(10).unwrap();
         assert_eq!(history.len(), 2);
-        assert!(history.iter().all(|h| h.status == "success"), "{history:?}");
+        assert!(history.iter().all(|h| h.status.as_str() == "success"), "{history:?}");
         let config = db.config().unwrap();
         assert!(config.last_sync_at.is_some() && config.next_sync_at.is_some());
-        assert_eq!(db.search("skill", &Default::default()).unwrap().len(), 12);
+        let best = db.search("", &Default::default()).unwrap();
+        assert_eq!(best.len(), 12, "an empty query lists the stored skills");
         serde_json::to_string(&second).unwrap();
     }
 }
 
 #[test]
 fn dry_runs_write_nothing() {
-    let registry = FakeRegistry::start(5);
+    let registry = search_registry(5);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
     let dry = || {
-        SyncRunner::new(&path, &registry.base)
+        SyncRunner::new(&path, &registry.base_url())
             .backend(Backend::Native)
             .dry_run(true)
             .run()
@@ -208,7 +219,7 @@ fn dry_runs_write_nothing() {
     assert!(r.dry_run);
     assert!(!path.exists(), "a dry run must not create the catalogue");
 
-    SyncRunner::new(&path, &registry.base)
+    SyncRunner::new(&path, &registry.base_url())
         .backend(Backend::Native)
         .run()
         .unwrap();
@@ -221,10 +232,10 @@ fn dry_runs_write_nothing() {
 
 #[test]
 fn a_scheduled_sync_stands_down_when_another_synced_after_the_decision() {
-    let registry = FakeRegistry::start(5);
+    let registry = search_registry(5);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
-    let runner = || SyncRunner::new(&path, &registry.base).backend(Backend::Native);
+    let runner = || SyncRunner::new(&path, &registry.base_url()).backend(Backend::Native);
     // Decided on a fresh catalogue (no attempt yet), but another process
     // synced before the lease was taken.
     runner().run().unwrap();
@@ -264,9 +275,9 @@ fn failures_have_kinds_and_history() {
         .unwrap_err();
     assert_eq!(e.kind(), FailureKind::Usage, "{e}");
 
-    let registry = FakeRegistry::start(1);
-    let _held = Lease::acquire(&db).unwrap();
-    let e = SyncRunner::new(&path, &registry.base)
+    let registry = search_registry(1);
+    let _held = db.lease().unwrap();
+    let e = SyncRunner::new(&path, &registry.base_url())
         .backend(Backend::Native)
         .run()
         .unwrap_err();
@@ -279,16 +290,19 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
     if embedded_or_skip().is_none() {
         return;
     }
-    let registry = FakeRegistry::start(3);
+    let registry = search_registry(3);
     // Each response takes longer than a deadline check period, so the guest
     // resumes after the deadline has passed; with no run time allowed at
     // all, the first check after an import stops it.
-    registry
-        .delay_ms
-        .store(150, std::sync::atomic::Ordering::SeqCst);
+    registry.set_fault(Fault {
+        path: None,
+        after: 0,
+        times: 0,
+        kind: FaultKind::Delay { ms: 150 },
+    });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
-    let e = SyncRunner::new(&path, &registry.base)
+    let e = SyncRunner::new(&path, &registry.base_url())
         .component_limits(ComponentLimits {
             max_guest_run: Duration::ZERO,
             ..ComponentLimits::default()
@@ -306,11 +320,11 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
     let db = Database::open(&path).unwrap();
     assert_eq!(db.status().unwrap().running_pid, None);
     for h in db.history(10).unwrap() {
-        assert_ne!(h.status, "running", "{h:?}");
+        assert_ne!(h.status.as_str(), "running", "{h:?}");
     }
 
     // Too little memory to even start.
-    let e = SyncRunner::new(&path, &registry.base)
+    let e = SyncRunner::new(&path, &registry.base_url())
         .component_limits(ComponentLimits {
             memory_bytes: 64 * 1024,
             ..ComponentLimits::default()

@@ -14,9 +14,12 @@ use skillsmith_guest::domain::{
     Progress, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
+use skillsmith_catalogue::random::SplitMix64;
+use skillsmith_catalogue::store::Store;
+use skillsmith_catalogue::writer::StoreThread;
+use skillsmith_sandbox::component::Embedder;
+
 use crate::http::{HttpBackend, Pending};
-use crate::store::Store;
-use crate::writer::StoreThread;
 
 /// How often blocking waits (`sleep`, `http.wait`) check
 /// [`SyncObserver::should_stop`].
@@ -63,8 +66,6 @@ impl SyncObserver for TracingObserver {
         false
     }
 }
-
-pub use crate::random::SplitMix64;
 
 /// Counts of what the host did for the guest, for reports and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -239,21 +240,8 @@ impl Host for SyncHost {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitmix_is_deterministic_and_spread() {
-        let mut a = SplitMix64::new(1);
-        let mut b = SplitMix64::new(1);
-        let xs: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
-        assert_eq!(xs, ys);
-        assert_ne!(xs[0], xs[1]);
-        assert_ne!(
-            SplitMix64::from_entropy().next_u64(),
-            SplitMix64::from_entropy().next_u64()
-        );
+impl Embedder for SyncHost {
+    fn should_stop(&self) -> bool {
+        self.observer.should_stop()
     }
 }

@@ -1,30 +1,24 @@
-//! Native runtime of the Skillsmith registry sync: the only crate that names
-//! wasmtime. It runs the sync component (or the same engine natively) over
-//! a capability-checked HTTP backend and the SQLite catalogue, and offers the
-//! read side (status, history, search) the CLI and the MCP server need.
+//! Native runtime of the Skillsmith registry sync: runs the sync component
+//! (confined by `skillsmith-sandbox`) or the same engine natively, over a
+//! capability-checked HTTP backend ([`http`], [`policy`]) and the SQLite
+//! catalogue (`skillsmith-catalogue`), through one host of the engine's
+//! imports ([`host`]). The CLI and the MCP server depend on this crate alone:
+//! it re-exports the catalogue's read side and the sandbox's limits, so that
+//! neither binary names rusqlite or wasmtime.
 //!
 //! Start with [`sync::SyncRunner`] and [`db::Database`].
 
 #![deny(missing_docs)]
 
-// Generated from the WIT; documented there. Crate-private: the public API
-// speaks domain types, never wasmtime's.
-#[allow(missing_docs, dead_code)]
-mod bindings;
-pub mod budget;
-pub mod clock;
 pub mod component;
-pub mod db;
-pub mod grants;
 pub mod host;
 pub mod http;
-pub mod lock;
 pub mod policy;
-pub mod random;
-pub mod store;
 pub mod sync;
 pub mod text;
-pub mod writer;
+
+pub use skillsmith_catalogue::{clock, db, lock, random, store, writer};
+pub use skillsmith_sandbox::{budget, grants};
 
 use std::path::PathBuf;
 
@@ -37,16 +31,11 @@ pub use sync::{Backend, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
 /// The live registry's API base URL.
 pub const DEFAULT_REGISTRY_URL: &str = "https://api.skillsmith.app/functions/v1";
 
-/// Platform directories of skillsmith (`~/.local/share/skillsmith`,
-/// `~/Library/Application Support/app.skillsmith.skillsmith`, ...).
-pub(crate) fn project_dirs() -> Option<directories::ProjectDirs> {
-    directories::ProjectDirs::from("app", "skillsmith", "skillsmith")
-}
-
 /// The default catalogue: `skills.db` in the platform data directory, or
 /// `None` when there is no home directory to put it in.
 pub fn default_db_path() -> Option<PathBuf> {
-    project_dirs().map(|d| d.data_dir().join("skills.db"))
+    directories::ProjectDirs::from("app", "skillsmith", "skillsmith")
+        .map(|d| d.data_dir().join("skills.db"))
 }
 
 /// The default cache directory for the compiled component (see
@@ -57,5 +46,3 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod e2e_tests;
-#[cfg(test)]
-mod testutil;

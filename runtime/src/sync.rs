@@ -23,18 +23,19 @@ use skillsmith_guest::domain::{
     Decision, FailureKind, ScheduleConfig, SyncError, SyncMode, SyncOptions, SyncReport,
 };
 
-use crate::component::{ComponentError, ComponentLimits, ComponentRuntime, GuestStats};
-use crate::db::{Database, DbError};
+use crate::component::{ComponentError, ComponentLimits, GuestStats};
+use skillsmith_catalogue::db::{CoverageView, Database, DbError};
 use crate::host::{HostStats, SyncHost, TracingObserver};
 use crate::http::{HttpBackend, HttpInitError};
-use crate::lock::{Lease, LockError};
+use skillsmith_catalogue::lock::LockError;
 use crate::policy::{Policy, PolicyError};
-use crate::store::Store;
+use skillsmith_catalogue::store::Store;
 
 pub use crate::host::SyncObserver;
 
 /// Which implementation of the engine runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The WebAssembly component, confined by the host (the default).
@@ -130,57 +131,43 @@ impl std::ops::Deref for SyncOutcome {
     }
 }
 
+/// A sync's report as the programs print it: the CLI's `--json` and the
+/// MCP `sync` tool's structured result.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ReportView {
+    /// `success`, or `cancelled` when it was stopped (what it applied is kept).
+    pub status: &'static str,
+    /// Which implementation of the engine ran: `component` or `native`.
+    pub backend: Backend,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// What the engine did.
+    #[serde(flatten)]
+    pub report: SyncReport,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Search mode: how much of the registry the listings reached.
+    pub coverage: Option<CoverageView>,
+}
+
+impl From<&SyncOutcome> for ReportView {
+    fn from(o: &SyncOutcome) -> ReportView {
+        let r = &o.report;
+        ReportView {
+            status: if r.cancelled { "cancelled" } else { "success" },
+            backend: o.backend,
+            dry_run: o.dry_run,
+            report: r.clone(),
+            duration_ms: o.duration.as_millis().min(u128::from(u64::MAX)) as u64,
+            coverage: r.coverage.as_ref().map(CoverageView::from),
+        }
+    }
+}
+
 impl Serialize for SyncOutcome {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct View<'a> {
-            mode: &'static str,
-            backend: Backend,
-            dry_run: bool,
-            added: u64,
-            updated: u64,
-            unchanged: u64,
-            removed: u64,
-            skipped: u64,
-            pages: u32,
-            requests: u32,
-            warnings: &'a [String],
-            last_sync_at: &'a Option<String>,
-            cancelled: bool,
-            duration_ms: u64,
-            coverage: Option<CoverageView<'a>>,
-        }
-        #[derive(Serialize)]
-        struct CoverageView<'a> {
-            registry_total: Option<u64>,
-            reached: u64,
-            unreachable: Option<u64>,
-            unfilterable_tiers: &'a [String],
-        }
-        let r = &self.report;
-        View {
-            mode: r.mode.as_str(),
-            backend: self.backend,
-            dry_run: self.dry_run,
-            added: r.added,
-            updated: r.updated,
-            unchanged: r.unchanged,
-            removed: r.removed,
-            skipped: r.skipped,
-            pages: r.pages,
-            requests: r.requests,
-            warnings: &r.warnings,
-            last_sync_at: &r.last_sync_at,
-            cancelled: r.cancelled,
-            duration_ms: self.duration.as_millis() as u64,
-            coverage: r.coverage.as_ref().map(|c| CoverageView {
-                registry_total: c.registry_total,
-                reached: c.reached,
-                unreachable: c.unreachable(),
-                unfilterable_tiers: &c.unfilterable_tiers,
-            }),
-        }
-        .serialize(s)
+        ReportView::from(self).serialize(s)
     }
 }
 
@@ -341,7 +328,7 @@ impl SyncRunner {
         // Load the component before touching the catalogue: a component that
         // cannot load must not take the lease or leave a history row.
         let component = match self.backend {
-            Backend::Component => Some(ComponentRuntime::embedded()?),
+            Backend::Component => Some(crate::component::embedded()?),
             Backend::Native => None,
         };
         let http = HttpBackend::new(policy, self.api_key)?;
@@ -350,8 +337,8 @@ impl SyncRunner {
         } else {
             let db = Database::open(&self.db_path)?;
             let lease = match self.wait_for_lease {
-                Some(t) => Lease::acquire_wait(&db, t)?,
-                None => Lease::acquire(&db)?,
+                Some(t) => db.lease_wait(t)?,
+                None => db.lease()?,
             };
             // The schedule was decided before the lease was ours; another
             // process may have synced in between.
@@ -442,7 +429,7 @@ pub fn decide_schedule(
     now_ms: i64,
     jitter_seed: u64,
 ) -> Result<Decision, ComponentError> {
-    ComponentRuntime::embedded()?.decide(config, now_ms, jitter_seed)
+    crate::component::embedded()?.decide(config, now_ms, jitter_seed)
 }
 
 #[cfg(test)]

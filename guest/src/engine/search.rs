@@ -77,11 +77,11 @@ impl<H: Host> Sync<'_, H> {
     /// listing that had to show it was read completely and did not.
     pub(super) fn search(&mut self) -> Result<Option<String>, Halt> {
         self.mode = SyncMode::Search;
-        self.phase = Phase::Discover;
+        self.at.phase = Phase::Discover;
         let census = self.census()?;
         let (plan, totals) = self.plan(&census)?;
-        self.phase = Phase::Fetch;
-        self.total = match &totals {
+        self.at.phase = Phase::Fetch;
+        self.at.total = match &totals {
             Some(totals) => Some(plan.planned_records(totals)),
             None => census.registry_total,
         };
@@ -361,7 +361,7 @@ impl<H: Host> Sync<'_, H> {
         };
         while let Some(flight) = next.take() {
             let page = self.search_page(flight)?;
-            self.pages += 1;
+            self.at.pages += 1;
             if let Some((cap, skills)) = listed.request_cap
                 && self.client.requests() > cap
             {
@@ -378,7 +378,7 @@ impl<H: Host> Sync<'_, H> {
             {
                 next = Some(self.send_search(filter, request, &[])?);
             }
-            self.done += page.raw_len as u64;
+            self.at.done += page.raw_len as u64;
             // What a misplaced block read is valid all the same.
             self.admit(listed, page)?;
             self.progress()?;

@@ -89,7 +89,7 @@ fn build_hostile(target: &Path, feature: Option<&str>, name: &str) -> PathBuf {
         cmd.args(["--features", f]);
     }
     // Flags meant for host builds (or set by the outer cargo) must not reach
-    // the wasm build; the same list as runtime/build.rs strips.
+    // the wasm build; the same list as sandbox/build.rs strips.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",

@@ -17,13 +17,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::clock::{self, Clock};
-use crate::db::{Database, DbError};
+use crate::connection::{DbError, open_connection};
 
 /// How long a lease lasts without a heartbeat.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// Error text written to history runs found `running` when a lease is taken.
 pub const INTERRUPTED_MESSAGE: &str = "interrupted: the process running this sync stopped before it finished (killed or crashed); the next sync resumes from the last committed page";
+
+/// Between pages (which renew the lease as they commit), how often a
+/// running sync renews it: the one renewal policy of the store and the
+/// store thread, a quarter of [`LEASE_TTL`].
+pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 
 /// How often [`Lease::acquire_wait`] retries.
 const WAIT_POLL: Duration = Duration::from_millis(250);
@@ -101,7 +106,7 @@ pub(crate) fn live_lease(conn: &Connection, now_ms: i64) -> rusqlite::Result<Opt
 }
 
 /// This machine's name, as written into lease holders.
-fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     #[cfg(unix)]
     if let Ok(name) = nix::unistd::gethostname() {
         return name.to_string_lossy().into_owned();
@@ -147,20 +152,20 @@ pub(crate) fn renew(conn: &Connection, holder: &str, now_ms: i64) -> rusqlite::R
 }
 
 impl Lease {
-    /// Takes the lease of `db`'s catalogue, or fails with
-    /// [`LockError::Busy`] when another process holds it.
-    pub fn acquire(db: &Database) -> Result<Lease, LockError> {
-        let path = db.path().ok_or(LockError::NoFile)?;
-        let conn = crate::db::open_connection(path)?;
-        Lease::acquire_on(conn, path, db.clock())
+    /// Takes the lease of the catalogue at `path`, or fails with
+    /// [`LockError::Busy`] when another process holds it
+    /// (`Database::lease` for an open catalogue).
+    pub fn acquire(path: &Path, clock: Clock) -> Result<Lease, LockError> {
+        let conn = open_connection(path)?;
+        Lease::acquire_on(conn, path, clock)
     }
 
     /// Like [`Lease::acquire`], but waits up to `timeout` for the holder to
     /// finish.
-    pub fn acquire_wait(db: &Database, timeout: Duration) -> Result<Lease, LockError> {
+    pub fn acquire_wait(path: &Path, clock: Clock, timeout: Duration) -> Result<Lease, LockError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match Lease::acquire(db) {
+            match Lease::acquire(path, clock) {
                 Err(LockError::Busy { .. }) if Instant::now() + WAIT_POLL < deadline => {
                     std::thread::sleep(WAIT_POLL);
                 }
@@ -260,123 +265,5 @@ impl Drop for Lease {
             // It expires by itself within LEASE_TTL.
             tracing::warn!("could not release the sync lease: {e}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn open_twice() -> (tempfile::TempDir, Database, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("skills.db");
-        let a = Database::open(&path).unwrap();
-        let b = Database::open(&path).unwrap();
-        (dir, a, b)
-    }
-
-    #[test]
-    fn leases_exclude_each_other_and_release_on_drop() {
-        let (_dir, a, b) = open_twice();
-        let lease = Lease::acquire(&a).unwrap();
-        match Lease::acquire(&b) {
-            Err(LockError::Busy { pid, since }) => {
-                assert_eq!(pid, std::process::id());
-                assert!(since.ends_with('Z'));
-            }
-            other => panic!("expected Busy, got {other:?}"),
-        }
-        assert_eq!(b.status().unwrap().running_pid, Some(std::process::id()));
-        lease.renew().unwrap();
-        drop(lease);
-        assert_eq!(b.status().unwrap().running_pid, None);
-        let again = Lease::acquire(&b).unwrap();
-        again.release().unwrap();
-    }
-
-    #[test]
-    fn an_expired_lease_is_taken_over_and_its_runs_closed() {
-        let (_dir, a, b) = open_twice();
-        let stale = Lease::acquire(&a).unwrap();
-        a.conn()
-            .execute_batch(
-                "INSERT INTO sync_history (started_at, status) VALUES ('2026-01-01T00:00:00.000Z', 'running');",
-            )
-            .unwrap();
-        // Seen from a clock past the TTL, the lease has expired.
-        let later = b.with_clock(Clock::with_offset(LEASE_TTL.as_millis() as i64 + 1_000));
-        let fresh = Lease::acquire(&later).unwrap();
-        let run = &later.history(1).unwrap()[0];
-        assert_eq!(run.status, "failed");
-        assert_eq!(run.error_message.as_deref(), Some(INTERRUPTED_MESSAGE));
-        // The old holder finds out at its next heartbeat, and its drop does
-        // not release the new holder's lease.
-        assert!(matches!(stale.renew(), Err(LockError::Lost)));
-        drop(stale);
-        assert!(fresh.renew().is_ok());
-    }
-
-    #[test]
-    fn a_dead_holder_on_this_machine_is_taken_over_at_once() {
-        let (_dir, a, b) = open_twice();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead_pid = child.id();
-        child.wait().unwrap();
-        let insert = |holder: &str| {
-            a.conn()
-                .execute(
-                    "INSERT OR REPLACE INTO sync_lease (id, holder, pid, acquired_at, expires_at)
-                     VALUES (1, ?1, ?2, '2026-01-01T00:00:00.000Z', ?3)",
-                    params![holder, dead_pid, Clock::default().now_ms() + 60_000],
-                )
-                .unwrap();
-        };
-        // Another machine's holder, or one in the old format: wait.
-        for holder in [
-            format!("pid {dead_pid} on some-other-host #0000000000000001"),
-            format!("pid {dead_pid} #0000000000000001"),
-        ] {
-            insert(&holder);
-            assert!(
-                matches!(Lease::acquire(&b), Err(LockError::Busy { .. })),
-                "{holder}"
-            );
-        }
-        // Gone from this machine: taken over.
-        insert(&format!(
-            "pid {dead_pid} on {} #0000000000000001",
-            this_host()
-        ));
-        let lease = Lease::acquire(&b).expect("the dead holder's lease is taken over");
-        // A live holder (this test process, as seen from a lease of its own
-        // held through another connection) is respected.
-        assert!(matches!(Lease::acquire(&a), Err(LockError::Busy { .. })));
-        drop(lease);
-    }
-
-    #[test]
-    fn acquire_wait_waits_for_release() {
-        let (_dir, a, b) = open_twice();
-        let lease = Lease::acquire(&a).unwrap();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            drop(lease);
-        });
-        let started = Instant::now();
-        let got = Lease::acquire_wait(&b, Duration::from_secs(5)).unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(250));
-        drop(got);
-        t.join().unwrap();
-        let _held = Lease::acquire(&a).unwrap();
-        assert!(matches!(
-            Lease::acquire_wait(&b, Duration::from_millis(300)),
-            Err(LockError::Busy { .. })
-        ));
-    }
-
-    #[test]
-    fn in_memory_databases_have_no_lease() {
-        let db = Database::open_in_memory().unwrap();
-        assert!(matches!(Lease::acquire(&db), Err(LockError::NoFile)));
     }
 }

@@ -21,10 +21,6 @@ use crate::clock::{self, Clock};
 use crate::db::{self, Database, ScratchGuard};
 use crate::lock;
 
-/// Renew the lease outside pages at most this often (ms): pages renew it
-/// anyway; this covers long rate-limit waits between pages.
-const HEARTBEAT_EVERY_MS: i64 = 15_000;
-
 /// Maps a SQLite error onto the closed `store-error` variants.
 pub fn store_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
@@ -53,7 +49,6 @@ pub struct Store {
     clock: Clock,
     read_only: bool,
     lease_holder: Option<String>,
-    last_heartbeat_ms: i64,
     open_run: Option<OpenRun>,
     tags_buf: Vec<u8>,
     categories_buf: Vec<u8>,
@@ -232,7 +227,6 @@ impl Store {
             clock,
             read_only,
             lease_holder,
-            last_heartbeat_ms: clock.now_ms(),
             open_run: None,
             tags_buf: Vec::with_capacity(256),
             categories_buf: Vec::with_capacity(256),
@@ -543,7 +537,6 @@ impl Store {
             return Err(StoreError::Busy);
         }
         tx.commit().map_err(store_error)?;
-        self.last_heartbeat_ms = now;
         if let Some(r) = &mut self.open_run {
             r.pages += 1;
         }
@@ -657,8 +650,7 @@ impl Store {
             config.consecutive_failures = config.consecutive_failures.saturating_add(1);
             config.last_sync_error = error;
         }
-        let decision =
-            skillsmith_guest::schedule::decide(config.schedule_config(), now, db::jitter_seed(now));
+        let next_sync_at = db::next_sync_at(&config, now);
         tx.prepare_cached(
             "UPDATE sync_config SET last_sync_at = ?1, last_sync_count = ?2, last_sync_error = ?3,
                  last_attempt_at = ?4, last_success_at = ?5, consecutive_failures = ?6,
@@ -673,7 +665,7 @@ impl Store {
                 config.last_attempt_at,
                 config.last_success_at,
                 config.consecutive_failures,
-                decision.next_ms.map(clock::format_ms),
+                next_sync_at,
                 now_text,
             ])
         })
@@ -713,18 +705,14 @@ impl Store {
         self.finish_run(open.id, &outcome)
     }
 
-    /// Renews the lease if the last renewal is older than 15 s. Errors are
-    /// left for the next page to detect.
+    /// Renews the lease between pages (the store thread asks at most every
+    /// [`lock::RENEW_EVERY`]). Errors are left for the next page to detect.
     pub fn heartbeat(&mut self) {
         let Some(holder) = &self.lease_holder else {
             return;
         };
-        let now = self.clock.now_ms();
-        if now - self.last_heartbeat_ms < HEARTBEAT_EVERY_MS {
-            return;
-        }
-        match lock::renew(&self.conn, holder, now) {
-            Ok(true) => self.last_heartbeat_ms = now,
+        match lock::renew(&self.conn, holder, self.clock.now_ms()) {
+            Ok(true) => {}
             Ok(false) => tracing::warn!("the sync lease was taken over by another process"),
             Err(e) => tracing::debug!("lease heartbeat failed: {e}"),
         }
@@ -859,23 +847,15 @@ mod tests {
 
     fn skill(id: &str, updated: &str) -> Skill {
         Skill {
-            id: id.into(),
             name: format!("skill {id}"),
             description: Some("does things with git".into()),
             author: Some("alice".into()),
-            repo_url: None,
             quality_score: Some(0.5),
-            trust_tier: TrustTier::Community,
             tags: vec!["git".into(), "a \"quoted\" tag".into()],
             categories: vec!["Development".into()],
             stars: Some(1),
             created_at: "2026-01-01T00:00:00.000Z".into(),
-            updated_at: updated.into(),
-            content_hash: None,
-            license: None,
-            security_score: None,
-            installable: None,
-            quarantined: None,
+            ..Skill::minimal(id, updated)
         }
     }
 
@@ -993,9 +973,9 @@ mod tests {
         assert!(plan.contains("sqlite_autoindex_skills_1"), "{plan}");
 
         let h = &reader.history(5).unwrap()[0];
-        assert_eq!(h.status, "success");
+        assert_eq!(h.status.as_str(), "success");
         assert_eq!(h.skills_added, 3);
-        assert_eq!(h.mode.as_deref(), Some("changes-feed"));
+        assert_eq!(h.mode.map(|m| m.as_str()), Some("changes-feed"));
         assert!(h.duration_ms.is_some());
         let c = reader.config().unwrap();
         assert_eq!(c.last_sync_count, 3);
@@ -1003,7 +983,7 @@ mod tests {
         assert!(c.last_success_at.is_some() && c.next_sync_at.is_some());
         // Tags survive the JSON round trip and are searchable.
         let hit = reader.get("b").unwrap().unwrap();
-        assert_eq!(hit.tags, ["git", "a \"quoted\" tag"]);
+        assert_eq!(hit.skill.tags, ["git", "a \"quoted\" tag"]);
         assert_eq!(
             reader.search("quoted", &Default::default()).unwrap().len(),
             2
@@ -1310,14 +1290,14 @@ mod tests {
         );
         for want in [&a, &b, &c] {
             let got = reader.get(&want.id).unwrap().unwrap();
-            assert_eq!(got.name, want.name);
-            assert_eq!(got.description, want.description);
-            assert_eq!(got.author, want.author);
-            assert_eq!(got.repo_url, want.repo_url);
-            assert_eq!(got.trust_tier, want.trust_tier.as_str());
-            assert_eq!(got.stars, want.stars);
-            assert_eq!(got.quality_score, want.quality_score);
-            assert_eq!(got.updated_at, want.updated_at);
+            assert_eq!(got.skill.name, want.name);
+            assert_eq!(got.skill.description, want.description);
+            assert_eq!(got.skill.author, want.author);
+            assert_eq!(got.skill.repo_url, want.repo_url);
+            assert_eq!(got.skill.trust_tier, want.trust_tier);
+            assert_eq!(got.skill.stars, want.stars);
+            assert_eq!(got.skill.quality_score, want.quality_score);
+            assert_eq!(got.skill.updated_at, want.updated_at);
         }
         store
             .conn
@@ -1331,7 +1311,7 @@ mod tests {
                 .search(q, &Default::default())
                 .unwrap()
                 .into_iter()
-                .map(|h| h.id)
+                .map(|h| h.skill.id)
                 .collect()
         };
         assert_eq!(found("lockfiles"), ["a"]);
@@ -1356,9 +1336,9 @@ mod tests {
             .apply_page(run, &page(vec![], vec!["mine"], "c2"))
             .unwrap();
         let row = reader.get("mine").unwrap().unwrap();
-        assert_eq!(row.name, "my own");
-        assert_eq!(row.source, "local");
-        assert_eq!(row.updated_at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(row.skill.name, "my own");
+        assert_eq!(row.source.as_str(), "local");
+        assert_eq!(row.skill.updated_at, "2026-01-01T00:00:00.000Z");
         assert_eq!(store.registry_ids(None, 10).unwrap(), Vec::<String>::new());
         assert_eq!(store.registry_rows(&["mine".into()]).unwrap(), [None]);
         let v = store.local_versions(&["mine".into()]).unwrap();
@@ -1371,7 +1351,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("skills.db");
         let db = Database::open(&path).unwrap();
-        let lease = lock::Lease::acquire(&db).unwrap();
+        let lease = db.lease().unwrap();
         let mut store = Store::new(db, Some(lease.holder().to_owned()));
         let run = store.begin_run(SyncMode::Search).unwrap();
         store
@@ -1394,7 +1374,7 @@ mod tests {
             .abandon_open_run("lease lost", FailureKind::Component)
             .unwrap();
         let h = &reader.history(1).unwrap()[0];
-        assert_eq!(h.status, "partial");
+        assert_eq!(h.status.as_str(), "partial");
         assert_eq!(h.error_message.as_deref(), Some("lease lost"));
     }
 

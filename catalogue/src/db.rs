@@ -1,255 +1,24 @@
-//! The local catalogue database: opening, migrations, and the read-side API
-//! of the CLI and the MCP server (configuration, history, status, search).
-//!
-//! Every connection uses WAL, `synchronous = NORMAL` and a 5 s busy timeout,
-//! and starts its write transactions `IMMEDIATE`: in WAL mode a deferred
-//! transaction that later writes can fail with `SQLITE_BUSY` at once (the
-//! busy handler cannot help a stale snapshot), which is how "database is
-//! locked" reaches users. A database written by a newer skillsmith is refused
-//! before anything is written to it.
+//! The catalogue as its readers see it: [`Database`] opens a file (for
+//! syncing, for reading only, or for a dry run) and answers the CLI's and
+//! the MCP server's questions (configuration, history, status, search).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use rusqlite_migration::{M, Migrations};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
-use skillsmith_guest::domain::{FailureKind, ScheduleConfig, Skill};
+use skillsmith_guest::domain::{
+    Coverage, FailureKind, ScheduleConfig, Skill, Source, SyncMode, TrustTier,
+};
 
 use crate::clock::{self, Clock};
-
-/// How long a connection waits for another writer before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The migrations, in order; `user_version` counts how many were applied.
-const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("../../migrations/001_skills.sql")),
-    M::up(include_str!("../../migrations/002_skills_fts.sql")),
-    M::up(include_str!("../../migrations/003_sync.sql")),
-    M::up(include_str!("../../migrations/004_sync_state.sql")),
-    M::up(include_str!("../../migrations/005_deferred_fts.sql")),
-    M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
-    M::up(include_str!("../../migrations/007_fts_crisismerge.sql")),
-    M::up(include_str!("../../migrations/008_fts_catch_up.sql")),
-    M::up(include_str!("../../migrations/009_search_coverage.sql")),
-];
-
-/// The schema version this binary creates and understands.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
-/// Why the database could not be used. The texts say what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// The directory for the database could not be created.
-    #[error("cannot create the directory for {path}: {source}")]
-    CreateDir {
-        /// The database path.
-        path: PathBuf,
-        /// The file-system error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// SQLite could not open the file.
-    #[error("cannot open the database {path}: {source}")]
-    Open {
-        /// The database path.
-        path: PathBuf,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The path is a directory, not a database file.
-    #[error("the catalogue path {path} is a directory, not a database file")]
-    IsDirectory {
-        /// The database path.
-        path: PathBuf,
-    },
-    /// The schema is newer than this binary; the file was left untouched.
-    #[error(
-        "{path} was written by a newer skillsmith (schema v{found}, this binary knows v{known}), and is left untouched"
-    )]
-    NewerSchema {
-        /// The database path.
-        path: PathBuf,
-        /// `user_version` found in the file.
-        found: u32,
-        /// [`SCHEMA_VERSION`].
-        known: u32,
-    },
-    /// The file is not a SQLite database.
-    #[error(
-        "{path} is not a skillsmith database (not SQLite, or encrypted), and is left untouched"
-    )]
-    NotADatabase {
-        /// The database path.
-        path: PathBuf,
-    },
-    /// Applying the migrations failed; the database was rolled back.
-    #[error("cannot upgrade the database {path} to schema v{SCHEMA_VERSION}: {detail}")]
-    Migration {
-        /// The database path.
-        path: PathBuf,
-        /// What went wrong.
-        detail: String,
-    },
-    /// Another process held the database for longer than [`BUSY_TIMEOUT`].
-    #[error(
-        "the database {path} stayed locked by another process for {} s",
-        BUSY_TIMEOUT.as_secs()
-    )]
-    Busy {
-        /// The database path.
-        path: PathBuf,
-    },
-    /// The disk is full.
-    #[error("cannot write the database {path}: the disk is full")]
-    NoSpace {
-        /// The database path.
-        path: PathBuf,
-    },
-    /// The file or its folder cannot be written.
-    #[error("cannot write the database {path}: the file or its folder is read-only")]
-    ReadOnly {
-        /// The database path.
-        path: PathBuf,
-    },
-    /// The file is damaged.
-    #[error("the database {path} is damaged ({detail})")]
-    Corrupt {
-        /// The database path.
-        path: PathBuf,
-        /// SQLite's description.
-        detail: String,
-    },
-    /// A caller passed something unusable.
-    #[error("{0}")]
-    Invalid(String),
-    /// A search query with no letters or digits, which would match nothing
-    /// (rather than everything).
-    #[error("the query {0:?} has no searchable words: search for letters or digits")]
-    NoSearchableWords(String),
-    /// Any other SQLite failure.
-    #[error("database error on {path}: {source}")]
-    Sqlite {
-        /// The database path.
-        path: PathBuf,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-}
-
-impl DbError {
-    /// The kind of this failure.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            DbError::CreateDir { source, .. } => io_kind(source),
-            DbError::Open { source, .. } | DbError::Sqlite { source, .. } => {
-                match source.sqlite_error_code() {
-                    Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => FailureKind::ReadOnly,
-                    Some(ErrorCode::DiskFull) => FailureKind::NoSpace,
-                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                        FailureKind::StoreBusy
-                    }
-                    _ => FailureKind::StoreCorrupt,
-                }
-            }
-            DbError::Busy { .. } => FailureKind::StoreBusy,
-            DbError::NoSpace { .. } => FailureKind::NoSpace,
-            DbError::ReadOnly { .. } => FailureKind::ReadOnly,
-            DbError::IsDirectory { .. }
-            | DbError::NewerSchema { .. }
-            | DbError::NotADatabase { .. }
-            | DbError::Migration { .. }
-            | DbError::Corrupt { .. } => FailureKind::StoreCorrupt,
-            DbError::Invalid(_) | DbError::NoSearchableWords(_) => FailureKind::Usage,
-        }
-    }
-
-    /// Classifies a SQLite error on `path` into the variants users can act on.
-    pub(crate) fn from_sqlite(path: &Path, e: rusqlite::Error) -> DbError {
-        let path = path.to_owned();
-        if path.is_dir() {
-            return DbError::IsDirectory { path };
-        }
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy { path },
-            Some(ErrorCode::DiskFull) => DbError::NoSpace { path },
-            Some(ErrorCode::ReadOnly) => DbError::ReadOnly { path },
-            // WAL mode creates `-wal` and `-shm` files beside the database.
-            Some(ErrorCode::CannotOpen) if !folder_is_writable(&path) => DbError::ReadOnly { path },
-            // The shared-memory file of WAL mode cannot be mapped: on Linux
-            // that is a full disk (the file cannot grow) or a read-only folder.
-            Some(ErrorCode::SystemIoFailure) if is_shm_failure(&e) => {
-                if folder_is_writable(&path) {
-                    DbError::NoSpace { path }
-                } else {
-                    DbError::ReadOnly { path }
-                }
-            }
-            Some(ErrorCode::NotADatabase) => DbError::NotADatabase { path },
-            Some(ErrorCode::DatabaseCorrupt) => DbError::Corrupt {
-                path,
-                detail: e.to_string(),
-            },
-            _ => DbError::Sqlite { path, source: e },
-        }
-    }
-}
-
-/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
-fn uri_path(path: &Path) -> String {
-    let mut out = String::new();
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '?' => out.push_str("%3f"),
-            '#' => out.push_str("%23"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Whether SQLite failed on the WAL shared-memory file (`xShmMap`,
-/// `SQLITE_IOERR_SHMOPEN` / `SHMSIZE` / `SHMMAP`).
-fn is_shm_failure(e: &rusqlite::Error) -> bool {
-    const SHMOPEN: i32 = 4618;
-    const SHMSIZE: i32 = 4874;
-    const SHMMAP: i32 = 5386;
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.extended_code, SHMOPEN | SHMSIZE | SHMMAP))
-}
-
-/// Whether a file could be created beside `path` (its folder is writable).
-fn folder_is_writable(path: &Path) -> bool {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let probe = dir.join(format!(".skillsmith-write-probe-{}", std::process::id()));
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .is_ok();
-    if created {
-        let _ = std::fs::remove_file(&probe);
-    }
-    created
-}
-
-fn io_kind(e: &std::io::Error) -> FailureKind {
-    match e.kind() {
-        std::io::ErrorKind::StorageFull => FailureKind::NoSpace,
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            FailureKind::ReadOnly
-        }
-        _ => FailureKind::StoreCorrupt,
-    }
-}
+use crate::random;
+use crate::connection::{configure, migrate, open_connection, uri_path, user_version};
+pub use crate::connection::{BUSY_TIMEOUT, DbError, SCHEMA_VERSION};
+use crate::lock::{Lease, LockError};
 
 /// Background-sync frequency (`sync_config.frequency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Frequency {
     /// Every 24 hours.
@@ -291,8 +60,10 @@ impl std::fmt::Display for Frequency {
     }
 }
 
-/// The `sync_config` row (ADR-018 columns plus the v4 scheduling facts).
+/// The background-sync settings: the `sync_config` row (ADR-018 columns
+/// plus the v4 scheduling facts).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SyncConfigView {
     /// Background sync on.
     pub enabled: bool,
@@ -302,7 +73,7 @@ pub struct SyncConfigView {
     pub interval_ms: i64,
     /// Registry time of the last fully successful sync.
     pub last_sync_at: Option<String>,
-    /// Host time the next background sync is due; `None` when disabled.
+    /// When the next background sync is due; null when disabled.
     pub next_sync_at: Option<String>,
     /// Skills written (added + updated) by the last successful sync.
     pub last_sync_count: i64,
@@ -312,7 +83,7 @@ pub struct SyncConfigView {
     pub last_attempt_at: Option<String>,
     /// Host time the last success ended.
     pub last_success_at: Option<String>,
-    /// Failed attempts since the last success.
+    /// Failed attempts since the last success (drives the backoff).
     pub consecutive_failures: u32,
     /// Row creation time.
     pub created_at: String,
@@ -333,8 +104,9 @@ impl SyncConfigView {
     }
 }
 
-/// One `sync_history` row.
+/// One sync run: a `sync_history` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct HistoryEntry {
     /// Run id.
     pub id: i64,
@@ -343,7 +115,7 @@ pub struct HistoryEntry {
     /// Host time the run ended; `None` while running.
     pub completed_at: Option<String>,
     /// `running`, `success`, `partial` or `failed`.
-    pub status: String,
+    pub status: RunState,
     /// New skills.
     pub skills_added: u64,
     /// Changed skills.
@@ -356,12 +128,12 @@ pub struct HistoryEntry {
     pub skills_skipped: u64,
     /// What went wrong, for `partial` and `failed`.
     pub error_message: Option<String>,
-    /// Its kind (`FailureKind::as_str`), for `partial` and `failed`.
-    pub failure_kind: Option<String>,
+    /// Its kind, for `partial` and `failed`.
+    pub failure_kind: Option<FailureKind>,
     /// Wall time of the run on the host clock.
     pub duration_ms: Option<i64>,
     /// `changes-feed` or `search`.
-    pub mode: Option<String>,
+    pub mode: Option<SyncMode>,
     /// Process that ran it.
     pub pid: Option<u32>,
     /// Search mode: skills the registry counted (`/stats`), when it said.
@@ -373,12 +145,85 @@ pub struct HistoryEntry {
     pub skills_unreachable: Option<u64>,
     /// Search mode: trust tiers the search API refused as filters.
     pub unfilterable_tiers: Vec<String>,
+    /// Search mode: the four facts above together, with a sentence.
+    pub coverage: Option<CoverageView>,
+}
+
+/// Where a history run stands (`sync_history.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub enum RunState {
+    /// Not finished (or its process died; the next lease closes it).
+    Running,
+    /// Finished.
+    Success,
+    /// Stopped or failed after applying some pages, which are kept.
+    Partial,
+    /// Failed before applying anything.
+    Failed,
+}
+
+impl RunState {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Success => "success",
+            RunState::Partial => "partial",
+            RunState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RunState> {
+        [RunState::Running, RunState::Success, RunState::Partial, RunState::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much of the registry a search-mode run reached. The search API lists
+/// only what its filters match: a skill in a tier it cannot filter on, with
+/// neither a quality score nor a category, is in no listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct CoverageView {
+    /// Skills the registry says it has; null when it does not say, so
+    /// completeness was not checked.
+    pub registry_total: Option<u64>,
+    /// Distinct skills the listings reached.
+    pub reached: u64,
+    /// Skills the registry counts that the search API cannot reach; null
+    /// when completeness was not checked.
+    pub unreachable: Option<u64>,
+    /// Trust tiers the search API cannot filter on.
+    pub unfilterable_tiers: Vec<String>,
+    /// The same in one sentence.
+    pub summary: String,
+}
+
+impl From<&Coverage> for CoverageView {
+    fn from(c: &Coverage) -> CoverageView {
+        CoverageView {
+            registry_total: c.registry_total,
+            reached: c.reached,
+            unreachable: c.unreachable(),
+            unfilterable_tiers: c.unfilterable_tiers.clone(),
+            summary: c.summary(),
+        }
+    }
 }
 
 impl HistoryEntry {
     /// Search mode: what the run's listings reached.
-    pub fn coverage(&self) -> Option<skillsmith_guest::domain::Coverage> {
-        Some(skillsmith_guest::domain::Coverage {
+    pub fn coverage(&self) -> Option<Coverage> {
+        Some(Coverage {
             registry_total: self.registry_total,
             reached: self.skills_reached?,
             unfilterable_tiers: self.unfilterable_tiers.clone(),
@@ -388,6 +233,7 @@ impl HistoryEntry {
 
 /// `sync status`: the configuration, the catalogue and the sync state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Status {
     /// The database file, or `:memory:`.
     pub path: String,
@@ -400,15 +246,15 @@ pub struct Status {
     /// Skills imported from disk.
     pub local_skills: u64,
     /// Protocol of the stored checkpoint.
-    pub mode: Option<String>,
+    pub mode: Option<SyncMode>,
     /// A changes-feed cursor is stored (the next sync resumes from it).
     pub has_cursor: bool,
     /// A full resync started and has not finished yet.
     pub resync_pending: bool,
-    /// The first sync is indexing for search at its end (migration 005);
-    /// until it finishes, `search` does not see the skills it added.
+    /// The first sync builds the search index at its end (migration 005);
+    /// until then `search` does not see the skills it added.
     pub search_index_pending: bool,
-    /// Process holding the sync lease, when a sync is running.
+    /// Process running a sync of this catalogue now, if any (any process).
     pub running_pid: Option<u32>,
     /// Host time that process took the lease.
     pub running_since: Option<String>,
@@ -427,46 +273,18 @@ pub struct SearchFilter {
     pub limit: u32,
 }
 
-/// One skill as stored locally.
+/// One skill in the local catalogue: the skill as the registry sent it
+/// (or as it was imported), where it came from, and its search relevance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SkillRecord {
-    /// Registry id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Author.
-    pub author: Option<String>,
-    /// Source repository.
-    pub repo_url: Option<String>,
-    /// 0..=1.
-    pub quality_score: Option<f64>,
-    /// Trust tier as stored.
-    pub trust_tier: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Categories.
-    pub categories: Vec<String>,
-    /// GitHub stars.
-    pub stars: Option<i64>,
-    /// Content hash.
-    pub content_hash: Option<String>,
-    /// Licence.
-    pub license: Option<String>,
-    /// Security score.
-    pub security_score: Option<f64>,
-    /// Installable flag.
-    pub installable: Option<bool>,
-    /// Quarantined flag.
-    pub quarantined: Option<bool>,
-    /// `registry` or `local`.
-    pub source: String,
-    /// Creation time (registry's).
-    pub created_at: String,
-    /// Last change (registry's).
-    pub updated_at: String,
-    /// Search relevance (bm25; lower is better), only in search results.
+    /// The skill.
+    #[serde(flatten)]
+    pub skill: Skill,
+    /// `registry` (synced) or `local` (imported from disk).
+    pub source: Source,
+    /// Search relevance (bm25; lower is better); only in search results
+    /// with a query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rank: Option<f64>,
 }
@@ -498,110 +316,6 @@ pub struct Database {
 }
 
 const MEMORY: &str = ":memory:";
-
-/// Applies the per-connection settings (none of them changes the file).
-fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.set_transaction_behavior(TransactionBehavior::Immediate);
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // The statement cache is sized for the store's page statements plus the
-    // read API's; evictions would re-prepare on every page.
-    conn.set_prepared_statement_cache_capacity(32);
-    rusqlite::vtab::array::load_module(conn)?;
-    Ok(())
-}
-
-fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32)
-}
-
-/// Opens `path` read-write (creating it), checks the schema is not newer than
-/// this binary's, and applies pending migrations. Used by the lease too.
-pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
-    if path.is_dir() {
-        return Err(DbError::IsDirectory {
-            path: path.to_owned(),
-        });
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-            path: path.to_owned(),
-            source,
-        })?;
-    }
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| match DbError::from_sqlite(path, source) {
-        DbError::Sqlite { path, source } => DbError::Open { path, source },
-        typed => typed,
-    })?;
-    let err = |e| DbError::from_sqlite(path, e);
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-    // Read the version before anything that writes (the WAL switch persists
-    // in the file header): a newer database must be left exactly as it was.
-    let found = user_version(&conn).map_err(err)?;
-    if found > SCHEMA_VERSION {
-        return Err(DbError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
-    }
-    configure(&mut conn).map_err(err)?;
-    if found < SCHEMA_VERSION {
-        migrate(&mut conn, path)?;
-    }
-    Ok(conn)
-}
-
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
-    match Migrations::from_slice(MIGRATIONS).to_latest(conn) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            // Two processes opening a new database at once both see v0; the
-            // second one's migration fails on existing tables after waiting
-            // for the first. The database is fine then.
-            if user_version(conn).ok() == Some(SCHEMA_VERSION) {
-                return Ok(());
-            }
-            if let rusqlite_migration::Error::RusqliteError { err, .. } = e {
-                return Err(match DbError::from_sqlite(path, err) {
-                    DbError::Sqlite { source, .. } => DbError::Migration {
-                        path: path.to_owned(),
-                        detail: source.to_string(),
-                    },
-                    other => other,
-                });
-            }
-            if let rusqlite_migration::Error::MigrationDefinition(
-                rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
-            ) = e
-            {
-                return Err(DbError::NewerSchema {
-                    path: path.to_owned(),
-                    found: user_version(conn).unwrap_or(0),
-                    known: SCHEMA_VERSION,
-                });
-            }
-            Err(DbError::Migration {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            })
-        }
-    }
-}
 
 impl Database {
     /// Opens (creating parent directories and the file) and migrates the
@@ -726,7 +440,7 @@ impl Database {
         let copy = std::env::temp_dir().join(format!(
             "skillsmith-dry-run-{}-{:x}.db",
             std::process::id(),
-            crate::random::SplitMix64::from_entropy().next_u64()
+            random::SplitMix64::from_entropy().next_u64()
         ));
         let scratch = ScratchCopy(copy.clone());
         conn.execute("VACUUM INTO ?1", [copy.to_string_lossy().as_ref()])
@@ -761,6 +475,17 @@ impl Database {
     /// The clock host times are taken from.
     pub fn clock(&self) -> Clock {
         self.clock
+    }
+
+    /// Takes the sync lease of this catalogue ([`Lease::acquire`]); an
+    /// in-memory catalogue has none.
+    pub fn lease(&self) -> Result<Lease, LockError> {
+        Lease::acquire(self.path().ok_or(LockError::NoFile)?, self.clock)
+    }
+
+    /// Like [`Database::lease`], waiting up to `timeout` for a holder.
+    pub fn lease_wait(&self, timeout: std::time::Duration) -> Result<Lease, LockError> {
+        Lease::acquire_wait(self.path().ok_or(LockError::NoFile)?, self.clock, timeout)
     }
 
     fn display_path(&self) -> &Path {
@@ -842,9 +567,7 @@ impl Database {
             change(&tx)?;
             let now = self.clock.now_ms();
             let mut config = read_config(&tx)?;
-            let decision =
-                skillsmith_guest::schedule::decide(config.schedule_config(), now, jitter_seed(now));
-            config.next_sync_at = decision.next_ms.map(clock::format_ms);
+            config.next_sync_at = next_sync_at(&config, now);
             config.updated_at = clock::format_ms(now);
             tx.execute(
                 "UPDATE sync_config SET next_sync_at = ?1, updated_at = ?2 WHERE id = 'default'",
@@ -890,7 +613,7 @@ impl Database {
                     }
                 }
             }
-            let (mode, has_cursor, resync_pending, search_index_pending) = tx
+            let (mode, has_cursor, resync_pending, search_index_pending): (Option<String>, _, _, _) = tx
                 .query_row(
                     "SELECT mode, cursor IS NOT NULL, resync_pending, fts_deferred = 1
                      FROM sync_state WHERE id = 1",
@@ -913,7 +636,7 @@ impl Database {
                 config,
                 registry_skills: registry,
                 local_skills: local,
-                mode,
+                mode: mode.as_deref().and_then(SyncMode::parse),
                 has_cursor,
                 resync_pending,
                 search_index_pending,
@@ -1088,10 +811,14 @@ impl Database {
 #[derive(Debug)]
 pub(crate) struct ScratchGuard(#[allow(dead_code)] ScratchCopy);
 
-/// A seed for schedule jitter. Not reproducible on purpose: spreading many
-/// clients' retries is its whole point.
-pub(crate) fn jitter_seed(now_ms: i64) -> u64 {
-    crate::random::SplitMix64::from_entropy().next_u64() ^ now_ms as u64
+/// When the next background sync of `config` is due, as decided at `now`
+/// with the process's seed: the scheduler's one rule
+/// ([`skillsmith_guest::schedule::decide`]), for every writer of
+/// `next_sync_at`.
+pub(crate) fn next_sync_at(config: &SyncConfigView, now_ms: i64) -> Option<String> {
+    skillsmith_guest::schedule::decide(config.schedule_config(), now_ms, random::jitter_seed())
+        .next_ms
+        .map(clock::format_ms)
 }
 
 pub(crate) fn ensure_config_row(conn: &Connection) -> rusqlite::Result<()> {
@@ -1159,20 +886,27 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     };
     let registry_total = maybe_count(13)?;
     let skills_reached = maybe_count(14)?;
-    Ok(HistoryEntry {
+    let mut entry = HistoryEntry {
         id: r.get(0)?,
         started_at: r.get(1)?,
         completed_at: r.get(2)?,
-        status: r.get(3)?,
+        // Only this crate writes statuses; another's reads as a failure.
+        status: RunState::parse(&r.get::<_, String>(3)?).unwrap_or(RunState::Failed),
         skills_added: count(4)?,
         skills_updated: count(5)?,
         skills_unchanged: count(6)?,
         skills_removed: count(7)?,
         skills_skipped: count(8)?,
         error_message: r.get(9)?,
-        failure_kind: r.get(16)?,
+        failure_kind: r
+            .get::<_, Option<String>>(16)?
+            .as_deref()
+            .and_then(FailureKind::parse),
         duration_ms: r.get(10)?,
-        mode: r.get(11)?,
+        mode: r
+            .get::<_, Option<String>>(11)?
+            .as_deref()
+            .and_then(SyncMode::parse),
         pid: r
             .get::<_, Option<i64>>(12)?
             .and_then(|p| u32::try_from(p).ok()),
@@ -1185,7 +919,10 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
             .get::<_, Option<String>>(15)?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default(),
-    })
+        coverage: None,
+    };
+    entry.coverage = entry.coverage().as_ref().map(CoverageView::from);
+    Ok(entry)
 }
 
 /// `bm25` weights of the FTS5 columns name, description, tags, author: a hit
@@ -1206,25 +943,31 @@ fn json_list(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
 }
 
 fn skill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SkillRecord> {
+    let tier: String = r.get(6)?;
+    let source: String = r.get(15)?;
     Ok(SkillRecord {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        description: r.get(2)?,
-        author: r.get(3)?,
-        repo_url: r.get(4)?,
-        quality_score: r.get(5)?,
-        trust_tier: r.get(6)?,
-        tags: json_list(r, 7)?,
-        categories: json_list(r, 8)?,
-        stars: r.get(9)?,
-        content_hash: r.get(10)?,
-        license: r.get(11)?,
-        security_score: r.get(12)?,
-        installable: r.get(13)?,
-        quarantined: r.get(14)?,
-        source: r.get(15)?,
-        created_at: r.get(16)?,
-        updated_at: r.get(17)?,
+        skill: Skill {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            description: r.get(2)?,
+            author: r.get(3)?,
+            repo_url: r.get(4)?,
+            quality_score: r.get(5)?,
+            // The store writes only the domain's tiers; anything else was
+            // written by another tool and reads as unknown.
+            trust_tier: TrustTier::parse(&tier),
+            tags: json_list(r, 7)?,
+            categories: json_list(r, 8)?,
+            stars: r.get(9)?,
+            created_at: r.get(16)?,
+            updated_at: r.get(17)?,
+            content_hash: r.get(10)?,
+            license: r.get(11)?,
+            security_score: r.get(12)?,
+            installable: r.get(13)?,
+            quarantined: r.get(14)?,
+        },
+        source: if source == "local" { Source::Local } else { Source::Registry },
         rank: r.get(18)?,
     })
 }
@@ -1264,23 +1007,15 @@ mod tests {
 
     pub(crate) fn skill(id: &str, name: &str, desc: &str) -> Skill {
         Skill {
-            id: id.into(),
             name: name.into(),
             description: Some(desc.into()),
             author: Some("alice".into()),
-            repo_url: None,
             quality_score: Some(0.5),
-            trust_tier: TrustTier::Community,
             tags: vec!["git".into()],
-            categories: vec![],
             stars: Some(3),
             created_at: "2026-01-01T00:00:00.000Z".into(),
-            updated_at: "2026-01-02T00:00:00.000Z".into(),
-            content_hash: None,
-            license: None,
-            security_score: None,
             installable: Some(true),
-            quarantined: None,
+            ..Skill::minimal(id, "2026-01-02T00:00:00.000Z")
         }
     }
 
@@ -1378,7 +1113,7 @@ mod tests {
         let old = dir.path().join("old.db");
         {
             let mut conn = Connection::open(&old).unwrap();
-            Migrations::from_slice(&MIGRATIONS[..2])
+            rusqlite_migration::Migrations::from_slice(&crate::connection::MIGRATIONS[..2])
                 .to_latest(&mut conn)
                 .unwrap();
         }
@@ -1437,7 +1172,7 @@ mod tests {
                 };
                 let key = |hits: Vec<SkillRecord>| {
                     hits.into_iter()
-                        .map(|h| (h.id, h.rank.map(|r| (r * 1e9) as i64)))
+                        .map(|h| (h.skill.id, h.rank.map(|r| (r * 1e9) as i64)))
                         .collect::<Vec<_>>()
                 };
                 let a = key(db.search(q, &fast).unwrap());
@@ -1466,7 +1201,7 @@ mod tests {
             db.insert_local_skill(s).unwrap();
         }
         let all = SearchFilter::default();
-        let ids = |hits: Vec<SkillRecord>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+        let ids = |hits: Vec<SkillRecord>| hits.into_iter().map(|h| h.skill.id).collect::<Vec<_>>();
 
         // The name hit ranks first.
         assert_eq!(ids(db.search("git", &all).unwrap()), ["id-a", "id-c"]);
@@ -1495,13 +1230,13 @@ mod tests {
         // Empty query lists by quality, nulls last.
         assert_eq!(ids(db.search("", &all).unwrap()), ["id-a", "id-b", "id-c"]);
         let hit = &db.search("docker", &all).unwrap()[0];
-        assert_eq!(hit.tags, ["devops"]);
-        assert_eq!(hit.source, "local");
+        assert_eq!(hit.skill.tags, ["devops"]);
+        assert_eq!(hit.source.as_str(), "local");
         assert!(hit.rank.is_some());
 
-        assert_eq!(db.get("id-b").unwrap().unwrap().name, "docker-runner");
-        assert_eq!(db.get("bob/docker-runner").unwrap().unwrap().id, "id-b");
-        assert_eq!(db.get("test-writer").unwrap().unwrap().id, "id-c");
+        assert_eq!(db.get("id-b").unwrap().unwrap().skill.name, "docker-runner");
+        assert_eq!(db.get("bob/docker-runner").unwrap().unwrap().skill.id, "id-b");
+        assert_eq!(db.get("test-writer").unwrap().unwrap().skill.id, "id-c");
         assert!(db.get("nobody/nothing").unwrap().is_none());
     }
 
@@ -1518,5 +1253,130 @@ mod tests {
         assert_eq!(s.last_run, None);
         assert_eq!(s.schema_version, SCHEMA_VERSION);
         serde_json::to_string(&s).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    //! The lease as the catalogue's readers and writers see it.
+
+    use std::time::{Duration, Instant};
+
+    use rusqlite::params;
+
+    use super::*;
+    use crate::lock::{INTERRUPTED_MESSAGE, LEASE_TTL, this_host};
+
+    fn open_twice() -> (tempfile::TempDir, Database, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        let a = Database::open(&path).unwrap();
+        let b = Database::open(&path).unwrap();
+        (dir, a, b)
+    }
+
+    #[test]
+    fn leases_exclude_each_other_and_release_on_drop() {
+        let (_dir, a, b) = open_twice();
+        let lease = a.lease().unwrap();
+        match b.lease() {
+            Err(LockError::Busy { pid, since }) => {
+                assert_eq!(pid, std::process::id());
+                assert!(since.ends_with('Z'));
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert_eq!(b.status().unwrap().running_pid, Some(std::process::id()));
+        lease.renew().unwrap();
+        drop(lease);
+        assert_eq!(b.status().unwrap().running_pid, None);
+        let again = b.lease().unwrap();
+        again.release().unwrap();
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over_and_its_runs_closed() {
+        let (_dir, a, b) = open_twice();
+        let stale = a.lease().unwrap();
+        a.conn()
+            .execute_batch(
+                "INSERT INTO sync_history (started_at, status) VALUES ('2026-01-01T00:00:00.000Z', 'running');",
+            )
+            .unwrap();
+        // Seen from a clock past the TTL, the lease has expired.
+        let later = b.with_clock(Clock::with_offset(LEASE_TTL.as_millis() as i64 + 1_000));
+        let fresh = later.lease().unwrap();
+        let run = &later.history(1).unwrap()[0];
+        assert_eq!(run.status.as_str(), "failed");
+        assert_eq!(run.error_message.as_deref(), Some(INTERRUPTED_MESSAGE));
+        // The old holder finds out at its next heartbeat, and its drop does
+        // not release the new holder's lease.
+        assert!(matches!(stale.renew(), Err(LockError::Lost)));
+        drop(stale);
+        assert!(fresh.renew().is_ok());
+    }
+
+    #[test]
+    fn a_dead_holder_on_this_machine_is_taken_over_at_once() {
+        let (_dir, a, b) = open_twice();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let insert = |holder: &str| {
+            a.conn()
+                .execute(
+                    "INSERT OR REPLACE INTO sync_lease (id, holder, pid, acquired_at, expires_at)
+                     VALUES (1, ?1, ?2, '2026-01-01T00:00:00.000Z', ?3)",
+                    params![holder, dead_pid, Clock::default().now_ms() + 60_000],
+                )
+                .unwrap();
+        };
+        // Another machine's holder, or one in the old format: wait.
+        for holder in [
+            format!("pid {dead_pid} on some-other-host #0000000000000001"),
+            format!("pid {dead_pid} #0000000000000001"),
+        ] {
+            insert(&holder);
+            assert!(
+                matches!(b.lease(), Err(LockError::Busy { .. })),
+                "{holder}"
+            );
+        }
+        // Gone from this machine: taken over.
+        insert(&format!(
+            "pid {dead_pid} on {} #0000000000000001",
+            this_host()
+        ));
+        let lease = b.lease().expect("the dead holder's lease is taken over");
+        // A live holder (this test process, as seen from a lease of its own
+        // held through another connection) is respected.
+        assert!(matches!(a.lease(), Err(LockError::Busy { .. })));
+        drop(lease);
+    }
+
+    #[test]
+    fn acquire_wait_waits_for_release() {
+        let (_dir, a, b) = open_twice();
+        let lease = a.lease().unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lease);
+        });
+        let started = Instant::now();
+        let got = b.lease_wait(Duration::from_secs(5)).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        drop(got);
+        t.join().unwrap();
+        let _held = a.lease().unwrap();
+        assert!(matches!(
+            b.lease_wait(Duration::from_millis(300)),
+            Err(LockError::Busy { .. })
+        ));
+    }
+
+    #[test]
+    fn in_memory_databases_have_no_lease() {
+        let db = Database::open_in_memory().unwrap();
+        assert!(matches!(db.lease(), Err(LockError::NoFile)));
     }
 }

@@ -1,5 +1,5 @@
 //! Builds the guest component (`skillsmith-guest` for `wasm32-wasip2`, profile
-//! `guest`) so that the runtime can embed it with `include_bytes!`.
+//! `guest`) so that the sandbox can embed it with `include_bytes!`.
 //!
 //! The nested cargo gets its own target directory (`target/guest-wasm`): it
 //! must not wait for the lock the outer build holds on `target/`, and its
@@ -10,7 +10,7 @@
 //! Escape hatches:
 //! - `SKILLSMITH_GUEST_WASM=/path/to/component.wasm` embeds a prebuilt
 //!   component instead of building one (CI caches, cross builds).
-//! - If the guest does not build, the runtime is still built, with an empty
+//! - If the guest does not build, the sandbox is still built, with an empty
 //!   component and a warning; the component backend then reports the build
 //!   failure at run time, and the native backend keeps working. Set
 //!   `SKILLSMITH_REQUIRE_GUEST=1` (release pipelines) to make that an error.
@@ -26,7 +26,7 @@ fn main() {
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let workspace = manifest_dir
         .parent()
-        .expect("runtime/ lives in the workspace")
+        .expect("sandbox/ lives in the workspace")
         .to_owned();
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
 
@@ -69,7 +69,7 @@ fn main() {
                 println!("cargo:warning=guest component: {line}");
             }
             println!(
-                "cargo:warning=the runtime is built WITHOUT the sync component; \
+                "cargo:warning=the sandbox is built WITHOUT the sync component; \
                  `--native` works, the component backend reports this error; \
                  if the target is missing: rustup target add wasm32-wasip2 \
                  (scripts/wasm-target.sh)"

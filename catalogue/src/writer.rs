@@ -20,12 +20,13 @@ use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use skillsmith_guest::domain::{
     FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, StoreError, SyncMode, SyncState,
 };
 
+use crate::lock;
 use crate::store::Store;
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
@@ -45,9 +46,6 @@ pub struct StoreThread {
     thread: Option<JoinHandle<()>>,
 }
 
-/// How often [`StoreThread::heartbeat`] passes a heartbeat on; the store
-/// renews the lease every 15 s of those.
-const HEARTBEAT_POST_EVERY: Duration = Duration::from_secs(1);
 
 /// The page being written.
 struct InFlight {
@@ -200,12 +198,13 @@ impl StoreThread {
 
     /// Renews the lease (see [`Store::heartbeat`]) after what is queued,
     /// without waiting; a failure is for the next page to detect. Asked
-    /// often (at every HTTP wait), so it wakes the store thread at most once
-    /// a second.
+    /// often (at every HTTP wait), so it passes one on at most every
+    /// [`lock::RENEW_EVERY`], the lease's one renewal policy (pages renew it
+    /// as they commit).
     pub fn heartbeat(&mut self) {
         if self
             .last_heartbeat
-            .is_some_and(|at| at.elapsed() < HEARTBEAT_POST_EVERY)
+            .is_some_and(|at| at.elapsed() < lock::RENEW_EVERY)
         {
             return;
         }
@@ -347,27 +346,12 @@ impl Drop for StoreThread {
 mod tests {
     use super::*;
     use crate::db::Database;
-    use skillsmith_guest::domain::{Checkpoint, RunCounts, RunStatus, Skill, Source, TrustTier};
+    use skillsmith_guest::domain::{Checkpoint, RunCounts, RunStatus, Skill, Source};
 
     fn skill(id: &str) -> Skill {
         Skill {
-            id: id.into(),
             name: format!("skill {id}"),
-            description: None,
-            author: None,
-            repo_url: None,
-            quality_score: None,
-            trust_tier: TrustTier::Community,
-            tags: Vec::new(),
-            categories: Vec::new(),
-            stars: None,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            updated_at: "2026-01-01T00:00:00.000Z".into(),
-            content_hash: None,
-            license: None,
-            security_score: None,
-            installable: None,
-            quarantined: None,
+            ..Skill::minimal(id, "2026-01-01T00:00:00.000Z")
         }
     }
 

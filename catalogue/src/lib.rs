@@ -1,0 +1,21 @@
+//! The Skillsmith catalogue: one SQLite file per user, read by the CLI and
+//! the MCP server and written by syncs. This crate owns every SQL statement
+//! of the project and names no WebAssembly runtime.
+//!
+//! - [`connection`]: opening a file, the migrations, typed errors;
+//! - [`db`]: [`db::Database`], the read API (search, get, status, history)
+//!   and the settings;
+//! - [`store`]: what a sync writes (pages with their checkpoint, runs);
+//! - [`writer`]: the store on a thread of its own, behind the engine;
+//! - [`lock`]: the cross-process sync lease;
+//! - [`clock`] and [`random`]: host time and the host's random numbers.
+
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod connection;
+pub mod db;
+pub mod lock;
+pub mod random;
+pub mod store;
+pub mod writer;
