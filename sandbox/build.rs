@@ -18,6 +18,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+include!("guest_build_env.rs");
+
 const ENV_PREBUILT: &str = "SKILLSMITH_GUEST_WASM";
 const ENV_REQUIRE: &str = "SKILLSMITH_REQUIRE_GUEST";
 
@@ -128,21 +130,7 @@ fn build_guest(workspace: &Path) -> Result<PathBuf, String> {
             "--target-dir",
         ])
         .arg(&target_dir);
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CLIPPY_ARGS",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_PROFILE",
-    ] {
+    for var in HOST_BUILD_ENV {
         cmd.env_remove(var);
     }
     let out = cmd

@@ -245,7 +245,6 @@ fn io_kind(e: &std::io::Error) -> FailureKind {
     }
 }
 
-
 /// Applies the per-connection settings (none of them changes the file).
 pub(crate) fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -257,6 +256,22 @@ pub(crate) fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(32);
     rusqlite::vtab::array::load_module(conn)?;
     Ok(())
+}
+
+/// Sets the busy timeout and reads the schema version of `conn`, refusing a
+/// file newer than this binary before anything is written to it.
+pub(crate) fn known_version(conn: &Connection, path: &Path) -> Result<u32, DbError> {
+    let err = |e| DbError::from_sqlite(path, e);
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let found = user_version(conn).map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(DbError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
 }
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
@@ -289,17 +304,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
         typed => typed,
     })?;
     let err = |e| DbError::from_sqlite(path, e);
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
     // Read the version before anything that writes (the WAL switch persists
     // in the file header): a newer database must be left exactly as it was.
-    let found = user_version(&conn).map_err(err)?;
-    if found > SCHEMA_VERSION {
-        return Err(DbError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
+    let found = known_version(&conn, path)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(err)?;
@@ -349,4 +356,3 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError>
         }
     }
 }
-

@@ -11,10 +11,12 @@ use skillsmith_guest::domain::{
 };
 
 use crate::clock::{self, Clock};
-use crate::random;
-use crate::connection::{configure, migrate, open_connection, uri_path, user_version};
 pub use crate::connection::{BUSY_TIMEOUT, DbError, SCHEMA_VERSION};
+use crate::connection::{
+    configure, known_version, migrate, open_connection, uri_path, user_version,
+};
 use crate::lock::{Lease, LockError};
+use crate::random;
 
 /// Background-sync frequency (`sync_config.frequency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,6 +91,27 @@ pub struct SyncConfigView {
     pub created_at: String,
     /// Last change to the row.
     pub updated_at: String,
+}
+
+/// The settings of a fresh catalogue (migration v3's defaults): enabled,
+/// daily, never synced.
+impl Default for SyncConfigView {
+    fn default() -> SyncConfigView {
+        SyncConfigView {
+            enabled: true,
+            frequency: Frequency::Daily,
+            interval_ms: Frequency::Daily.interval_ms(),
+            last_sync_at: None,
+            next_sync_at: None,
+            last_sync_count: 0,
+            last_sync_error: None,
+            last_attempt_at: None,
+            last_success_at: None,
+            consecutive_failures: 0,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
 }
 
 impl SyncConfigView {
@@ -176,9 +199,14 @@ impl RunState {
     }
 
     fn parse(s: &str) -> Option<RunState> {
-        [RunState::Running, RunState::Success, RunState::Partial, RunState::Failed]
-            .into_iter()
-            .find(|state| state.as_str() == s)
+        [
+            RunState::Running,
+            RunState::Success,
+            RunState::Partial,
+            RunState::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
     }
 }
 
@@ -418,15 +446,7 @@ impl Database {
             path: path.to_owned(),
             source,
         })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let found = user_version(&conn).map_err(err)?;
-        if found > SCHEMA_VERSION {
-            return Err(DbError::NewerSchema {
-                path: path.to_owned(),
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
+        let found = known_version(&conn, path)?;
         if found == SCHEMA_VERSION {
             configure(&mut conn).map_err(err)?;
             return Ok(Database {
@@ -613,7 +633,12 @@ impl Database {
                     }
                 }
             }
-            let (mode, has_cursor, resync_pending, search_index_pending): (Option<String>, _, _, _) = tx
+            let (mode, has_cursor, resync_pending, search_index_pending): (
+                Option<String>,
+                _,
+                _,
+                _,
+            ) = tx
                 .query_row(
                     "SELECT mode, cursor IS NOT NULL, resync_pending, fts_deferred = 1
                      FROM sync_state WHERE id = 1",
@@ -858,20 +883,7 @@ pub(crate) fn read_config(conn: &Connection) -> rusqlite::Result<SyncConfigView>
         .optional()?;
     // The row is created by migration v3; a database edited by hand may have
     // lost it. Reads then show the defaults; writes recreate it.
-    Ok(row.unwrap_or_else(|| SyncConfigView {
-        enabled: true,
-        frequency: Frequency::Daily,
-        interval_ms: Frequency::Daily.interval_ms(),
-        last_sync_at: None,
-        next_sync_at: None,
-        last_sync_count: 0,
-        last_sync_error: None,
-        last_attempt_at: None,
-        last_success_at: None,
-        consecutive_failures: 0,
-        created_at: String::new(),
-        updated_at: String::new(),
-    }))
+    Ok(row.unwrap_or_default())
 }
 
 const HISTORY_COLUMNS: &str = "id, started_at, completed_at, status, skills_added, skills_updated,
@@ -967,7 +979,11 @@ fn skill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SkillRecord> {
             installable: r.get(13)?,
             quarantined: r.get(14)?,
         },
-        source: if source == "local" { Source::Local } else { Source::Registry },
+        source: if source == "local" {
+            Source::Local
+        } else {
+            Source::Registry
+        },
         rank: r.get(18)?,
     })
 }
@@ -1235,7 +1251,10 @@ mod tests {
         assert!(hit.rank.is_some());
 
         assert_eq!(db.get("id-b").unwrap().unwrap().skill.name, "docker-runner");
-        assert_eq!(db.get("bob/docker-runner").unwrap().unwrap().skill.id, "id-b");
+        assert_eq!(
+            db.get("bob/docker-runner").unwrap().unwrap().skill.id,
+            "id-b"
+        );
         assert_eq!(db.get("test-writer").unwrap().unwrap().skill.id, "id-c");
         assert!(db.get("nobody/nothing").unwrap().is_none());
     }
@@ -1337,10 +1356,7 @@ mod lease_tests {
             format!("pid {dead_pid} #0000000000000001"),
         ] {
             insert(&holder);
-            assert!(
-                matches!(b.lease(), Err(LockError::Busy { .. })),
-                "{holder}"
-            );
+            assert!(matches!(b.lease(), Err(LockError::Busy { .. })), "{holder}");
         }
         // Gone from this machine: taken over.
         insert(&format!(

@@ -46,7 +46,6 @@ pub struct StoreThread {
     thread: Option<JoinHandle<()>>,
 }
 
-
 /// The page being written.
 struct InFlight {
     /// Its outcome, when written.

@@ -4,13 +4,14 @@
 //! checkpoints, prune what a complete enumeration did not see, and record
 //! the run in history. This module holds the run's entry point, discovery
 //! and the HTTP helpers; each job has a module of its own: `feed`, `search`,
-//! `prune`, and `ledger` (the store and the run's bookkeeping).
+//! `prune`, `bookkeeping` (store calls, pages, closing the run) and its
+//! data, `ledger`.
 
 use std::mem;
 
 use crate::cover::Reach;
 use crate::cursor::{FeedCursor, KeyedHash, SeenSet};
-use crate::diff::{self, Diff, Rule, Upsert, UpsertKind};
+use crate::diff::{self, Diff, Rule, UpsertKind};
 use crate::domain::{
     Checkpoint, Coverage, Directive, FailureKind, Host, HttpError, HttpRequest, HttpResponse,
     Level, LocalVersion, Page, Phase, Progress, RunCounts, RunOutcome, RunStatus, Skill,
@@ -34,6 +35,7 @@ pub const PRUNE_ID_PAGE: u32 = 1000;
 /// The largest `limit` `/skills-changes` accepts.
 pub const FEED_MAX_LIMIT: u32 = 1000;
 
+mod bookkeeping;
 mod feed;
 mod ledger;
 mod prune;
@@ -106,7 +108,14 @@ struct Sync<'h, H: Host> {
 
 impl<'h, H: Host> Sync<'h, H> {
     fn new(host: &'h mut H, opts: &SyncOptions, registry: Registry, state: &SyncState) -> Self {
-        let phase = Phase::Discover;
+        let at = Progress {
+            phase: Phase::Discover,
+            done: 0,
+            total: None,
+            pages: 0,
+            waiting_ms: 0,
+            waiting_for: WaitReason::None,
+        };
         let hasher = KeyedHash::new(host.random(), host.random());
         Sync {
             host,
@@ -114,26 +123,9 @@ impl<'h, H: Host> Sync<'h, H> {
             force: opts.force,
             page_size: opts.page_size,
             mode: opts.mode.or(state.mode).unwrap_or(SyncMode::Search),
-            client: Client::new(
-                opts.retry_budget_ms,
-                Progress {
-                    phase,
-                    done: 0,
-                    total: None,
-                    pages: 0,
-                    waiting_ms: 0,
-                    waiting_for: WaitReason::None,
-                },
-            ),
+            client: Client::new(opts.retry_budget_ms, at),
             warnings: Warnings::new(),
-            at: Progress {
-                phase,
-                done: 0,
-                total: None,
-                pages: 0,
-                waiting_ms: 0,
-                waiting_for: WaitReason::None,
-            },
+            at,
             ledger: Ledger::new(state),
             first_date: None,
             warned_no_date: false,
@@ -241,7 +233,6 @@ impl<'h, H: Host> Sync<'h, H> {
             self.host.log(Level::Warn, line);
         }
     }
-
 }
 
 fn protocol_error(e: ProtocolError) -> SyncError {

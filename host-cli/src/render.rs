@@ -289,7 +289,12 @@ pub fn skill(s: &SkillRecord, json: bool) -> Result<()> {
         return print_json(s);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} ({})", printable(&s.skill.name), printable(&s.skill.id))?;
+    writeln!(
+        out,
+        "{} ({})",
+        printable(&s.skill.name),
+        printable(&s.skill.id)
+    )?;
     writeln!(
         out,
         "author:      {}",

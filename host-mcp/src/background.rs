@@ -208,22 +208,12 @@ async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skillsmith_runtime::db::Frequency;
 
     fn config(last_attempt: Option<&str>, failures: u32) -> SyncConfigView {
         SyncConfigView {
-            enabled: true,
-            frequency: Frequency::Daily,
-            interval_ms: Frequency::Daily.interval_ms(),
-            last_sync_at: None,
-            next_sync_at: None,
-            last_sync_count: 0,
-            last_sync_error: None,
             last_attempt_at: last_attempt.map(str::to_owned),
-            last_success_at: None,
             consecutive_failures: failures,
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..SyncConfigView::default()
         }
     }
 

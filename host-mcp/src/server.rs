@@ -271,9 +271,7 @@ impl SkillsmithServer {
         }
         match self.shared.with_db(move |db| db.history(limit)).await {
             Ok(runs) => {
-                let out = HistoryOutput {
-                    runs,
-                };
+                let out = HistoryOutput { runs };
                 ok(tools::history_text(&out), &out)
             }
             Err(e) => user_error(e),
@@ -311,10 +309,7 @@ impl SkillsmithServer {
                     // Act on it now rather than at the next check.
                     self.shared.wake.notify_one();
                 }
-                let out = ConfigOutput {
-                    changed,
-                    config,
-                };
+                let out = ConfigOutput { changed, config };
                 ok(tools::config_text(&out), &out)
             }
             Err(e) => user_error(e),

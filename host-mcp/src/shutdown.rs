@@ -183,14 +183,17 @@ mod tests {
     async fn idle_waits_for_guards() {
         let shutdown = Shutdown::new();
         let guard = shutdown.track();
-        let s = shutdown.clone();
-        let waiter = tokio::spawn(async move { s.idle().await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished());
+        let mut idle = Box::pin(shutdown.idle());
+        // A zero timeout polls the future once: with a guard held it waits.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, idle.as_mut())
+                .await
+                .is_err(),
+            "idle while a guard is held"
+        );
         std::thread::spawn(move || drop(guard)).join().unwrap();
-        tokio::time::timeout(Duration::from_secs(1), waiter)
+        tokio::time::timeout(Duration::from_secs(1), idle)
             .await
-            .expect("idle after the guard is dropped")
-            .unwrap();
+            .expect("idle after the guard is dropped");
     }
 }

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use skillsmith_runtime::sync::ReportView;
 use skillsmith_runtime::db::{HistoryEntry, SkillRecord, Status, SyncConfigView};
+use skillsmith_runtime::sync::ReportView;
 use skillsmith_runtime::text::{printable, truncated};
 
 // ---------------------------------------------------------------- arguments

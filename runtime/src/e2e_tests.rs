@@ -193,7 +193,10 @@ fn syncs_through_both_backends() {
         assert_eq!(status.mode.map(|m| m.as_str()), Some("search"));
         let history = db.history(10).unwrap();
         assert_eq!(history.len(), 2);
-        assert!(history.iter().all(|h| h.status.as_str() == "success"), "{history:?}");
+        assert!(
+            history.iter().all(|h| h.status.as_str() == "success"),
+            "{history:?}"
+        );
         let config = db.config().unwrap();
         assert!(config.last_sync_at.is_some() && config.next_sync_at.is_some());
         let best = db.search("", &Default::default()).unwrap();
@@ -208,7 +211,7 @@ fn dry_runs_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
     let dry = || {
-        SyncRunner::new(&path, &registry.base_url())
+        SyncRunner::new(&path, registry.base_url())
             .backend(Backend::Native)
             .dry_run(true)
             .run()
@@ -219,7 +222,7 @@ fn dry_runs_write_nothing() {
     assert!(r.dry_run);
     assert!(!path.exists(), "a dry run must not create the catalogue");
 
-    SyncRunner::new(&path, &registry.base_url())
+    SyncRunner::new(&path, registry.base_url())
         .backend(Backend::Native)
         .run()
         .unwrap();
@@ -235,7 +238,7 @@ fn a_scheduled_sync_stands_down_when_another_synced_after_the_decision() {
     let registry = search_registry(5);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
-    let runner = || SyncRunner::new(&path, &registry.base_url()).backend(Backend::Native);
+    let runner = || SyncRunner::new(&path, registry.base_url()).backend(Backend::Native);
     // Decided on a fresh catalogue (no attempt yet), but another process
     // synced before the lease was taken.
     runner().run().unwrap();
@@ -277,7 +280,7 @@ fn failures_have_kinds_and_history() {
 
     let registry = search_registry(1);
     let _held = db.lease().unwrap();
-    let e = SyncRunner::new(&path, &registry.base_url())
+    let e = SyncRunner::new(&path, registry.base_url())
         .backend(Backend::Native)
         .run()
         .unwrap_err();
@@ -302,7 +305,7 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skills.db");
-    let e = SyncRunner::new(&path, &registry.base_url())
+    let e = SyncRunner::new(&path, registry.base_url())
         .component_limits(ComponentLimits {
             max_guest_run: Duration::ZERO,
             ..ComponentLimits::default()
@@ -324,7 +327,7 @@ fn a_guest_over_its_limits_is_stopped_and_the_run_closed() {
     }
 
     // Too little memory to even start.
-    let e = SyncRunner::new(&path, &registry.base_url())
+    let e = SyncRunner::new(&path, registry.base_url())
         .component_limits(ComponentLimits {
             memory_bytes: 64 * 1024,
             ..ComponentLimits::default()

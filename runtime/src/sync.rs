@@ -24,11 +24,11 @@ use skillsmith_guest::domain::{
 };
 
 use crate::component::{ComponentError, ComponentLimits, GuestStats};
-use skillsmith_catalogue::db::{CoverageView, Database, DbError};
 use crate::host::{HostStats, SyncHost, TracingObserver};
 use crate::http::{HttpBackend, HttpInitError};
-use skillsmith_catalogue::lock::LockError;
 use crate::policy::{Policy, PolicyError};
+use skillsmith_catalogue::db::{CoverageView, Database, DbError};
+use skillsmith_catalogue::lock::LockError;
 use skillsmith_catalogue::store::Store;
 
 pub use crate::host::SyncObserver;

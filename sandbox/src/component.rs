@@ -44,6 +44,7 @@ use crate::bindings::skillsmith::sync::{
 use crate::bindings::{Sync as SyncWorld, SyncPre};
 use crate::budget::{Budgets, Exceeded, RunBudget};
 use crate::grants;
+use crate::pending::PendingSlot;
 use skillsmith_guest::convert::Convert;
 
 /// The WIT package (and so interface versions) this host implements.
@@ -260,17 +261,6 @@ pub struct ComponentRun<H> {
     pub host: H,
     /// Timings and counts.
     pub stats: GuestStats,
-}
-
-/// The value of the `http/pending` resource: a request in flight (an
-/// [`Embedder`]'s `Pending`), until its result is taken by `wait`. Not
-/// generic because the bindings name one type for the resource.
-pub struct PendingSlot(Option<Box<dyn std::any::Any + Send>>);
-
-impl std::fmt::Debug for PendingSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "PendingSlot(in flight)" } else { "PendingSlot(taken)" })
-    }
 }
 
 /// A failure of the host that must trap the guest.
@@ -496,7 +486,8 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(dir));
     }
-    directories::ProjectDirs::from("app", "skillsmith", "skillsmith").map(|d| d.cache_dir().to_owned())
+    directories::ProjectDirs::from("app", "skillsmith", "skillsmith")
+        .map(|d| d.cache_dir().to_owned())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -504,7 +495,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     // A uniquely named file beside the target, removed unless persisted.
-    let mut tmp = tempfile::Builder::new().prefix(".cwasm.").suffix(".tmp").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cwasm.")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     // Rename is atomic: readers see the old file or the whole new one, and
@@ -688,7 +682,10 @@ impl<H: Embedder> ComponentRuntime<H> {
 
     /// Loads `wasm` through the cache in `cache_dir`, compiling and writing
     /// the cache entry when missing.
-    pub fn load_cached(wasm: &[u8], cache_dir: &Path) -> Result<ComponentRuntime<H>, ComponentError> {
+    pub fn load_cached(
+        wasm: &[u8],
+        cache_dir: &Path,
+    ) -> Result<ComponentRuntime<H>, ComponentError> {
         ComponentRuntime::from_bytes(wasm, Some(cache_dir))
     }
 
@@ -1202,7 +1199,13 @@ mod tests {
         for e in sync_errors {
             round_trip::<_, wit::exports::engine::SyncError>(e);
         }
-        for level in [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error] {
+        for level in [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+        ] {
             round_trip::<_, wit::imports::host::Level>(level);
         }
         for (phase, waiting_for) in [Phase::Discover, Phase::Fetch, Phase::Prune]

@@ -15,3 +15,4 @@ mod bindings;
 pub mod budget;
 pub mod component;
 pub mod grants;
+pub mod pending;

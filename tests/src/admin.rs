@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::app::App;
+use crate::config::ConfigUpdate;
 use crate::faults::Fault;
-use crate::server::{App, ConfigUpdate};
 
 /// Body of `/_admin/update`, `/_admin/delete` and `/_admin/insert`.
 #[derive(Deserialize, Default)]

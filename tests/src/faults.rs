@@ -109,7 +109,7 @@ impl Fault {
 
     fn matches(&self, path: &str) -> bool {
         self.path.as_deref().is_none_or(|p| {
-            let p = p.strip_prefix(crate::server::API_PREFIX).unwrap_or(p);
+            let p = p.strip_prefix(crate::reply::API_PREFIX).unwrap_or(p);
             p.trim_start_matches('/') == path.trim_start_matches('/')
         })
     }

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use crate::catalogue::format_rfc3339_ms;
+use crate::reply::{Params, Reply};
 use crate::search::BAD_RECORD;
-use crate::server::{Params, Reply};
 use crate::store::{Key, Store};
 
 /// Opaque cursor: base64url of `"{generation}:{updated_at_ms}:{id}"`: the last

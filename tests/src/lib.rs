@@ -23,9 +23,12 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod app;
 pub mod catalogue;
+pub mod config;
 pub mod faults;
 pub mod feed;
+mod reply;
 mod search;
 pub mod server;
 pub mod stats;

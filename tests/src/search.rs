@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::catalogue::{Category, TrustTier};
-use crate::server::{Params, Reply};
+use crate::reply::{Params, Reply};
 use crate::store::{Rec, Store};
 
 /// The record the `BadRecord` fault puts in place of a real one: no `id`,

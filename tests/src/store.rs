@@ -98,7 +98,7 @@ impl Rec {
             installable: true,
             quarantined: false,
             _links: Links {
-                self_: format!("{}/skills-get?id={}", crate::server::API_PREFIX, skill.id),
+                self_: format!("{}/skills-get?id={}", crate::reply::API_PREFIX, skill.id),
             },
         };
         // `rank` is appended per response: drop the closing brace.

@@ -25,6 +25,8 @@ use skillsmith_testkit::{Fault, FaultKind};
 
 use crate::harness::{Env, assert_same_catalogue};
 
+include!("../../../sandbox/guest_build_env.rs");
+
 /// The API key the host holds; the guest must never see or choose it.
 const API_KEY: &str = "host-only-key";
 
@@ -88,21 +90,7 @@ fn build_hostile(target: &Path, feature: Option<&str>, name: &str) -> PathBuf {
     if let Some(f) = feature {
         cmd.args(["--features", f]);
     }
-    // Flags meant for host builds (or set by the outer cargo) must not reach
-    // the wasm build; the same list as sandbox/build.rs strips.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CLIPPY_ARGS",
-    ] {
+    for var in HOST_BUILD_ENV {
         cmd.env_remove(var);
     }
     let out = cmd.output().expect("run cargo to build tests/hostile");
