@@ -19,15 +19,47 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary; tells how to build it when missing.
+/// Path of a workspace binary, built first: the first call of a test run
+/// runs `cargo build --workspace --bins` in the profile of this test binary,
+/// so the tests never drive binaries older than the code (a no-op when
+/// `scripts/test.sh` built them already).
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if let Err(e) = BUILT.get_or_init(build_binaries) {
+        panic!("{e}");
+    }
     let path = bin_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+fn build_binaries() -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--workspace", "--bins", "--quiet"])
+        // The binaries go where this test binary is: `target/<profile>/`.
+        .env("CARGO_TARGET_DIR", bin_dir().parent().expect("target dir"));
+    let profile = bin_dir()
+        .file_name()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if profile != "debug" {
+        cmd.args(["--profile", if profile == "release" { "release" } else { &profile }]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not run cargo to build the binaries under test: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`cargo build --workspace --bins` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// The result of one command.
