@@ -13,6 +13,8 @@ pub mod cursor;
 pub mod diff;
 pub mod domain;
 pub mod engine;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod protocol;
 pub mod retry;
 pub mod schedule;

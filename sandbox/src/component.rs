@@ -1237,6 +1237,38 @@ mod tests {
         });
     }
 
+    impl Embedder for skillsmith_guest::fake::Fake {
+        fn should_stop(&self) -> bool {
+            false
+        }
+    }
+
+    /// The sandbox and its import glue, with a host of neither TCP nor
+    /// SQLite: the engine tests' fake registry and store.
+    #[test]
+    fn runs_the_embedded_component_against_an_in_memory_host() {
+        use skillsmith_guest::fake::{Fake, FakeRegistry, options};
+        let wasm = ComponentRuntime::<Fake>::embedded_wasm();
+        assert!(
+            !wasm.is_empty(),
+            "this build embeds no component: install the wasm32-wasip2 target \
+             (scripts/wasm-target.sh); SKILLSMITH_REQUIRE_GUEST=1 makes that a build error"
+        );
+        let runtime = ComponentRuntime::<Fake>::from_bytes(wasm, None).unwrap();
+        let run = runtime.run(Fake::new(FakeRegistry::with(250, false)), options());
+        let report = run
+            .result
+            .expect("the component ran")
+            .expect("the sync succeeded");
+        assert_eq!(report.mode, SyncMode::Search);
+        assert_eq!(report.added, 250, "{report:?}");
+        assert!(
+            run.host.in_sync(),
+            "the fake store holds what the registry has"
+        );
+        assert!(run.stats.imports > 250 / 100, "{:?}", run.stats);
+    }
+
     #[test]
     fn stderr_tail_keeps_the_end() {
         let t = StderrTail::new(8);

@@ -48,7 +48,14 @@ fn build_binaries() -> Result<(), String> {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     if profile != "debug" {
-        cmd.args(["--profile", if profile == "release" { "release" } else { &profile }]);
+        cmd.args([
+            "--profile",
+            if profile == "release" {
+                "release"
+            } else {
+                &profile
+            },
+        ]);
     }
     let out = cmd
         .output()
