@@ -19,54 +19,79 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary, built first: the first call of a test run
-/// runs `cargo build --workspace --bins` in the profile of this test binary,
-/// so the tests never drive binaries older than the code (a no-op when
-/// `scripts/test.sh` built them already).
+/// Path of a workspace binary, checked to be newer than every source it is
+/// built from, so that the tests never drive a stale binary. `cargo test`
+/// does not build other packages' binaries: `scripts/test.sh` runs
+/// `cargo build --workspace --bins` first. (Building them from here would
+/// rebuild, under the running `cargo test`, libraries its doctests link.)
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    if let Err(e) = BUILT.get_or_init(build_binaries) {
-        panic!("{e}");
-    }
     let path = bin_dir().join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
-fn build_binaries() -> Result<(), String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+                path.display()
+            )
+        });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ lives in the workspace");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--workspace", "--bins", "--quiet"])
-        // The binaries go where this test binary is: `target/<profile>/`.
-        .env("CARGO_TARGET_DIR", bin_dir().parent().expect("target dir"));
-    let profile = bin_dir()
-        .file_name()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if profile != "debug" {
-        cmd.args([
-            "--profile",
-            if profile == "release" {
-                "release"
-            } else {
-                &profile
-            },
-        ]);
+    // What each binary is built from (cargo relinks a binary when any of
+    // these changes, and leaves it alone otherwise).
+    let engine = [
+        "runtime/src",
+        "catalogue/src",
+        "sandbox/src",
+        "guest/src",
+        "wit",
+        "migrations",
+    ];
+    let own: &[&str] = match name {
+        "skillsmith" => &["host-cli/src"],
+        "skillsmith-mcp" => &["host-mcp/src"],
+        _ => &[],
+    };
+    let sources: Vec<&str> = if own.is_empty() {
+        vec!["tests/src"]
+    } else {
+        own.iter().chain(&engine).copied().collect()
+    };
+    if let Some(newer) = sources
+        .iter()
+        .filter_map(|dir| newest_file(&workspace.join(dir)))
+        .find(|(_, modified)| *modified > built)
+    {
+        panic!(
+            "{} is older than {}; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+            path.display(),
+            newer.0.display()
+        );
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("could not run cargo to build the binaries under test: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`cargo build --workspace --bins` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    path
+}
+
+/// The most recently modified file under `dir`, with its time.
+fn newest_file(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let mut newest: Option<(PathBuf, std::time::SystemTime)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (path, t))
+        };
+        if let Some((p, t)) = candidate
+            && newest.as_ref().is_none_or(|(_, n)| t > *n)
+        {
+            newest = Some((p, t));
+        }
     }
-    Ok(())
+    newest
 }
 
 /// The result of one command.
