@@ -66,17 +66,18 @@ impl TrustTier {
 pub struct Skill {
     /// Registry id (a UUID on the live registry).
     pub id: String,
-    /// Skill name.
+    /// Name.
     pub name: String,
-    /// Free text.
+    /// What it does.
     pub description: Option<String>,
     /// Author handle.
     pub author: Option<String>,
     /// Source repository.
     pub repo_url: Option<String>,
-    /// 0.0 ..= 1.0.
+    /// Quality score, 0 to 1.
     pub quality_score: Option<f64>,
-    /// Trust tier.
+    /// Trust tier: official, verified, curated, community, unverified,
+    /// experimental or unknown.
     pub trust_tier: TrustTier,
     /// Tags.
     pub tags: Vec<String>,
@@ -84,9 +85,9 @@ pub struct Skill {
     pub categories: Vec<String>,
     /// GitHub stars.
     pub stars: Option<i64>,
-    /// Normalised RFC 3339, UTC, milliseconds.
+    /// Creation time (the registry's), RFC 3339, UTC, milliseconds.
     pub created_at: String,
-    /// Normalised RFC 3339, UTC, milliseconds.
+    /// Last change (the registry's), RFC 3339, UTC, milliseconds.
     pub updated_at: String,
     /// Content hash, when the registry sends one.
     pub content_hash: Option<String>,
@@ -94,9 +95,9 @@ pub struct Skill {
     pub license: Option<String>,
     /// Security score, when sent.
     pub security_score: Option<f64>,
-    /// Installable flag, when sent.
+    /// Whether it can be installed, when sent.
     pub installable: Option<bool>,
-    /// Quarantined flag, when sent.
+    /// Whether the registry quarantined it, when sent.
     pub quarantined: Option<bool>,
 }
 
