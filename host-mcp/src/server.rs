@@ -408,7 +408,14 @@ pub async fn serve(settings: Settings) {
         _ = shutdown.stopping() => return,
     };
     tracing::info!("session initialised in {:?}", started.elapsed());
-    let scheduler = tokio::spawn(background::run(shared.clone()));
+    let scheduler = if shared.settings.background_sync {
+        Some(tokio::spawn(background::run(shared.clone())))
+    } else {
+        tracing::info!(
+            "background sync is off in this session (SKILLSMITH_BACKGROUND_SYNC); the sync tool still works"
+        );
+        None
+    };
     let service_ct = running.cancellation_token();
     let ended = running.waiting();
     tokio::pin!(ended);
@@ -439,5 +446,7 @@ pub async fn serve(settings: Settings) {
             GRACE
         );
     }
-    scheduler.abort();
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
 }

@@ -37,6 +37,19 @@ pub struct Settings {
     )]
     pub check_interval_ms: u64,
 
+    /// Run the background scheduler in this session (as the upstream MCP
+    /// server, `SKILLSMITH_BACKGROUND_SYNC=false` turns it off; the
+    /// catalogue's own setting, `sync_config`, is left as it is).
+    #[arg(
+        long = "background-sync",
+        env = "SKILLSMITH_BACKGROUND_SYNC",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub background_sync: bool,
+
     /// Give up retrying a failing registry after this many seconds of waiting (per sync).
     #[arg(
         long,
@@ -70,6 +83,7 @@ impl Settings {
             db: Some(db.into()),
             registry: registry.into(),
             check_interval_ms: 60_000,
+            background_sync: true,
             retry_budget: 120,
             api_key: None,
         }
@@ -107,5 +121,15 @@ mod tests {
         let s = Settings::try_parse_from(["x", "--sync-check-interval-ms", "200"]).unwrap();
         assert_eq!(s.check_interval(), Duration::from_millis(200));
         assert!(Settings::try_parse_from(["x", "--sync-check-interval-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn background_sync_is_on_unless_turned_off() {
+        assert!(Settings::try_parse_from(["x"]).unwrap().background_sync);
+        for off in ["false", "0", "no", "off"] {
+            let s = Settings::try_parse_from(["x", "--background-sync", off]).unwrap();
+            assert!(!s.background_sync, "{off}");
+        }
+        assert!(Settings::try_parse_from(["x", "--background-sync", "maybe"]).is_err());
     }
 }

@@ -47,6 +47,7 @@ impl Shared {
         let db_path = settings.db_path();
         let background = BackgroundStatus {
             check_interval_ms: settings.check_interval_ms,
+            off_in_session: !settings.background_sync,
             ..BackgroundStatus::default()
         };
         Arc::new(Shared {

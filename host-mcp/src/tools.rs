@@ -127,6 +127,9 @@ pub struct HistoryOutput {
 pub struct BackgroundStatus {
     /// The scheduler is running in this session.
     pub active: bool,
+    /// Background sync was turned off for this session
+    /// (`SKILLSMITH_BACKGROUND_SYNC=false`); the `sync` tool still works.
+    pub off_in_session: bool,
     /// How often it checks whether a sync is due, in milliseconds.
     pub check_interval_ms: u64,
     /// Checks made since the session started.
@@ -379,6 +382,13 @@ pub fn status_text(out: &StatusOutput) -> String {
         let _ = writeln!(t, "last run: {}", run_line(r));
     }
     let b = &out.background;
+    if b.off_in_session {
+        let _ = write!(
+            t,
+            "this session: background sync is off (SKILLSMITH_BACKGROUND_SYNC=false); call `sync` to sync"
+        );
+        return t;
+    }
     let _ = write!(
         t,
         "this session: {} checks every {} ms, {} background syncs{}",

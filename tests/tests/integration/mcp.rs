@@ -763,6 +763,43 @@ fn background_sync_runs_when_due_and_cli_disable_stops_it() {
 }
 
 #[test]
+fn skillsmith_background_sync_false_runs_no_scheduler_but_the_sync_tool_works() {
+    let env = Env::new(300);
+    // Checks every 200 ms would sync the fresh catalogue at once.
+    let mut s = Server::spawn(
+        &env,
+        &[
+            ("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200"),
+            ("SKILLSMITH_BACKGROUND_SYNC", "false"),
+        ],
+    );
+    s.initialize();
+    let r = s.call("sync_status", json!({}));
+    assert!(
+        text(&r).contains("background sync is off"),
+        "the status says so: {}",
+        text(&r)
+    );
+    let status = &r["structuredContent"]["background"];
+    assert_eq!(status["off_in_session"], true, "{status}");
+    assert_eq!(status["active"], false, "{status}");
+
+    let report = s.call_ok("sync", json!({}));
+    assert_eq!(report["added"], 300, "{report}");
+    let status = s.status();
+    assert_eq!(status["background"]["checks"], 0, "{status}");
+    assert_eq!(status["background"]["syncs_started"], 0, "{status}");
+    assert_eq!(history_count(&env, "success"), 1, "only the tool's run");
+    assert!(
+        s.stderr()
+            .contains("background sync is off in this session"),
+        "{}",
+        s.stderr()
+    );
+    s.finish(Duration::from_secs(2));
+}
+
+#[test]
 fn a_failing_registry_backs_off_instead_of_syncing_at_every_check() {
     let env = Env::new(200);
     env.registry.set_fault(Fault::new(FaultKind::Status {
