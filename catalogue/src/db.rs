@@ -58,7 +58,7 @@ impl Frequency {
 
 impl std::fmt::Display for Frequency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -212,7 +212,7 @@ impl RunState {
 
 impl std::fmt::Display for RunState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -311,9 +311,8 @@ pub struct SkillRecord {
     pub skill: Skill,
     /// `registry` (synced) or `local` (imported from disk).
     pub source: Source,
-    /// Search relevance (bm25; lower is better); only in search results
-    /// with a query.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Search relevance (bm25; lower is better) in search results with a
+    /// query; null otherwise.
     pub rank: Option<f64>,
 }
 

@@ -37,12 +37,13 @@ pub struct Settings {
     )]
     pub check_interval_ms: u64,
 
-    /// Run the background scheduler in this session (as the upstream MCP
-    /// server, `SKILLSMITH_BACKGROUND_SYNC=false` turns it off; the
-    /// catalogue's own setting, `sync_config`, is left as it is).
+    /// Run the background scheduler in this session. The environment's
+    /// `SKILLSMITH_BACKGROUND_SYNC=false` (or `0`, `no`, `off`) turns it off
+    /// too, as it does the upstream MCP server's; any other value of the
+    /// variable leaves it on. The catalogue's own setting (`sync_config`)
+    /// is left as it is.
     #[arg(
         long = "background-sync",
-        env = "SKILLSMITH_BACKGROUND_SYNC",
         value_name = "BOOL",
         default_value_t = true,
         action = clap::ArgAction::Set,
@@ -73,6 +74,9 @@ impl Settings {
         settings.api_key = std::env::var("SKILLSMITH_API_KEY")
             .ok()
             .filter(|k| !k.trim().is_empty());
+        if std::env::var("SKILLSMITH_BACKGROUND_SYNC").is_ok_and(|v| turns_off(&v)) {
+            settings.background_sync = false;
+        }
         settings
     }
 
@@ -106,6 +110,16 @@ impl Settings {
     }
 }
 
+/// Whether a `SKILLSMITH_BACKGROUND_SYNC` value turns background sync off.
+/// Lenient, as upstream's: a value it does not know never stops the server
+/// from starting.
+fn turns_off(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "false" | "0" | "no" | "off"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +145,7 @@ mod tests {
             assert!(!s.background_sync, "{off}");
         }
         assert!(Settings::try_parse_from(["x", "--background-sync", "maybe"]).is_err());
+        assert!(turns_off("FALSE") && turns_off(" off ") && turns_off("0"));
+        assert!(!turns_off("disabled") && !turns_off("true") && !turns_off(""));
     }
 }

@@ -19,7 +19,7 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary, checked to be newer than every source it is
+/// Path of a workspace binary, checked to be newer than every file it was
 /// built from, so that the tests never drive a stale binary. `cargo test`
 /// does not build other packages' binaries: `scripts/test.sh` runs
 /// `cargo build --workspace --bins` first. (Building them from here would
@@ -34,64 +34,47 @@ pub fn bin(name: &str) -> PathBuf {
                 path.display()
             )
         });
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the workspace");
-    // What each binary is built from (cargo relinks a binary when any of
-    // these changes, and leaves it alone otherwise).
-    let engine = [
-        "runtime/src",
-        "catalogue/src",
-        "sandbox/src",
-        "guest/src",
-        "wit",
-        "migrations",
-    ];
-    let own: &[&str] = match name {
-        "skillsmith" => &["host-cli/src"],
-        "skillsmith-mcp" => &["host-mcp/src"],
-        _ => &[],
-    };
-    let sources: Vec<&str> = if own.is_empty() {
-        vec!["tests/src"]
-    } else {
-        own.iter().chain(&engine).copied().collect()
-    };
-    if let Some(newer) = sources
-        .iter()
-        .filter_map(|dir| newest_file(&workspace.join(dir)))
-        .find(|(_, modified)| *modified > built)
-    {
+    // Cargo's dep-info beside the binary lists exactly the files it was
+    // built from (sources, included SQL, manifests, the lock file).
+    let deps = std::fs::read_to_string(bin_dir().join(format!("{name}.d"))).unwrap_or_default();
+    if let Some(newer) = dep_info_files(&deps).into_iter().find(|file| {
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified > built)
+    }) {
         panic!(
             "{} is older than {}; run `cargo build --workspace --bins` first (scripts/test.sh does)",
             path.display(),
-            newer.0.display()
+            newer.display()
         );
     }
     path
 }
 
-/// The most recently modified file under `dir`, with its time.
-fn newest_file(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
-    let mut newest: Option<(PathBuf, std::time::SystemTime)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (path, t))
-        };
-        if let Some((p, t)) = candidate
-            && newest.as_ref().is_none_or(|(_, n)| t > *n)
-        {
-            newest = Some((p, t));
+/// The files a Makefile-style dep-info line names after `target:`
+/// (spaces in paths are escaped with a backslash).
+fn dep_info_files(text: &str) -> Vec<PathBuf> {
+    let Some((_, files)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = files.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => {
+                if !current.is_empty() {
+                    out.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
         }
     }
-    newest
+    if !current.is_empty() {
+        out.push(PathBuf::from(current));
+    }
+    out
 }
 
 /// The result of one command.
