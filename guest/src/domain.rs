@@ -793,7 +793,7 @@ impl FailureKind {
             }
             FailureKind::NoSpace => "free disk space, then sync again",
             FailureKind::ReadOnly => {
-                "make the catalogue and its folder writable, or use another catalogue"
+                "make the catalogue and its folder writable"
             }
             FailureKind::Busy => "wait for the other sync to finish",
             FailureKind::Superseded => "nothing: the catalogue is current",
