@@ -12,27 +12,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
-use rusqlite_migration::{M, Migrations};
 use skillsmith_guest::domain::FailureKind;
+
+use crate::schema::{self, Found};
 
 /// How long a connection waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The migrations, in order; `user_version` counts how many were applied.
-pub(crate) const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("../../migrations/001_skills.sql")),
-    M::up(include_str!("../../migrations/002_skills_fts.sql")),
-    M::up(include_str!("../../migrations/003_sync.sql")),
-    M::up(include_str!("../../migrations/004_sync_state.sql")),
-    M::up(include_str!("../../migrations/005_deferred_fts.sql")),
-    M::up(include_str!("../../migrations/006_deferred_indexes.sql")),
-    M::up(include_str!("../../migrations/007_fts_crisismerge.sql")),
-    M::up(include_str!("../../migrations/008_fts_catch_up.sql")),
-    M::up(include_str!("../../migrations/009_search_coverage.sql")),
-];
-
-/// The schema version this binary creates and understands.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+pub use crate::schema::SCHEMA_VERSION;
 
 /// Why the database could not be used. The texts say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +59,15 @@ pub enum DbError {
         found: u32,
         /// [`SCHEMA_VERSION`].
         known: u32,
+    },
+    /// The file is SQLite but not a catalogue (of this project or of the
+    /// upstream tools); it was left untouched.
+    #[error("{path} is not a Skillsmith catalogue ({why}), and is left untouched")]
+    Foreign {
+        /// The database path.
+        path: PathBuf,
+        /// What it holds instead.
+        why: String,
     },
     /// The file is not a SQLite database.
     #[error(
@@ -157,6 +153,7 @@ impl DbError {
             DbError::IsDirectory { .. }
             | DbError::NewerSchema { .. }
             | DbError::NotADatabase { .. }
+            | DbError::Foreign { .. }
             | DbError::Migration { .. }
             | DbError::Corrupt { .. } => FailureKind::StoreCorrupt,
             DbError::Invalid(_) | DbError::NoSearchableWords(_) => FailureKind::Usage,
@@ -258,20 +255,13 @@ pub(crate) fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Sets the busy timeout and reads the schema version of `conn`, refusing a
-/// file newer than this binary before anything is written to it.
-pub(crate) fn known_version(conn: &Connection, path: &Path) -> Result<u32, DbError> {
-    let err = |e| DbError::from_sqlite(path, e);
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-    let found = user_version(conn).map_err(err)?;
-    if found > SCHEMA_VERSION {
-        return Err(DbError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    Ok(found)
+/// Sets the busy timeout and looks at what `conn`'s file holds, refusing a
+/// file newer than this binary, or not a catalogue, before anything is
+/// written to it.
+pub(crate) fn known_version(conn: &Connection, path: &Path) -> Result<Found, DbError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| DbError::from_sqlite(path, e))?;
+    schema::check(conn, path)
 }
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
@@ -306,7 +296,7 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
     let err = |e| DbError::from_sqlite(path, e);
     // Read the version before anything that writes (the WAL switch persists
     // in the file header): a newer database must be left exactly as it was.
-    let found = known_version(&conn, path)?;
+    known_version(&conn, path)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(err)?;
@@ -314,45 +304,6 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
         tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
     }
     configure(&mut conn).map_err(err)?;
-    if found < SCHEMA_VERSION {
-        migrate(&mut conn, path)?;
-    }
+    schema::prepare(&mut conn, path)?;
     Ok(conn)
-}
-
-pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
-    match Migrations::from_slice(MIGRATIONS).to_latest(conn) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            // Two processes opening a new database at once both see v0; the
-            // second one's migration fails on existing tables after waiting
-            // for the first. The database is fine then.
-            if user_version(conn).ok() == Some(SCHEMA_VERSION) {
-                return Ok(());
-            }
-            if let rusqlite_migration::Error::RusqliteError { err, .. } = e {
-                return Err(match DbError::from_sqlite(path, err) {
-                    DbError::Sqlite { source, .. } => DbError::Migration {
-                        path: path.to_owned(),
-                        detail: source.to_string(),
-                    },
-                    other => other,
-                });
-            }
-            if let rusqlite_migration::Error::MigrationDefinition(
-                rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
-            ) = e
-            {
-                return Err(DbError::NewerSchema {
-                    path: path.to_owned(),
-                    found: user_version(conn).unwrap_or(0),
-                    known: SCHEMA_VERSION,
-                });
-            }
-            Err(DbError::Migration {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            })
-        }
-    }
 }

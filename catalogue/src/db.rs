@@ -13,7 +13,7 @@ use skillsmith_guest::domain::{
 use crate::clock::{self, Clock};
 pub use crate::connection::{BUSY_TIMEOUT, DbError, SCHEMA_VERSION};
 use crate::connection::{
-    configure, known_version, migrate, open_connection, uri_path, user_version,
+    configure, known_version, open_connection, uri_path,
 };
 use crate::lock::{Lease, LockError};
 use crate::random;
@@ -131,8 +131,9 @@ impl SyncConfigView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct HistoryEntry {
-    /// Run id.
-    pub id: i64,
+    /// Run id: this project's `sync-<time>-<random>`, upstream's own, or
+    /// the number of a run recorded before the catalogue was shared.
+    pub id: String,
     /// Host time the run started.
     pub started_at: String,
     /// Host time the run ended; `None` while running.
@@ -365,7 +366,7 @@ impl Database {
         let mem = Path::new(MEMORY);
         let mut conn = Connection::open_in_memory().map_err(|e| DbError::from_sqlite(mem, e))?;
         configure(&mut conn).map_err(|e| DbError::from_sqlite(mem, e))?;
-        migrate(&mut conn, mem)?;
+        crate::schema::prepare(&mut conn, mem)?;
         Ok(Database {
             conn,
             path: None,
@@ -393,8 +394,7 @@ impl Database {
             return Err(first);
         }
         let readable = |conn: Connection| -> Option<Database> {
-            let found = user_version(&conn).ok()?;
-            if found != SCHEMA_VERSION {
+            if !crate::schema::is_current(&conn).ok()? {
                 return None;
             }
             conn.query_row("SELECT count(*) FROM skills", [], |r| r.get::<_, i64>(0))
@@ -445,8 +445,8 @@ impl Database {
             path: path.to_owned(),
             source,
         })?;
-        let found = known_version(&conn, path)?;
-        if found == SCHEMA_VERSION {
+        known_version(&conn, path)?;
+        if crate::schema::is_current(&conn).map_err(err)? {
             configure(&mut conn).map_err(err)?;
             return Ok(Database {
                 conn,
@@ -524,9 +524,9 @@ impl Database {
         (self.conn, self.scratch.map(ScratchGuard))
     }
 
-    /// Schema version of the file (`PRAGMA user_version`).
+    /// This project's schema version of the file (`skillsmith_migrations`).
     pub fn schema_version(&self) -> Result<u32, DbError> {
-        user_version(&self.conn).map_err(|e| self.err(e))
+        crate::schema::version(&self.conn).map_err(|e| self.err(e))
     }
 
     /// Runs `PRAGMA integrity_check` (slow on big catalogues: not done on
@@ -603,7 +603,7 @@ impl Database {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {HISTORY_COLUMNS} FROM sync_history ORDER BY id DESC LIMIT ?1"
+                "{HISTORY_SELECT} LIMIT ?1"
             ))
             .map_err(|e| self.err(e))?;
         stmt.query_map([limit], history_row)
@@ -626,9 +626,10 @@ impl Database {
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let n = r.get::<_, i64>(1)? as u64;
-                    match r.get_ref(0)?.as_str()? {
-                        "local" => local += n,
-                        _ => registry += n,
+                    if crate::row::is_registry_source(r.get_ref(0)?.as_str_or_null()?) {
+                        registry += n;
+                    } else {
+                        local += n;
                     }
                 }
             }
@@ -649,14 +650,14 @@ impl Database {
             let lease = crate::lock::live_lease(&tx, self.clock.now_ms())?;
             let last_run = tx
                 .query_row(
-                    &format!("SELECT {HISTORY_COLUMNS} FROM sync_history ORDER BY id DESC LIMIT 1"),
+                    &format!("{HISTORY_SELECT} LIMIT 1"),
                     [],
                     history_row,
                 )
                 .optional()?;
             Ok(Status {
                 path: self.display_path().display().to_string(),
-                schema_version: user_version(&tx)?,
+                schema_version: crate::schema::version(&tx)?,
                 config,
                 registry_skills: registry,
                 local_skills: local,
@@ -710,7 +711,7 @@ impl Database {
                         "SELECT {SKILL_COLUMNS_S}, bm25(skills_fts, {FTS_WEIGHTS}) AS rank
                          FROM skills_fts JOIN skills s ON s.rowid = skills_fts.rowid
                          WHERE skills_fts MATCH ?1
-                           AND (?2 IS NULL OR s.trust_tier = ?2)
+                           AND (?2 IS NULL OR coalesce(s.registry_tier, s.trust_tier) = ?2)
                            AND (?3 IS NULL OR s.quality_score >= ?3)
                          ORDER BY rank, s.id LIMIT ?4"
                     ))?;
@@ -720,7 +721,7 @@ impl Database {
                 None => {
                     let mut stmt = self.conn.prepare_cached(&format!(
                         "SELECT {SKILL_COLUMNS_S}, NULL FROM skills s
-                         WHERE (?1 IS NULL OR s.trust_tier = ?1)
+                         WHERE (?1 IS NULL OR coalesce(s.registry_tier, s.trust_tier) = ?1)
                            AND (?2 IS NULL OR s.quality_score >= ?2)
                          ORDER BY s.quality_score IS NULL, s.quality_score DESC, s.id LIMIT ?3"
                     ))?;
@@ -787,13 +788,18 @@ impl Database {
         }
         let tags = serde_json::to_string(&skill.tags).expect("strings serialise");
         let categories = serde_json::to_string(&skill.categories).expect("strings serialise");
-        self.conn
-            .prepare_cached(
+        let run = || -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            let policy = crate::row::RowPolicy::load(&tx)?;
+            let (tier, registry_tier) = policy.tier(skill.trust_tier);
+            let (repo, registry_repo) = policy.repo(&tx, skill, true)?;
+            tx.prepare_cached(
                 "INSERT INTO skills (id, name, description, author, repo_url, quality_score,
                      trust_tier, tags, categories, stars, content_hash, license, security_score,
-                     installable, quarantined, source, created_at, updated_at)
+                     installable, quarantined, source, created_at, updated_at, registry_tier,
+                     registry_repo_url)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     'local', ?16, ?17)
+                     'local', ?16, ?17, ?18, ?19)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name,
                      description = excluded.description, author = excluded.author,
                      repo_url = excluded.repo_url, quality_score = excluded.quality_score,
@@ -803,31 +809,33 @@ impl Database {
                      security_score = excluded.security_score,
                      installable = excluded.installable, quarantined = excluded.quarantined,
                      source = 'local', created_at = excluded.created_at,
-                     updated_at = excluded.updated_at",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    skill.id,
-                    skill.name,
-                    skill.description,
-                    skill.author,
-                    skill.repo_url,
-                    skill.quality_score,
-                    skill.trust_tier.as_str(),
-                    tags,
-                    categories,
-                    skill.stars,
-                    skill.content_hash,
-                    skill.license,
-                    skill.security_score,
-                    skill.installable,
-                    skill.quarantined,
-                    skill.created_at,
-                    skill.updated_at,
-                ])
-            })
-            .map(drop)
-            .map_err(|e| self.err(e))
+                     updated_at = excluded.updated_at, registry_tier = excluded.registry_tier,
+                     registry_repo_url = excluded.registry_repo_url",
+            )?
+            .execute(params![
+                skill.id,
+                skill.name,
+                skill.description,
+                skill.author,
+                repo,
+                skill.quality_score,
+                tier,
+                tags,
+                categories,
+                skill.stars,
+                skill.content_hash,
+                skill.license,
+                skill.security_score,
+                skill.installable,
+                skill.quarantined,
+                skill.created_at,
+                skill.updated_at,
+                registry_tier,
+                registry_repo,
+            ])?;
+            tx.commit()
+        };
+        run().map_err(|e| self.err(e))
     }
 }
 
@@ -854,15 +862,22 @@ pub(crate) fn ensure_config_row(conn: &Connection) -> rusqlite::Result<()> {
 pub(crate) fn read_config(conn: &Connection) -> rusqlite::Result<SyncConfigView> {
     let row = conn
         .prepare_cached(
-            "SELECT enabled, frequency, interval_ms, last_sync_at, next_sync_at,
-                    last_sync_count, last_sync_error, last_attempt_at, last_success_at,
-                    consecutive_failures, created_at, updated_at
-             FROM sync_config WHERE id = 'default'",
+            "SELECT c.enabled, c.frequency, c.interval_ms, c.last_sync_at, c.next_sync_at,
+                    c.last_sync_count, c.last_sync_error, s.last_attempt_at, s.last_success_at,
+                    s.consecutive_failures, c.created_at, c.updated_at
+             FROM sync_config c LEFT JOIN sync_schedule s ON s.id = 1
+             WHERE c.id = 'default'",
         )?
         .query_row([], |r| {
-            let frequency = Frequency::parse(r.get_ref(1)?.as_str()?).unwrap_or(Frequency::Daily);
+            // Upstream writes these columns too; a value it never would
+            // (NULL, a word) reads as the default.
+            let frequency = r
+                .get_ref(1)?
+                .as_str_or_null()?
+                .and_then(Frequency::parse)
+                .unwrap_or(Frequency::Daily);
             Ok(SyncConfigView {
-                enabled: r.get(0)?,
+                enabled: r.get::<_, Option<bool>>(0)?.unwrap_or(true),
                 frequency,
                 interval_ms: r
                     .get::<_, Option<i64>>(2)?
@@ -870,27 +885,70 @@ pub(crate) fn read_config(conn: &Connection) -> rusqlite::Result<SyncConfigView>
                     .unwrap_or(frequency.interval_ms()),
                 last_sync_at: r.get(3)?,
                 next_sync_at: r.get(4)?,
-                last_sync_count: r.get(5)?,
+                last_sync_count: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
                 last_sync_error: r.get(6)?,
                 last_attempt_at: r.get(7)?,
                 last_success_at: r.get(8)?,
-                consecutive_failures: r.get::<_, i64>(9)?.clamp(0, i64::from(u32::MAX)) as u32,
-                created_at: r.get(10)?,
-                updated_at: r.get(11)?,
+                consecutive_failures: r
+                    .get::<_, Option<i64>>(9)?
+                    .unwrap_or(0)
+                    .clamp(0, i64::from(u32::MAX)) as u32,
+                created_at: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                updated_at: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
             })
         })
         .optional()?;
-    // The row is created by migration v3; a database edited by hand may have
+    // The row is created with the table; a database edited by hand may have
     // lost it. Reads then show the defaults; writes recreate it.
     Ok(row.unwrap_or_default())
 }
 
-const HISTORY_COLUMNS: &str = "id, started_at, completed_at, status, skills_added, skills_updated,
-    skills_unchanged, skills_removed, skills_skipped, error_message, duration_ms, mode, pid,
-    registry_total, skills_reached, unfilterable_tiers, failure_kind";
+/// Writes what a finished run changed of `config`: ADR-018's columns in
+/// `sync_config`, the scheduling facts in `sync_schedule`.
+pub(crate) fn write_config(
+    conn: &Connection,
+    config: &SyncConfigView,
+    next_sync_at: Option<&str>,
+    now_text: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE sync_config SET last_sync_at = ?1, last_sync_count = ?2, last_sync_error = ?3,
+             next_sync_at = ?4, updated_at = ?5
+         WHERE id = 'default'",
+    )?
+    .execute(params![
+        config.last_sync_at,
+        config.last_sync_count,
+        config.last_sync_error,
+        next_sync_at,
+        now_text,
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO sync_schedule (id, last_attempt_at, last_success_at, consecutive_failures)
+         VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET last_attempt_at = excluded.last_attempt_at,
+             last_success_at = excluded.last_success_at,
+             consecutive_failures = excluded.consecutive_failures",
+    )?
+    .execute(params![
+        config.last_attempt_at,
+        config.last_success_at,
+        config.consecutive_failures,
+    ])?;
+    Ok(())
+}
+
+/// A history row with this project's facts about it (none for another
+/// client's runs), newest first by insertion.
+const HISTORY_SELECT: &str = "SELECT h.id, h.started_at, h.completed_at, h.status,
+        h.skills_added, h.skills_updated, h.skills_unchanged, r.skills_removed,
+        r.skills_skipped, h.error_message, h.duration_ms, r.mode, r.pid, r.registry_total,
+        r.skills_reached, r.unfilterable_tiers, r.failure_kind
+    FROM sync_history h LEFT JOIN sync_run r ON r.history_id = h.id
+    ORDER BY h.rowid DESC";
 
 fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
-    let count = |i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+    let count = |i| r.get::<_, Option<i64>>(i).map(|n| n.unwrap_or(0).max(0) as u64);
     let maybe_count = |i| {
         r.get::<_, Option<i64>>(i)
             .map(|n| n.map(|n| n.max(0) as u64))
@@ -902,7 +960,11 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
         started_at: r.get(1)?,
         completed_at: r.get(2)?,
         // Only this crate writes statuses; another's reads as a failure.
-        status: RunState::parse(&r.get::<_, String>(3)?).unwrap_or(RunState::Failed),
+        status: r
+            .get_ref(3)?
+            .as_str_or_null()?
+            .and_then(RunState::parse)
+            .unwrap_or(RunState::Failed),
         skills_added: count(4)?,
         skills_updated: count(5)?,
         skills_unchanged: count(6)?,
@@ -940,8 +1002,11 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
 /// in the name counts most, then tags, then author, then description.
 const FTS_WEIGHTS: &str = "10.0, 2.0, 4.0, 3.0";
 
-const SKILL_COLUMNS_S: &str = "s.id, s.name, s.description, s.author, s.repo_url, s.quality_score,
-    s.trust_tier, s.tags, s.categories, s.stars, s.content_hash, s.license, s.security_score,
+/// A skill as this project reads it: the registry's tier and repository
+/// where the upstream-readable columns could not hold them (`row.rs`).
+const SKILL_COLUMNS_S: &str = "s.id, s.name, s.description, s.author,
+    coalesce(s.registry_repo_url, s.repo_url), s.quality_score,
+    coalesce(s.registry_tier, s.trust_tier, 'unknown'), s.tags, s.categories, s.stars, s.content_hash, s.license, s.security_score,
     s.installable, s.quarantined, s.source, s.created_at, s.updated_at";
 
 fn json_list(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
@@ -955,7 +1020,7 @@ fn json_list(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
 
 fn skill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SkillRecord> {
     let tier: String = r.get(6)?;
-    let source: String = r.get(15)?;
+    let source: Option<String> = r.get(15)?;
     Ok(SkillRecord {
         skill: Skill {
             id: r.get(0)?,
@@ -978,10 +1043,10 @@ fn skill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SkillRecord> {
             installable: r.get(13)?,
             quarantined: r.get(14)?,
         },
-        source: if source == "local" {
-            Source::Local
-        } else {
+        source: if crate::row::is_registry_source(source.as_deref()) {
             Source::Registry
+        } else {
+            Source::Local
         },
         rank: r.get(18)?,
     })
@@ -1128,7 +1193,7 @@ mod tests {
         let old = dir.path().join("old.db");
         {
             let mut conn = Connection::open(&old).unwrap();
-            rusqlite_migration::Migrations::from_slice(&crate::connection::MIGRATIONS[..2])
+            rusqlite_migration::Migrations::from_slice(&crate::schema::LEGACY_MIGRATIONS[..2])
                 .to_latest(&mut conn)
                 .unwrap();
         }
@@ -1285,6 +1350,20 @@ mod lease_tests {
     use super::*;
     use crate::lock::{INTERRUPTED_MESSAGE, LEASE_TTL, this_host};
 
+    #[test]
+    fn opening_a_current_catalogue_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skills.db");
+        drop(Database::open(&path).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        for _ in 0..2 {
+            let db = Database::open(&path).unwrap();
+            assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+            drop(db);
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
     fn open_twice() -> (tempfile::TempDir, Database, Database) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("skills.db");
@@ -1318,15 +1397,22 @@ mod lease_tests {
         let stale = a.lease().unwrap();
         a.conn()
             .execute_batch(
-                "INSERT INTO sync_history (started_at, status) VALUES ('2026-01-01T00:00:00.000Z', 'running');",
+                "INSERT INTO sync_history (id, started_at, status)
+                     VALUES ('ours', '2026-01-01T00:00:00.000Z', 'running');
+                 INSERT INTO sync_run (history_id, pid) VALUES ('ours', 1);
+                 -- Upstream's SyncEngine takes no lease: its run is not ours to close.
+                 INSERT INTO sync_history (id, started_at, status)
+                     VALUES ('sync-upstream', '2026-01-01T00:00:01.000Z', 'running');",
             )
             .unwrap();
         // Seen from a clock past the TTL, the lease has expired.
         let later = b.with_clock(Clock::with_offset(LEASE_TTL.as_millis() as i64 + 1_000));
         let fresh = later.lease().unwrap();
-        let run = &later.history(1).unwrap()[0];
-        assert_eq!(run.status.as_str(), "failed");
-        assert_eq!(run.error_message.as_deref(), Some(INTERRUPTED_MESSAGE));
+        let runs = later.history(2).unwrap();
+        assert_eq!(runs[0].id, "sync-upstream");
+        assert_eq!(runs[0].status.as_str(), "running");
+        assert_eq!(runs[1].status.as_str(), "failed");
+        assert_eq!(runs[1].error_message.as_deref(), Some(INTERRUPTED_MESSAGE));
         // The old holder finds out at its next heartbeat, and its drop does
         // not release the new holder's lease.
         assert!(matches!(stale.renew(), Err(LockError::Lost)));

@@ -2,7 +2,9 @@
 //! the MCP server and written by syncs. This crate owns every SQL statement
 //! of the project and names no WebAssembly runtime.
 //!
-//! - [`connection`]: opening a file, the migrations, typed errors;
+//! - [`connection`]: opening a file, typed errors;
+//! - [`schema`]: creating, adopting and upgrading catalogues (shared with
+//!   the upstream tools);
 //! - [`db`]: [`db::Database`], the read API (search, get, status, history)
 //!   and the settings;
 //! - [`store`]: what a sync writes (pages with their checkpoint, runs);
@@ -17,5 +19,7 @@ pub mod connection;
 pub mod db;
 pub mod lock;
 pub mod random;
+mod row;
+pub mod schema;
 pub mod store;
 pub mod writer;

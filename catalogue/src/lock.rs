@@ -203,10 +203,11 @@ impl Lease {
             params![holder, pid, now_text, now + LEASE_TTL.as_millis() as i64],
         )
         .map_err(err)?;
-        // Whoever left these running is gone: the lease was free.
+        // Whoever of this project left these running is gone: the lease was
+        // free. Another client's runs take no lease, so they are left be.
         tx.execute(
             "UPDATE sync_history SET status = 'failed', completed_at = ?1, error_message = ?2
-             WHERE status = 'running'",
+             WHERE status = 'running' AND id IN (SELECT history_id FROM sync_run)",
             params![now_text, INTERRUPTED_MESSAGE],
         )
         .map_err(err)?;

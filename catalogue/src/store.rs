@@ -20,6 +20,7 @@ use skillsmith_guest::domain::{
 use crate::clock::{self, Clock};
 use crate::db::{self, Database, ScratchGuard};
 use crate::lock;
+use crate::row::{self, RowPolicy};
 
 /// Maps a SQLite error onto the closed `store-error` variants.
 pub fn store_error(e: rusqlite::Error) -> StoreError {
@@ -50,6 +51,8 @@ pub struct Store {
     read_only: bool,
     lease_holder: Option<String>,
     open_run: Option<OpenRun>,
+    /// What the file's `skills` accepts, read when a run begins.
+    policy: Option<RowPolicy>,
     tags_buf: Vec<u8>,
     categories_buf: Vec<u8>,
     /// The database file, for [`Store::reader`]; `None` in memory.
@@ -65,10 +68,15 @@ pub struct Store {
 // Every statement leaves `source = 'local'` rows alone.
 
 /// A skill not yet stored; an existing id is left to the updates below.
+/// `trust_tier` and `repo_url` hold what the file's constraints accept, and
+/// `registry_tier` / `registry_repo_url` the registry's value where that
+/// differs (`row.rs`).
 const INSERT_SQL: &str = "INSERT INTO skills (id, name, description, author, repo_url,
         quality_score, trust_tier, tags, categories, stars, content_hash, license,
-        security_score, installable, quarantined, source, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'registry', ?16, ?17)
+        security_score, installable, quarantined, source, created_at, updated_at,
+        registry_tier, registry_repo_url)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'registry', ?16, ?17,
+        ?18, ?19)
     ON CONFLICT(id) DO NOTHING";
 
 /// The columns neither indexed nor searched: always written.
@@ -84,9 +92,10 @@ const UPDATE_TEXT_SQL: &str = "UPDATE skills SET description = ?2, tags = ?3
 
 /// The indexed columns: written only when they changed, which is rare.
 const UPDATE_KEYS_SQL: &str = "UPDATE skills SET name = ?2, author = ?3, repo_url = ?4,
-        trust_tier = ?5
+        trust_tier = ?5, registry_tier = ?6, registry_repo_url = ?7
     WHERE id = ?1 AND source = 'registry'
-        AND (name IS NOT ?2 OR author IS NOT ?3 OR repo_url IS NOT ?4 OR trust_tier IS NOT ?5)";
+        AND (name IS NOT ?2 OR author IS NOT ?3 OR repo_url IS NOT ?4 OR trust_tier IS NOT ?5
+            OR registry_tier IS NOT ?6 OR registry_repo_url IS NOT ?7)";
 
 /// Starts or keeps an indexing deferral when a run begins on a catalogue
 /// without registry rows (migrations 005 and 006): the FTS5 triggers stop,
@@ -96,11 +105,16 @@ const UPDATE_KEYS_SQL: &str = "UPDATE skills SET name = ?2, author = ?3, repo_ur
 fn begin_deferral(conn: &Connection) -> rusqlite::Result<()> {
     // Every row there already (local ones) is indexed: the catch-up starts
     // above them (migration 008).
+    // Only this project's triggers can pause (`fts_triggers.sql`); a file
+    // that keeps upstream's indexes every row as it is written.
     conn.prepare_cached(
         "UPDATE sync_state SET fts_deferred = 1,
              fts_indexed_upto = (SELECT coalesce(max(rowid), 0) FROM skills)
          WHERE id = 1 AND fts_deferred IS NOT 1
-             AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')",
+             AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')
+             AND (SELECT count(*) FROM sqlite_schema
+                  WHERE type = 'trigger' AND name IN ('skills_ai', 'skills_ad', 'skills_au')
+                      AND sql LIKE '%fts_deferred%') = 3",
     )?
     .execute([])?;
     let deferred = fts_deferred(conn)?;
@@ -149,6 +163,10 @@ pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<()> {
         .prepare_cached("SELECT name, sql FROM deferred_index ORDER BY name")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    if !saved.is_empty() {
+        // The rows written without the unique index on `repo_url`.
+        crate::schema::settle_repo_urls(conn)?;
+    }
     for (name, sql) in &saved {
         // The stored text is the index's own `CREATE INDEX`, as SQLite
         // recorded it; an index already back (restored by hand) is kept.
@@ -228,6 +246,7 @@ impl Store {
             read_only,
             lease_holder,
             open_run: None,
+            policy: None,
             tags_buf: Vec::with_capacity(256),
             categories_buf: Vec::with_capacity(256),
             path,
@@ -351,8 +370,8 @@ impl Store {
         while let Some(r) = rows.next().map_err(store_error)? {
             let pos = r.get::<_, i64>(0).map_err(store_error)? - 1;
             let updated_at: String = r.get(1).map_err(store_error)?;
-            let source = match r.get_ref(2).and_then(|v| Ok(v.as_str()?)) {
-                Ok("local") => Source::Local,
+            let source = match r.get_ref(2).and_then(|v| Ok(v.as_str_or_null()?)) {
+                Ok(s) if !row::is_registry_source(s) => Source::Local,
                 _ => Source::Registry,
             };
             if let Some(slot) = usize::try_from(pos).ok().and_then(|p| out.get_mut(p)) {
@@ -408,8 +427,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT trust_tier, quality_score IS NOT NULL, categories FROM skills
-                 WHERE id = ?1 AND source = 'registry'",
+                "SELECT coalesce(registry_tier, trust_tier, 'unknown'), quality_score IS NOT NULL,
+                     categories
+                 FROM skills WHERE id = ?1 AND source = 'registry'",
             )
             .map_err(store_error)?;
         ids.iter()
@@ -443,9 +463,13 @@ impl Store {
         }
         let now = self.clock.now_ms();
         let tx = self.conn.unchecked_transaction().map_err(store_error)?;
-        let running: Option<(i64, Option<i64>, String)> = tx
+        // Only this project's runs count: another client's (upstream's
+        // `SyncEngine`, which takes no lease) is none of this sync's business.
+        let running: Option<(String, Option<i64>, String)> = tx
             .prepare_cached(
-                "SELECT id, pid, started_at FROM sync_history WHERE status = 'running' LIMIT 1",
+                "SELECT h.id, r.pid, h.started_at
+                 FROM sync_history h JOIN sync_run r ON r.history_id = h.id
+                 WHERE h.status = 'running' LIMIT 1",
             )
             .and_then(|mut s| {
                 s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -458,21 +482,41 @@ impl Store {
                 pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
             )));
         }
+        // Upstream 0.4.3 writes its rows without a source: they are the
+        // registry's, for this sync to update and, when proved gone, remove.
+        tx.prepare_cached("UPDATE skills SET source = 'registry' WHERE source IS NULL")
+            .and_then(|mut s| s.execute([]))
+            .map_err(store_error)?;
+        // Upstream's ids: `sync-<time>-<random>`; this project's handle is
+        // the row's rowid.
+        let history_id = format!(
+            "sync-{}-{:08x}",
+            clock::format_ms(now),
+            crate::random::SplitMix64::from_entropy().next_u64() as u32
+        );
         tx.prepare_cached(
-            "INSERT INTO sync_history (started_at, status, mode, pid) VALUES (?1, 'running', ?2, ?3)",
+            "INSERT INTO sync_history (id, started_at, status) VALUES (?1, ?2, 'running')",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                clock::format_ms(now),
-                mode.as_str(),
-                std::process::id()
-            ])
-        })
+        .and_then(|mut s| s.execute(params![history_id, clock::format_ms(now)]))
         .map_err(store_error)?;
         let id = tx.last_insert_rowid() as u64;
+        tx.prepare_cached("INSERT INTO sync_run (history_id, mode, pid) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![history_id, mode.as_str(), std::process::id()]))
+            .map_err(store_error)?;
         // A first sync into a catalogue without registry rows builds its
         // indexes once, at its end.
         begin_deferral(&tx).map_err(store_error)?;
+        if !fts_deferred(&tx).map_err(store_error)?
+            && row::fts_overcounted(&tx).map_err(store_error)?
+        {
+            tracing::info!(
+                "the search index counts rows twice (the upstream tools re-add every row when \
+                 they open the catalogue); rebuilding it"
+            );
+            tx.execute_batch("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")
+                .map_err(store_error)?;
+        }
+        self.policy = Some(RowPolicy::load(&tx).map_err(store_error)?);
         tx.commit().map_err(store_error)?;
         self.open_run = Some(OpenRun {
             id,
@@ -504,7 +548,11 @@ impl Store {
             }
         }
         if !page.upserts.is_empty() {
-            let mut stmts = Upsert::prepare(&tx).map_err(store_error)?;
+            let policy = match &self.policy {
+                Some(p) => p.clone(),
+                None => RowPolicy::load(&tx).map_err(store_error)?,
+            };
+            let mut stmts = Upsert::prepare(&tx, &policy, now).map_err(store_error)?;
             for skill in &page.upserts {
                 stmts
                     .run(skill, &mut self.tags_buf, &mut self.categories_buf)
@@ -592,34 +640,43 @@ impl Store {
         let closed = tx
             .prepare_cached(
                 "UPDATE sync_history SET completed_at = ?1, status = ?2, skills_added = ?3,
-                     skills_updated = ?4, skills_unchanged = ?5, skills_removed = ?6,
-                     skills_skipped = ?7, error_message = ?8, duration_ms = ?9,
-                     registry_total = ?11, skills_reached = ?12, unfilterable_tiers = ?13,
-                     failure_kind = ?14
-                 WHERE id = ?10 AND status = 'running'",
+                     skills_updated = ?4, skills_unchanged = ?5, error_message = ?6,
+                     duration_ms = ?7
+                 WHERE rowid = ?8 AND status = 'running'",
             )
             .and_then(|mut s| {
-                let coverage = outcome.coverage.as_ref();
                 s.execute(params![
                     now_text,
                     outcome.status.as_str(),
                     c.added as i64,
                     c.updated as i64,
                     c.unchanged as i64,
-                    c.removed as i64,
-                    c.skipped as i64,
                     error,
                     (now - open.started_ms).max(0),
                     run as i64,
-                    coverage.and_then(|c| c.registry_total).map(|n| n as i64),
-                    coverage.map(|c| c.reached as i64),
-                    coverage.map(|c| {
-                        serde_json::to_string(&c.unfilterable_tiers).expect("strings serialise")
-                    }),
-                    outcome.failure.map(FailureKind::as_str),
                 ])
             })
             .map_err(store_error)?;
+        tx.prepare_cached(
+            "UPDATE sync_run SET skills_removed = ?2, skills_skipped = ?3, registry_total = ?4,
+                 skills_reached = ?5, unfilterable_tiers = ?6, failure_kind = ?7
+             WHERE history_id = (SELECT id FROM sync_history WHERE rowid = ?1)",
+        )
+        .and_then(|mut s| {
+            let coverage = outcome.coverage.as_ref();
+            s.execute(params![
+                run as i64,
+                c.removed as i64,
+                c.skipped as i64,
+                coverage.and_then(|c| c.registry_total).map(|n| n as i64),
+                coverage.map(|c| c.reached as i64),
+                coverage.map(|c| {
+                    serde_json::to_string(&c.unfilterable_tiers).expect("strings serialise")
+                }),
+                outcome.failure.map(FailureKind::as_str),
+            ])
+        })
+        .map_err(store_error)?;
         if closed != 1 {
             return Err(StoreError::Invalid(format!(
                 "run {run} is not open in the history (closed by another process?)"
@@ -651,27 +708,10 @@ impl Store {
             config.last_sync_error = error;
         }
         let next_sync_at = db::next_sync_at(&config, now);
-        tx.prepare_cached(
-            "UPDATE sync_config SET last_sync_at = ?1, last_sync_count = ?2, last_sync_error = ?3,
-                 last_attempt_at = ?4, last_success_at = ?5, consecutive_failures = ?6,
-                 next_sync_at = ?7, updated_at = ?8
-             WHERE id = 'default'",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                config.last_sync_at,
-                config.last_sync_count,
-                config.last_sync_error,
-                config.last_attempt_at,
-                config.last_success_at,
-                config.consecutive_failures,
-                next_sync_at,
-                now_text,
-            ])
-        })
-        .map_err(store_error)?;
+        db::write_config(&tx, &config, next_sync_at.as_deref(), &now_text).map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         self.open_run = None;
+        self.policy = None;
         // The run is over: give the WAL's space back, so that a finished
         // sync leaves only the database file's size on disk.
         self.truncate_wal();
@@ -772,6 +812,9 @@ fn json_into<'b>(buf: &'b mut Vec<u8>, list: &[String]) -> &'b str {
 
 /// The statements of one upsert (see `INSERT_SQL`), prepared once a page.
 struct Upsert<'c> {
+    conn: &'c Connection,
+    policy: &'c RowPolicy,
+    now_ms: i64,
     insert: rusqlite::CachedStatement<'c>,
     plain: rusqlite::CachedStatement<'c>,
     text: rusqlite::CachedStatement<'c>,
@@ -779,8 +822,11 @@ struct Upsert<'c> {
 }
 
 impl<'c> Upsert<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+    fn prepare(conn: &'c Connection, policy: &'c RowPolicy, now_ms: i64) -> rusqlite::Result<Self> {
         Ok(Upsert {
+            conn,
+            policy,
+            now_ms,
             insert: conn.prepare_cached(INSERT_SQL)?,
             plain: conn.prepare_cached(UPDATE_PLAIN_SQL)?,
             text: conn.prepare_cached(UPDATE_TEXT_SQL)?,
@@ -797,13 +843,14 @@ impl<'c> Upsert<'c> {
     ) -> rusqlite::Result<()> {
         let tags = json_into(tags_buf, &s.tags);
         let categories = json_into(categories_buf, &s.categories);
-        let tier = s.trust_tier.as_str();
+        let (tier, registry_tier) = self.policy.tier(s.trust_tier);
+        let (repo, registry_repo) = self.policy.repo(self.conn, s, false)?;
         let inserted = self.insert.execute(params![
             s.id,
             s.name,
             s.description,
             s.author,
-            s.repo_url,
+            repo,
             s.quality_score,
             tier,
             tags,
@@ -816,27 +863,39 @@ impl<'c> Upsert<'c> {
             s.quarantined,
             s.created_at,
             s.updated_at,
+            registry_tier,
+            registry_repo,
         ])?;
-        if inserted == 1 {
-            return Ok(());
+        if inserted == 0 {
+            let updated = self.plain.execute(params![
+                s.id,
+                s.quality_score,
+                categories,
+                s.stars,
+                s.content_hash,
+                s.license,
+                s.security_score,
+                s.installable,
+                s.quarantined,
+                s.created_at,
+                s.updated_at,
+            ])?;
+            if updated == 0 {
+                // A local row with this id: left alone.
+                return Ok(());
+            }
+            self.text.execute(params![s.id, s.description, tags])?;
+            self.keys.execute(params![
+                s.id,
+                s.name,
+                s.author,
+                repo,
+                tier,
+                registry_tier,
+                registry_repo
+            ])?;
         }
-        self.plain.execute(params![
-            s.id,
-            s.quality_score,
-            categories,
-            s.stars,
-            s.content_hash,
-            s.license,
-            s.security_score,
-            s.installable,
-            s.quarantined,
-            s.created_at,
-            s.updated_at,
-        ])?;
-        self.text.execute(params![s.id, s.description, tags])?;
-        self.keys
-            .execute(params![s.id, s.name, s.author, s.repo_url, tier])?;
-        Ok(())
+        self.policy.record_version(self.conn, s, self.now_ms)
     }
 }
 
@@ -1054,6 +1113,7 @@ mod tests {
     fn a_first_sync_builds_its_indexes_at_the_end_even_after_a_kill() {
         let (_dir, mut store, reader) = file_store();
         let migrated = skill_indexes(reader.conn());
+        // trust tier, source, author and name, and the unique repository.
         assert_eq!(migrated.len(), 4, "{migrated:?}");
 
         let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
@@ -1070,7 +1130,7 @@ mod tests {
         reader
             .conn()
             .execute(
-                "UPDATE sync_history SET status = 'failed' WHERE id = ?1",
+                "UPDATE sync_history SET status = 'failed' WHERE rowid = ?1",
                 [run as i64],
             )
             .unwrap();

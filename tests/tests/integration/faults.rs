@@ -44,13 +44,13 @@ fn assert_failed_cleanly(
             "row {row:?} is neither the old version nor the registry's"
         );
     }
-    let status: String = env.scalar("SELECT status FROM sync_history ORDER BY id DESC LIMIT 1");
+    let status: String = env.scalar("SELECT status FROM sync_history ORDER BY rowid DESC LIMIT 1");
     assert!(
         status == "failed" || status == "partial",
         "history says {status}"
     );
     let error: String =
-        env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
+        env.scalar("SELECT error_message FROM sync_history ORDER BY rowid DESC LIMIT 1");
     assert!(!error.is_empty());
     let last_error: String = env.scalar("SELECT last_sync_error FROM sync_config");
     assert!(!last_error.is_empty());

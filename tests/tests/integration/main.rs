@@ -10,3 +10,4 @@ mod mcp;
 mod resilience;
 mod sandbox;
 mod sync;
+mod upstream;

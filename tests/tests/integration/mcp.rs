@@ -419,7 +419,7 @@ fn disable_background(env: &Env) {
 fn backdate_last_attempt(env: &Env, failures: u32) {
     env.conn_rw()
         .execute(
-            "UPDATE sync_config SET last_attempt_at = '2020-01-01T00:00:00.000Z',
+            "UPDATE sync_schedule SET last_attempt_at = '2020-01-01T00:00:00.000Z',
                  last_success_at = '2020-01-01T00:00:00.000Z', consecutive_failures = ?1",
             [failures],
         )
@@ -476,13 +476,13 @@ fn assert_stopped_cleanly(env: &Env, total: usize) {
         0,
         "no run may be left running"
     );
-    let status: String = env.scalar("SELECT status FROM sync_history ORDER BY id DESC LIMIT 1");
+    let status: String = env.scalar("SELECT status FROM sync_history ORDER BY rowid DESC LIMIT 1");
     assert!(
         status == "partial" || status == "failed",
         "the stopped run says {status}"
     );
     let error: String =
-        env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
+        env.scalar("SELECT error_message FROM sync_history ORDER BY rowid DESC LIMIT 1");
     assert!(
         error.contains("cancelled"),
         "the stopped run says why: {error}"
@@ -491,9 +491,10 @@ fn assert_stopped_cleanly(env: &Env, total: usize) {
         !error.contains("could not reach"),
         "a stop is not a network failure: {error}"
     );
-    let kind: String = env.scalar("SELECT failure_kind FROM sync_history ORDER BY id DESC LIMIT 1");
+    let kind: String = env.scalar("SELECT r.failure_kind FROM sync_history h JOIN sync_run r ON r.history_id = h.id
+         ORDER BY h.rowid DESC LIMIT 1");
     assert_eq!(kind, "cancelled");
-    let failures: i64 = env.scalar("SELECT consecutive_failures FROM sync_config");
+    let failures: i64 = env.scalar("SELECT consecutive_failures FROM sync_schedule");
     assert_eq!(
         failures, 0,
         "a stopped run is not counted as a failure to back off from"
@@ -863,7 +864,7 @@ fn a_failing_registry_backs_off_instead_of_syncing_at_every_check() {
     // The delay grows: after a second failure it is two minutes (+ jitter).
     env.conn_rw()
         .execute(
-            "UPDATE sync_config SET last_attempt_at = '2020-01-01T00:00:00.000Z'",
+            "UPDATE sync_schedule SET last_attempt_at = '2020-01-01T00:00:00.000Z'",
             [],
         )
         .unwrap();

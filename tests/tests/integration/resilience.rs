@@ -141,7 +141,7 @@ fn spawn_sync(env: &Env, args: &[&str], capture: bool) -> Child {
 fn statuses(env: &Env) -> Vec<(String, Option<String>)> {
     let conn = env.conn();
     let mut stmt = conn
-        .prepare("SELECT status, error_message FROM sync_history ORDER BY id")
+        .prepare("SELECT status, error_message FROM sync_history ORDER BY rowid")
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()

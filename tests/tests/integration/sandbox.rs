@@ -480,7 +480,7 @@ fn store_garbage_is_refused_and_changes_nothing() {
     let open: i64 = env.scalar("SELECT count(*) FROM sync_history WHERE status = 'running'");
     assert_eq!(open, 0);
     let last: String =
-        env.scalar("SELECT error_message FROM sync_history ORDER BY id DESC LIMIT 1");
+        env.scalar("SELECT error_message FROM sync_history ORDER BY rowid DESC LIMIT 1");
     assert!(last.contains("hostile guest: garbage calls"), "{last}");
 }
 

@@ -146,8 +146,8 @@ fn local_skills_are_never_overwritten_or_removed() {
     env.run(&["sync", "status"]).ok();
     env.conn_rw().execute(
         "INSERT INTO skills (id, name, description, trust_tier, created_at, updated_at, source) \
-         VALUES (?1, 'my-own', 'from disk', 'local', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local'), \
-                ('local-only', 'mine', 'from disk', 'local', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local')",
+         VALUES (?1, 'my-own', 'from disk', 'unknown', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local'), \
+                ('local-only', 'mine', 'from disk', 'unknown', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local')",
         [&victim],
     ).unwrap();
     let report = env.sync(&["--force"]);
