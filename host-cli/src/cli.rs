@@ -15,7 +15,8 @@ or failing, 4 not authorised or quota used up, 5 registry sent invalid data, 6 l
 error, 7 another sync is in progress, 8 sync component failed, 9 sync cancelled."
 )]
 pub struct Cli {
-    /// SQLite catalogue to use [default: skills.db under the platform data directory].
+    /// SQLite catalogue to use [default: ~/.skillsmith/skills.db, shared with the upstream
+    /// Skillsmith tools].
     #[arg(long, global = true, env = "SKILLSMITH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 

@@ -20,9 +20,15 @@ use crate::{progress, render};
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let db_path = match cli.db {
         Some(path) => path,
-        None => skillsmith_runtime::default_db_path().context(
-            "could not find a home or data directory for the catalogue; pass --db PATH or set SKILLSMITH_DB",
-        )?,
+        None => {
+            let default = skillsmith_runtime::location::default_catalogue().context(
+                "could not find a home directory for the catalogue; pass --db PATH or set SKILLSMITH_DB",
+            )?;
+            if let Some(notice) = &default.notice {
+                tracing::warn!("{notice}");
+            }
+            default.path
+        }
     };
     match cli.command {
         Command::Sync(args) => match args.action {

@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use skillsmith_runtime::clock::{self, Clock};
 use skillsmith_runtime::db::SyncConfigView;
-use skillsmith_runtime::{ScheduleConfig, SyncFailure};
+use skillsmith_runtime::{ScheduleConfig, SyncFailure, SyncOutcome};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::state::Shared;
 use crate::syncing::{self, Origin, RunError, SyncRequest};
@@ -140,42 +141,7 @@ async fn check(
         tracing::debug!("background sync due, but a sync is already running in this session");
         return;
     };
-    {
-        let mut b = shared.background();
-        b.syncs_started += 1;
-        b.running = true;
-    }
-    let request = SyncRequest {
-        force: false,
-        dry_run: false,
-        origin: Origin::Background,
-        progress: None,
-        cancel: None,
-        scheduled_after: Some(config.last_attempt_at.clone()),
-    };
-    let result = syncing::run(shared, request, Some(lock)).await;
-    let summary = match &result {
-        Ok(o) if o.cancelled => "cancelled".to_owned(),
-        Ok(o) => format!(
-            "success: {} added, {} updated, {} removed",
-            o.added, o.updated, o.removed
-        ),
-        Err(RunError::Failed(SyncFailure::Superseded { .. })) => {
-            "skipped: another process has just synced".to_owned()
-        }
-        Err(e) if e.is_busy() => "skipped: another process is syncing".to_owned(),
-        Err(e) => format!("failed: {e}"),
-    };
-    {
-        let mut b = shared.background();
-        b.running = false;
-        b.last_result = Some(summary);
-        if matches!(&result, Err(e) if e.is_busy()) {
-            // The lease was taken: nothing ran here.
-            b.syncs_started -= 1;
-            b.skipped_busy += 1;
-        }
-    }
+    let result = run_now(shared, lock, Some(config.last_attempt_at.clone())).await;
     match result {
         Ok(_) => {
             *unrecorded = None;
@@ -237,4 +203,52 @@ mod tests {
         let never = config(None, 0);
         assert_eq!(schedule_input(&never, Some(newer)).consecutive_failures, 1);
     }
+}
+
+/// Runs one background sync now, holding `lock` (the session's sync lock),
+/// and records it in the session's background status. `scheduled_after` is
+/// the last attempt the decision saw (see `SyncRunner::scheduled_after`);
+/// `None` for a sync that was asked for rather than found due.
+pub async fn run_now(
+    shared: &Arc<Shared>,
+    lock: OwnedMutexGuard<()>,
+    scheduled_after: Option<Option<String>>,
+) -> Result<SyncOutcome, RunError> {
+    {
+        let mut b = shared.background();
+        b.syncs_started += 1;
+        b.running = true;
+    }
+    let request = SyncRequest {
+        force: false,
+        dry_run: false,
+        origin: Origin::Background,
+        progress: None,
+        cancel: None,
+        scheduled_after,
+    };
+    let result = syncing::run(shared, request, Some(lock)).await;
+    let summary = match &result {
+        Ok(o) if o.cancelled => "cancelled".to_owned(),
+        Ok(o) => format!(
+            "success: {} added, {} updated, {} removed",
+            o.added, o.updated, o.removed
+        ),
+        Err(RunError::Failed(SyncFailure::Superseded { .. })) => {
+            "skipped: another process has just synced".to_owned()
+        }
+        Err(e) if e.is_busy() => "skipped: another process is syncing".to_owned(),
+        Err(e) => format!("failed: {e}"),
+    };
+    {
+        let mut b = shared.background();
+        b.running = false;
+        b.last_result = Some(summary);
+        if matches!(&result, Err(e) if e.is_busy()) {
+            // The lease was taken: nothing ran here.
+            b.syncs_started -= 1;
+            b.skipped_busy += 1;
+        }
+    }
+    result
 }

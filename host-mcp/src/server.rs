@@ -28,8 +28,8 @@ use crate::shutdown::{self, EofSignal, GRACE, Shutdown};
 use crate::state::Shared;
 use crate::syncing::{self, Origin, SyncRequest};
 use crate::tools::{
-    ConfigArgs, ConfigOutput, FrequencyArg, GetSkillArgs, GetSkillOutput, HistoryArgs,
-    HistoryOutput, SearchArgs, SearchOutput, StatusOutput, SyncArgs, SyncOutput,
+    ConfigArgs, ConfigOutput, EmptyCatalogue, FrequencyArg, GetSkillArgs, GetSkillOutput,
+    HistoryArgs, HistoryOutput, SearchArgs, SearchOutput, StatusOutput, SyncArgs, SyncOutput,
 };
 use crate::{background, tools};
 
@@ -133,27 +133,28 @@ impl SkillsmithServer {
                 // a catalogue once seen with skills is not counted again.
                 let known = shared.has_skills.load(Ordering::Relaxed);
                 let empty = if !hits.is_empty() || known {
-                    false
+                    None
                 } else {
                     let s = db.status()?;
-                    s.registry_skills + s.local_skills == 0
+                    (s.registry_skills + s.local_skills == 0).then_some(s.config.enabled)
                 };
-                if !hits.is_empty() || (!known && !empty) {
+                if !hits.is_empty() || (!known && empty.is_none()) {
                     shared.has_skills.store(true, Ordering::Relaxed);
                 }
                 Ok((hits, empty))
             })
             .await;
-        let (hits, catalogue_empty) = match found {
+        let (hits, empty) = match found {
             Ok(x) => x,
             Err(e) => return user_error(e),
         };
+        let empty = empty.map(|enabled| self.sync_empty_catalogue(enabled));
         let out = SearchOutput {
             query: args.query,
             count: hits.len(),
             skills: hits,
         };
-        ok(tools::search_text(&out, catalogue_empty), &out)
+        ok(tools::search_text(&out, empty), &out)
     }
 
     /// Get one skill from the local catalogue by id, `author/name` or name.
@@ -314,6 +315,28 @@ impl SkillsmithServer {
             }
             Err(e) => user_error(e),
         }
+    }
+}
+
+impl SkillsmithServer {
+    /// A search found the catalogue empty: like the upstream server's, it
+    /// starts a sync, in the background so that the answer does not wait,
+    /// unless background sync is off (in this session, or in `sync_config`
+    /// as `enabled`) or a sync of this session already runs.
+    fn sync_empty_catalogue(&self, enabled: bool) -> EmptyCatalogue {
+        if !self.shared.settings.background_sync || !enabled {
+            return EmptyCatalogue::BackgroundOff;
+        }
+        let Ok(lock) = self.shared.sync_lock.clone().try_lock_owned() else {
+            return EmptyCatalogue::SyncRunning;
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = background::run_now(&shared, lock, None).await {
+                tracing::warn!("the sync an empty search started failed: {e}");
+            }
+        });
+        EmptyCatalogue::SyncStarted
     }
 }
 

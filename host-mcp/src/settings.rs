@@ -14,7 +14,8 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "skillsmith-mcp", version, about, long_about = None)]
 pub struct Settings {
-    /// SQLite catalogue to use [default: skills.db under the platform data directory].
+    /// SQLite catalogue to use [default: ~/.skillsmith/skills.db, shared with the upstream
+    /// Skillsmith tools].
     #[arg(long, env = "SKILLSMITH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
@@ -97,10 +98,18 @@ impl Settings {
     pub fn db_path(&self) -> Result<PathBuf, String> {
         match &self.db {
             Some(p) => Ok(p.clone()),
-            None => skillsmith_runtime::default_db_path().ok_or_else(|| {
-                "no home or data directory for the catalogue; set SKILLSMITH_DB or pass --db PATH"
-                    .to_owned()
-            }),
+            None => match skillsmith_runtime::location::default_catalogue() {
+                Some(default) => {
+                    if let Some(notice) = &default.notice {
+                        tracing::warn!("{notice}");
+                    }
+                    Ok(default.path)
+                }
+                None => Err(
+                    "no home directory for the catalogue; set SKILLSMITH_DB or pass --db PATH"
+                        .to_owned(),
+                ),
+            },
         }
     }
 

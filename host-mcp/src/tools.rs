@@ -190,18 +190,37 @@ fn facts(s: &SkillRecord) -> String {
     f.join(", ")
 }
 
-/// Text for `search`.
-pub fn search_text(out: &SearchOutput, catalogue_empty: bool) -> String {
+/// What a search that found the catalogue empty did about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyCatalogue {
+    /// It started a sync in the background.
+    SyncStarted,
+    /// A sync of this session is already running.
+    SyncRunning,
+    /// Background sync is off (in this session or in `sync_config`).
+    BackgroundOff,
+}
+
+/// Text for `search`; `empty` when the catalogue holds no skill at all.
+pub fn search_text(out: &SearchOutput, empty: Option<EmptyCatalogue>) -> String {
     let mut t = String::new();
     if out.skills.is_empty() {
         let _ = write!(t, "No skills match {:?}.", out.query);
-        if catalogue_empty {
-            t.push_str(
-                " The local catalogue is empty: call the `sync` tool to download the registry's skills first.",
-            );
-        } else {
-            t.push_str(" Try fewer or other words, or drop the filters.");
-        }
+        t.push_str(match empty {
+            Some(EmptyCatalogue::SyncStarted) => {
+                " The local catalogue is empty, so a sync with the registry has started in the \
+                 background: search again in a minute (`sync_status` shows its progress)."
+            }
+            Some(EmptyCatalogue::SyncRunning) => {
+                " The local catalogue is empty and a sync with the registry is running: search \
+                 again in a minute (`sync_status` shows its progress)."
+            }
+            Some(EmptyCatalogue::BackgroundOff) => {
+                " The local catalogue is empty: call the `sync` tool to download the registry's \
+                 skills first."
+            }
+            None => " Try fewer or other words, or drop the filters.",
+        });
         return t;
     }
     let _ = writeln!(

@@ -13,6 +13,7 @@
 pub mod component;
 pub mod host;
 pub mod http;
+pub mod location;
 pub mod policy;
 pub mod sync;
 pub mod text;
@@ -31,11 +32,10 @@ pub use sync::{Backend, SyncFailure, SyncObserver, SyncOutcome, SyncRunner};
 /// The live registry's API base URL.
 pub const DEFAULT_REGISTRY_URL: &str = "https://api.skillsmith.app/functions/v1";
 
-/// The default catalogue: `skills.db` in the platform data directory, or
-/// `None` when there is no home directory to put it in.
+/// The default catalogue, `~/.skillsmith/skills.db`, the upstream tools' own
+/// (see [`location`]); `None` when there is no home directory.
 pub fn default_db_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("app", "skillsmith", "skillsmith")
-        .map(|d| d.data_dir().join("skills.db"))
+    location::default_catalogue().map(|c| c.path)
 }
 
 /// The default cache directory for the compiled component (see

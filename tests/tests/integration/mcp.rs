@@ -491,8 +491,10 @@ fn assert_stopped_cleanly(env: &Env, total: usize) {
         !error.contains("could not reach"),
         "a stop is not a network failure: {error}"
     );
-    let kind: String = env.scalar("SELECT r.failure_kind FROM sync_history h JOIN sync_run r ON r.history_id = h.id
-         ORDER BY h.rowid DESC LIMIT 1");
+    let kind: String = env.scalar(
+        "SELECT r.failure_kind FROM sync_history h JOIN sync_run r ON r.history_id = h.id
+         ORDER BY h.rowid DESC LIMIT 1",
+    );
     assert_eq!(kind, "cancelled");
     let failures: i64 = env.scalar("SELECT consecutive_failures FROM sync_schedule");
     assert_eq!(
@@ -785,6 +787,14 @@ fn skillsmith_background_sync_false_runs_no_scheduler_but_the_sync_tool_works() 
     assert_eq!(status["off_in_session"], true, "{status}");
     assert_eq!(status["active"], false, "{status}");
 
+    // A search of the empty catalogue starts nothing either: it says how.
+    let found = s.call("search", json!({"query": "git"}));
+    assert!(
+        text(&found).contains("call the `sync` tool"),
+        "{}",
+        text(&found)
+    );
+
     let report = s.call_ok("sync", json!({}));
     assert_eq!(report["added"], 300, "{report}");
     let status = s.status();
@@ -797,6 +807,46 @@ fn skillsmith_background_sync_false_runs_no_scheduler_but_the_sync_tool_works() 
         "{}",
         s.stderr()
     );
+    s.finish(Duration::from_secs(2));
+}
+
+#[test]
+fn a_search_of_an_empty_catalogue_starts_a_sync_as_upstream_does() {
+    let env = Env::new(200);
+    env.registry.set_fault(Fault::new(FaultKind::Status {
+        code: 503,
+        body: None,
+    }));
+    let mut s = Server::spawn(
+        &env,
+        &[
+            ("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200"),
+            ("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1"),
+        ],
+    );
+    s.initialize();
+    // The first sync fails, and the schedule then waits a minute.
+    wait_until(Duration::from_secs(60), "the first failed sync", || {
+        history_count(&env, "failed") == 1
+    });
+    wait_until(Duration::from_secs(10), "the failure to be seen", || {
+        s.status()["background"]["running"] == false
+    });
+    env.registry.clear_faults();
+    let found = s.call("search", json!({"query": "git"}));
+    assert!(
+        text(&found).contains("a sync with the registry has started"),
+        "{}",
+        text(&found)
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the sync the search started",
+        || history_count(&env, "success") == 1,
+    );
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM skills"), 200);
+    let found = s.call("search", json!({"query": ""}));
+    assert_eq!(found["structuredContent"]["count"], 10, "{found}");
     s.finish(Duration::from_secs(2));
 }
 

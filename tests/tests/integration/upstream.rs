@@ -86,7 +86,10 @@ fn an_upstream_0_4_3_catalogue_is_adopted_in_place_and_synced_to_equality() {
     fts_is_exact(&env);
 
     // Upstream's version and other tables are as they were.
-    assert_eq!(env.scalar::<i64>("SELECT max(version) FROM schema_version"), 4);
+    assert_eq!(
+        env.scalar::<i64>("SELECT max(version) FROM schema_version"),
+        4
+    );
     assert_eq!(env.scalar::<i64>("SELECT count(*) FROM cache"), 1);
     assert_eq!(env.scalar::<i64>("SELECT count(*) FROM categories"), 1);
     // The tier 0.4.3's CHECK refuses is stored as one it accepts, and read
@@ -99,13 +102,24 @@ fn an_upstream_0_4_3_catalogue_is_adopted_in_place_and_synced_to_equality() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((stored.as_str(), kept.as_deref()), ("unknown", Some("official")));
+    assert_eq!(
+        (stored.as_str(), kept.as_deref()),
+        ("unknown", Some("official"))
+    );
     // The registry gave the repository to `official`.
     assert_eq!(stored_repo.as_deref(), Some(repo.as_str()));
     let got = env.run(&["get", &official.id, "--json"]).ok().json();
     assert_eq!(got["trust_tier"], "official", "{got}");
     let listed = env
-        .run(&["search", "", "--trust-tier", "official", "--limit", "1000", "--json"])
+        .run(&[
+            "search",
+            "",
+            "--trust-tier",
+            "official",
+            "--limit",
+            "1000",
+            "--json",
+        ])
         .ok()
         .json();
     let want = env
@@ -174,8 +188,15 @@ fn an_upstream_schema_17_catalogue_keeps_its_local_rows_and_records_versions() {
     assert_same_catalogue(&env);
     fts_is_exact(&env);
     let conn = env.conn();
-    assert_eq!(row_text(&conn, local_row), before, "the local row is untouched");
-    assert_eq!(env.scalar::<i64>("SELECT max(version) FROM schema_version"), 17);
+    assert_eq!(
+        row_text(&conn, local_row),
+        before,
+        "the local row is untouched"
+    );
+    assert_eq!(
+        env.scalar::<i64>("SELECT max(version) FROM schema_version"),
+        17
+    );
 
     // Schema 17 allows `curated`, not `official`.
     let tier = |id: &str| -> (String, Option<String>) {
@@ -187,7 +208,10 @@ fn an_upstream_schema_17_catalogue_keeps_its_local_rows_and_records_versions() {
         .unwrap()
     };
     assert_eq!(tier(&curated.id), ("curated".into(), None));
-    assert_eq!(tier(&official.id), ("unknown".into(), Some("official".into())));
+    assert_eq!(
+        tier(&official.id),
+        ("unknown".into(), Some("official".into()))
+    );
     // The local row keeps the repository; the registry skill keeps it where
     // this project reads it.
     let (stored, kept): (Option<String>, Option<String>) = conn
@@ -223,7 +247,10 @@ fn an_upstream_schema_17_catalogue_keeps_its_local_rows_and_records_versions() {
 fn row_text(conn: &Connection, sql: &str) -> Vec<String> {
     conn.query_row(sql, [], |r| {
         (0..r.as_ref().column_count())
-            .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i)
+                    .map(|v| format!("{v:?}"))
+            })
             .collect()
     })
     .unwrap()
@@ -277,7 +304,10 @@ fn a_catalogue_of_this_projects_previous_schema_is_upgraded_with_its_history() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((tier.as_str(), kept.as_deref()), ("unknown", Some("official")));
+    assert_eq!(
+        (tier.as_str(), kept.as_deref()),
+        ("unknown", Some("official"))
+    );
     assert_eq!(
         env.scalar::<i64>(&format!(
             "SELECT count(repo_url) FROM skills WHERE id IN ('{}', 'twin')",
@@ -322,7 +352,8 @@ fn a_sqlite_file_that_is_no_catalogue_is_refused_and_left_untouched() {
     let run = env.run(&["sync"]);
     assert_ne!(run.code, 0);
     assert!(
-        run.stderr.contains("is not a Skillsmith catalogue (it has tables (notes) but no skills table)"),
+        run.stderr
+            .contains("is not a Skillsmith catalogue (it has tables (notes) but no skills table)"),
         "{}",
         run.stderr
     );
@@ -356,13 +387,21 @@ fn a_catalogue_this_project_creates_has_what_upstream_expects() {
             .unwrap();
         assert_eq!(n, 1, "{table}");
     }
-    assert_eq!(env.scalar::<i64>("SELECT max(version) FROM schema_version"), 4);
+    assert_eq!(
+        env.scalar::<i64>("SELECT max(version) FROM schema_version"),
+        4
+    );
     // Upstream inserts its own text ids.
     assert_eq!(
-        env.scalar::<String>("SELECT type FROM pragma_table_info('sync_history') WHERE name = 'id'"),
+        env.scalar::<String>(
+            "SELECT type FROM pragma_table_info('sync_history') WHERE name = 'id'"
+        ),
         "TEXT"
     );
-    assert!(env.scalar::<String>("SELECT id FROM sync_history").starts_with("sync-"));
+    assert!(
+        env.scalar::<String>("SELECT id FROM sync_history")
+            .starts_with("sync-")
+    );
     // Upstream's insert: only the columns 0.4.3 knows.
     env.conn_rw()
         .execute(
