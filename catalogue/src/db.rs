@@ -12,9 +12,7 @@ use skillsmith_guest::domain::{
 
 use crate::clock::{self, Clock};
 pub use crate::connection::{BUSY_TIMEOUT, DbError, SCHEMA_VERSION};
-use crate::connection::{
-    configure, known_version, open_connection, uri_path,
-};
+use crate::connection::{configure, known_version, open_connection, uri_path};
 use crate::lock::{Lease, LockError};
 use crate::random;
 
@@ -602,9 +600,7 @@ impl Database {
     pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!(
-                "{HISTORY_SELECT} LIMIT ?1"
-            ))
+            .prepare_cached(&format!("{HISTORY_SELECT} LIMIT ?1"))
             .map_err(|e| self.err(e))?;
         stmt.query_map([limit], history_row)
             .map_err(|e| self.err(e))?
@@ -649,11 +645,7 @@ impl Database {
                 .unwrap_or((None, false, false, false));
             let lease = crate::lock::live_lease(&tx, self.clock.now_ms())?;
             let last_run = tx
-                .query_row(
-                    &format!("{HISTORY_SELECT} LIMIT 1"),
-                    [],
-                    history_row,
-                )
+                .query_row(&format!("{HISTORY_SELECT} LIMIT 1"), [], history_row)
                 .optional()?;
             Ok(Status {
                 path: self.display_path().display().to_string(),
@@ -948,7 +940,10 @@ const HISTORY_SELECT: &str = "SELECT h.id, h.started_at, h.completed_at, h.statu
     ORDER BY h.rowid DESC";
 
 fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
-    let count = |i| r.get::<_, Option<i64>>(i).map(|n| n.unwrap_or(0).max(0) as u64);
+    let count = |i| {
+        r.get::<_, Option<i64>>(i)
+            .map(|n| n.unwrap_or(0).max(0) as u64)
+    };
     let maybe_count = |i| {
         r.get::<_, Option<i64>>(i)
             .map(|n| n.map(|n| n.max(0) as u64))

@@ -181,7 +181,10 @@ mod tests {
     fn varints_decode() {
         assert_eq!(varint(&[0x02]), Some(2));
         assert_eq!(varint(&[0x81, 0x00]), Some(128));
-        assert_eq!(varint(&[0x83, 0x8d, 0x20]), Some((3 << 14) | (13 << 7) | 0x20));
+        assert_eq!(
+            varint(&[0x83, 0x8d, 0x20]),
+            Some((3 << 14) | (13 << 7) | 0x20)
+        );
         assert_eq!(varint(&[0x81]), None);
         assert_eq!(varint(&[0xff; 9]), Some(u64::MAX));
     }

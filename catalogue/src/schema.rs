@@ -145,11 +145,13 @@ pub(crate) fn inspect(conn: &Connection) -> rusqlite::Result<Found> {
     if legacy > 0 {
         // A file of this project's newer binaries has `skillsmith_migrations`;
         // one stamped above v9 without it is not ours to upgrade.
-        return Ok(if legacy > LEGACY_LAST || tables.iter().any(|t| t == "skills") {
-            Found::Legacy(legacy)
-        } else {
-            Found::Foreign(format!("user_version {legacy} but no skills table"))
-        });
+        return Ok(
+            if legacy > LEGACY_LAST || tables.iter().any(|t| t == "skills") {
+                Found::Legacy(legacy)
+            } else {
+                Found::Foreign(format!("user_version {legacy} but no skills table"))
+            },
+        );
     }
     if tables.is_empty() {
         return Ok(Found::Empty);

@@ -792,9 +792,7 @@ impl FailureKind {
                 "restore a backup of the catalogue, or delete it and sync again"
             }
             FailureKind::NoSpace => "free disk space, then sync again",
-            FailureKind::ReadOnly => {
-                "make the catalogue and its folder writable"
-            }
+            FailureKind::ReadOnly => "make the catalogue and its folder writable",
             FailureKind::Busy => "wait for the other sync to finish",
             FailureKind::Superseded => "nothing: the catalogue is current",
             FailureKind::Cancelled => "sync again to finish; what was applied is kept",
