@@ -420,3 +420,69 @@ fn a_catalogue_this_project_creates_has_what_upstream_expects() {
         )
         .unwrap();
 }
+
+/// `skillsmith` with only `HOME` (and the registry) set.
+fn with_home_only(env: &Env, args: &[&str]) -> crate::harness::Run {
+    let mut cmd = env.cmd();
+    cmd.env_remove("SKILLSMITH_DB").args(args);
+    crate::harness::Run::from(cmd.output().unwrap())
+}
+
+#[test]
+fn with_only_home_set_the_default_is_the_upstream_catalogue() {
+    let env = Env::search_only(120);
+    let home = env.dir.path();
+    let shared = home.join(".skillsmith/skills.db");
+    std::fs::create_dir_all(shared.parent().unwrap()).unwrap();
+    create_at(&shared, SCHEMA_4);
+    let run = with_home_only(&env, &["sync", "--json"]).ok();
+    assert_eq!(run.json()["added"], 120, "{}", run.stdout);
+    let n: i64 = Connection::open(&shared)
+        .unwrap()
+        .query_row("SELECT count(*) FROM skills", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 120);
+    assert!(!run.stderr.contains("earlier versions"), "{}", run.stderr);
+}
+
+#[test]
+fn a_catalogue_at_the_previous_default_is_used_with_a_notice_until_moved() {
+    let env = Env::new(50);
+    let home = env.dir.path();
+    // Where earlier versions kept it (the XDG data directory on Linux).
+    let previous = home.join(".local/share/skillsmith/skills.db");
+    let shared = home.join(".skillsmith/skills.db");
+    let mut first = env.cmd();
+    first.env("SKILLSMITH_DB", &previous).args(["sync", "--json"]);
+    crate::harness::Run::from(first.output().unwrap()).ok();
+
+    let status = with_home_only(&env, &["sync", "status", "--json"]).ok();
+    assert_eq!(status.json()["registry_skills"], 50, "{}", status.stdout);
+    assert_eq!(status.json()["path"], previous.display().to_string());
+    assert!(
+        status.stderr.contains("where earlier versions of skillsmith kept it")
+            && status.stderr.contains(&format!("mv {}", previous.display())),
+        "{}",
+        status.stderr
+    );
+    assert!(!shared.exists(), "nothing is created at the new default meanwhile");
+
+    // Once the shared catalogue exists, it is the one used, and the old
+    // one is named as no longer read.
+    let synced = with_home_only(&env, &["sync", "--json"]);
+    assert!(synced.stderr.contains("where earlier versions"), "{}", synced.stderr);
+    std::fs::create_dir_all(shared.parent().unwrap()).unwrap();
+    create_at(&shared, SCHEMA_4);
+    let status = with_home_only(&env, &["sync", "status", "--json"]).ok();
+    assert_eq!(status.json()["path"], shared.display().to_string());
+    assert!(
+        status.stderr.contains("is no longer read")
+            && status.stderr.contains(&format!("--db {}", previous.display())),
+        "{}",
+        status.stderr
+    );
+}
+
+fn create_at(path: &std::path::Path, schema: &str) {
+    Connection::open(path).unwrap().execute_batch(schema).unwrap();
+}
