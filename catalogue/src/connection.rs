@@ -62,12 +62,15 @@ pub enum DbError {
     },
     /// The file is SQLite but not a catalogue (of this project or of the
     /// upstream tools); it was left untouched.
-    #[error("{path} is not a Skillsmith catalogue ({why}), and is left untouched")]
+    #[error(
+        "{path} is not a Skillsmith catalogue ({why}), and is left untouched: pass --db with \
+         the path of a catalogue, or of a file to create"
+    )]
     Foreign {
         /// The database path.
         path: PathBuf,
         /// What it holds instead.
-        why: String,
+        why: crate::schema::Stranger,
     },
     /// The file is not a SQLite database.
     #[error(
@@ -153,10 +156,12 @@ impl DbError {
             DbError::IsDirectory { .. }
             | DbError::NewerSchema { .. }
             | DbError::NotADatabase { .. }
-            | DbError::Foreign { .. }
             | DbError::Migration { .. }
             | DbError::Corrupt { .. } => FailureKind::StoreCorrupt,
-            DbError::Invalid(_) | DbError::NoSearchableWords(_) => FailureKind::Usage,
+            // Another program's file, given as the catalogue by mistake.
+            DbError::Invalid(_) | DbError::NoSearchableWords(_) | DbError::Foreign { .. } => {
+                FailureKind::Usage
+            }
         }
     }
 

@@ -270,8 +270,11 @@ pub struct Status {
     pub config: SyncConfigView,
     /// Skills written by syncs.
     pub registry_skills: u64,
-    /// Skills imported from disk.
+    /// Skills imported from disk (this project's or the upstream tools').
     pub local_skills: u64,
+    /// Rows another tool wrote that no sync of this project has listed yet:
+    /// never updated blindly or removed (`sync_origin` NULL).
+    pub other_skills: u64,
     /// Protocol of the stored checkpoint.
     pub mode: Option<SyncMode>,
     /// A changes-feed cursor is stored (the next sync resumes from it).
@@ -615,17 +618,17 @@ impl Database {
             let tx =
                 rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
             let config = read_config(&tx)?;
-            let (mut registry, mut local) = (0u64, 0u64);
+            let (mut registry, mut local, mut other) = (0u64, 0u64, 0u64);
             {
                 let mut stmt =
-                    tx.prepare_cached("SELECT source, COUNT(*) FROM skills GROUP BY source")?;
+                    tx.prepare_cached("SELECT sync_origin, COUNT(*) FROM skills GROUP BY 1")?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let n = r.get::<_, i64>(1)? as u64;
-                    if crate::row::is_registry_source(r.get_ref(0)?.as_str_or_null()?) {
-                        registry += n;
-                    } else {
-                        local += n;
+                    match r.get_ref(0)?.as_str_or_null()? {
+                        Some("registry") => registry += n,
+                        Some("local") => local += n,
+                        _ => other += n,
                     }
                 }
             }
@@ -653,6 +656,7 @@ impl Database {
                 config,
                 registry_skills: registry,
                 local_skills: local,
+                other_skills: other,
                 mode: mode.as_deref().and_then(SyncMode::parse),
                 has_cursor,
                 resync_pending,
@@ -746,7 +750,7 @@ impl Database {
                     .prepare_cached(&format!(
                         "SELECT {SKILL_COLUMNS_S}, NULL FROM skills s
                          WHERE s.author = ?1 AND s.name = ?2
-                         ORDER BY s.source = 'local' DESC, s.quality_score DESC LIMIT 1"
+                         ORDER BY s.sync_origin IS 'local' DESC, s.quality_score DESC LIMIT 1"
                     ))?
                     .query_row([author, name], skill_row)
                     .optional()?;
@@ -765,7 +769,7 @@ impl Database {
         run().map_err(|e| self.err(e))
     }
 
-    /// Inserts or replaces a skill imported from disk (`source = 'local'`):
+    /// Inserts or replaces a skill imported from disk (a `local` row):
     /// syncs never overwrite or remove it.
     pub fn insert_local_skill(&self, skill: &Skill) -> Result<(), DbError> {
         if self.read_only {
@@ -782,13 +786,13 @@ impl Database {
         let categories = serde_json::to_string(&skill.categories).expect("strings serialise");
         let run = || -> rusqlite::Result<()> {
             let tx = self.conn.unchecked_transaction()?;
-            let policy = crate::row::RowPolicy::load(&tx)?;
+            let policy = crate::row_policy::RowPolicy::load(&tx)?;
             let (tier, registry_tier) = policy.tier(skill.trust_tier);
             let (repo, registry_repo) = policy.repo(&tx, skill, true)?;
             tx.prepare_cached(
                 "INSERT INTO skills (id, name, description, author, repo_url, quality_score,
                      trust_tier, tags, categories, stars, content_hash, license, security_score,
-                     installable, quarantined, source, created_at, updated_at, registry_tier,
+                     installable, quarantined, sync_origin, created_at, updated_at, registry_tier,
                      registry_repo_url)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      'local', ?16, ?17, ?18, ?19)
@@ -800,7 +804,7 @@ impl Database {
                      content_hash = excluded.content_hash, license = excluded.license,
                      security_score = excluded.security_score,
                      installable = excluded.installable, quarantined = excluded.quarantined,
-                     source = 'local', created_at = excluded.created_at,
+                     sync_origin = 'local', created_at = excluded.created_at,
                      updated_at = excluded.updated_at, registry_tier = excluded.registry_tier,
                      registry_repo_url = excluded.registry_repo_url",
             )?
@@ -825,6 +829,7 @@ impl Database {
                 registry_tier,
                 registry_repo,
             ])?;
+            policy.mark_local(&tx, &skill.id)?;
             tx.commit()
         };
         run().map_err(|e| self.err(e))
@@ -937,7 +942,7 @@ const HISTORY_SELECT: &str = "SELECT h.id, h.started_at, h.completed_at, h.statu
         r.skills_skipped, h.error_message, h.duration_ms, r.mode, r.pid, r.registry_total,
         r.skills_reached, r.unfilterable_tiers, r.failure_kind
     FROM sync_history h LEFT JOIN sync_run r ON r.history_id = h.id
-    ORDER BY h.rowid DESC";
+    ORDER BY h.started_at DESC, h.rowid DESC";
 
 fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     let count = |i| {
@@ -1002,7 +1007,7 @@ const FTS_WEIGHTS: &str = "10.0, 2.0, 4.0, 3.0";
 const SKILL_COLUMNS_S: &str = "s.id, s.name, s.description, s.author,
     coalesce(s.registry_repo_url, s.repo_url), s.quality_score,
     coalesce(s.registry_tier, s.trust_tier, 'unknown'), s.tags, s.categories, s.stars, s.content_hash, s.license, s.security_score,
-    s.installable, s.quarantined, s.source, s.created_at, s.updated_at";
+    s.installable, s.quarantined, s.sync_origin, s.created_at, s.updated_at";
 
 fn json_list(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
     // A malformed list (hand-edited row) reads as empty rather than failing
@@ -1038,11 +1043,7 @@ fn skill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SkillRecord> {
             installable: r.get(13)?,
             quarantined: r.get(14)?,
         },
-        source: if crate::row::is_registry_source(source.as_deref()) {
-            Source::Registry
-        } else {
-            Source::Local
-        },
+        source: crate::row_policy::source_of(source.as_deref()),
         rank: r.get(18)?,
     })
 }

@@ -17,9 +17,10 @@
 pub mod clock;
 pub mod connection;
 pub mod db;
+mod fts;
 pub mod lock;
 pub mod random;
-mod row;
+mod row_policy;
 pub mod schema;
 pub mod store;
 pub mod writer;

@@ -48,15 +48,16 @@ const UPSTREAM_BASE: &str = include_str!("../../migrations/shared/upstream_base.
 const SYNC_TABLES: &str = include_str!("../../migrations/shared/sync_tables.sql");
 const LAYOUT: &str = include_str!("../../migrations/shared/layout.sql");
 const LEGACY: &str = include_str!("../../migrations/shared/legacy.sql");
+const LEGACY_AFTER: &str = include_str!("../../migrations/shared/legacy_after.sql");
 const FTS: &str = include_str!("../../migrations/shared/fts.sql");
 const FTS_TRIGGERS: &str = include_str!("../../migrations/shared/fts_triggers.sql");
 
 /// The columns of `skills` this project reads or writes, with the
-/// declaration that adds each where it is missing. The first six are
-/// upstream's own (its migrations 2 and 4), for files older than those.
-const SKILL_COLUMNS: &[(&str, &str)] = &[
-    ("source", "TEXT DEFAULT 'registry'"),
-    ("stars", "INTEGER"),
+/// declaration that adds each where it is missing. Four are upstream's own
+/// (its migration 4), for files older than that; never `source`, whose
+/// presence makes upstream's migration 16 skip its rebuild of the table
+/// (this project's `sync_origin` says whose a row is instead).
+pub(crate) const SKILL_COLUMNS: &[(&str, &str)] = &[
     (
         "risk_score",
         "INTEGER CHECK (risk_score IS NULL OR (risk_score >= 0 AND risk_score <= 100))",
@@ -64,6 +65,12 @@ const SKILL_COLUMNS: &[(&str, &str)] = &[
     ("security_findings_count", "INTEGER DEFAULT 0"),
     ("security_scanned_at", "TEXT"),
     ("security_passed", "INTEGER"),
+    ("stars", "INTEGER"),
+    // `registry` for rows a sync of this project wrote or found listed,
+    // `local` for local skills (this project's, or upstream's
+    // `source = 'local'`), NULL for rows another tool wrote that no sync of
+    // this project has listed: those are never updated blindly or removed.
+    ("sync_origin", "TEXT"),
     ("categories", "TEXT NOT NULL DEFAULT '[]'"),
     ("content_hash", "TEXT"),
     ("license", "TEXT"),
@@ -78,15 +85,40 @@ const SKILL_COLUMNS: &[(&str, &str)] = &[
     ("registry_repo_url", "TEXT"),
 ];
 
-/// Columns a `skills` table must have to be adopted.
-const REQUIRED_COLUMNS: &[&str] = &["id", "name", "created_at", "updated_at"];
-
-/// The indexes of this project's own on `skills`, created where missing.
-const OWN_INDEXES: &[&str] = &[
-    // Every sync counts its registry rows: without this index a scan.
-    "CREATE INDEX IF NOT EXISTS idx_skills_source ON skills(source)",
-    "CREATE INDEX IF NOT EXISTS idx_skills_author_name ON skills(author, name)",
+/// Columns upstream's `skills` has had since 0.4.3: a table without them is
+/// not upstream's.
+const UPSTREAM_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "repo_url",
+    "trust_tier",
+    "tags",
+    "created_at",
+    "updated_at",
 ];
+
+/// The indexes of this project's own on `skills`, by name, created where
+/// missing.
+const OWN_INDEXES: &[(&str, &str)] = &[
+    // Every sync counts its registry rows: without this index a scan.
+    (
+        "idx_skills_origin",
+        "CREATE INDEX IF NOT EXISTS idx_skills_origin ON skills(sync_origin)",
+    ),
+    (
+        "idx_skills_author_name",
+        "CREATE INDEX IF NOT EXISTS idx_skills_author_name ON skills(author, name)",
+    ),
+    // The few rows waiting for a repository another row holds.
+    (
+        "idx_skills_registry_repo",
+        "CREATE INDEX IF NOT EXISTS idx_skills_registry_repo ON skills(registry_repo_url)
+         WHERE registry_repo_url IS NOT NULL",
+    ),
+];
+
+/// The full-text triggers, under upstream's names (`fts_triggers.sql`).
+pub(crate) const FTS_TRIGGER_NAMES: [&str; 3] = ["skills_ai", "skills_ad", "skills_au"];
 
 /// The tiers upstream 0.4.3's CHECK allows: the narrowest any upstream
 /// schema has declared, and so the tiers of a `trust_tier` column that
@@ -106,7 +138,24 @@ pub(crate) enum Found {
     /// A catalogue the upstream tools created.
     Upstream,
     /// Something else, and why it is not a catalogue.
-    Foreign(String),
+    Foreign(Stranger),
+}
+
+/// Why a SQLite file is not a catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stranger {
+    /// It has tables, none of them `skills`.
+    #[error("it has tables ({0}) but no skills table")]
+    NoSkillsTable(String),
+    /// Its `skills` table lacks columns every catalogue has.
+    #[error("its skills table has no {0} column")]
+    MissingColumns(String),
+    /// It has a `skills` table but no upstream `schema_version`.
+    #[error("it has a skills table but no schema_version table")]
+    NoSchemaVersion,
+    /// `user_version` says this project's, but there is no `skills` table.
+    #[error("user_version {0} but no skills table")]
+    VersionWithoutSkills(u32),
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -114,6 +163,13 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ?1)",
     )?
     .query_row([name], |r| r.get(0))
+}
+
+fn object_exists(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = ?1 AND name = ?2)",
+    )?
+    .query_row([kind, name], |r| r.get(0))
 }
 
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
@@ -149,7 +205,7 @@ pub(crate) fn inspect(conn: &Connection) -> rusqlite::Result<Found> {
             if legacy > LEGACY_LAST || tables.iter().any(|t| t == "skills") {
                 Found::Legacy(legacy)
             } else {
-                Found::Foreign(format!("user_version {legacy} but no skills table"))
+                Found::Foreign(Stranger::VersionWithoutSkills(legacy))
             },
         );
     }
@@ -158,22 +214,19 @@ pub(crate) fn inspect(conn: &Connection) -> rusqlite::Result<Found> {
     }
     if !tables.iter().any(|t| t == "skills") {
         let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
-        return Ok(Found::Foreign(format!(
-            "it has tables ({}) but no skills table",
-            shown.join(", ")
-        )));
+        return Ok(Found::Foreign(Stranger::NoSkillsTable(shown.join(", "))));
     }
     let have = columns(conn, "skills")?;
-    let missing: Vec<&str> = REQUIRED_COLUMNS
+    let missing: Vec<&str> = UPSTREAM_COLUMNS
         .iter()
         .copied()
         .filter(|c| !have.iter().any(|h| h.eq_ignore_ascii_case(c)))
         .collect();
     if !missing.is_empty() {
-        return Ok(Found::Foreign(format!(
-            "its skills table has no {} column",
-            missing.join(", ")
-        )));
+        return Ok(Found::Foreign(Stranger::MissingColumns(missing.join(", "))));
+    }
+    if !tables.iter().any(|t| t == "schema_version") {
+        return Ok(Found::Foreign(Stranger::NoSchemaVersion));
     }
     Ok(Found::Upstream)
 }
@@ -216,7 +269,8 @@ struct Missing {
     columns: Vec<(&'static str, &'static str)>,
     tables: bool,
     fts: bool,
-    triggers: bool,
+    /// How many of the three full-text triggers exist.
+    triggers: usize,
     indexes: bool,
     unique_repo_url: bool,
 }
@@ -226,7 +280,7 @@ impl Missing {
         !self.columns.is_empty()
             || self.tables
             || self.fts
-            || self.triggers
+            || self.triggers < FTS_TRIGGER_NAMES.len()
             || self.indexes
             || self.unique_repo_url
     }
@@ -254,13 +308,13 @@ fn missing(conn: &Connection) -> rusqlite::Result<Missing> {
     for t in OWN_TABLES {
         tables |= !table_exists(conn, t)?;
     }
-    let triggers: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_schema
-         WHERE type = 'trigger' AND tbl_name = 'skills'
-             AND name IN ('skills_ai', 'skills_ad', 'skills_au')",
-        [],
-        |r| r.get(0),
-    )?;
+    let triggers = FTS_TRIGGER_NAMES
+        .iter()
+        .map(|name| object_exists(conn, "trigger", name))
+        .collect::<rusqlite::Result<Vec<bool>>>()?
+        .into_iter()
+        .filter(|t| *t)
+        .count();
     // Indexes set aside by a first sync come back at its end.
     let deferring = table_exists(conn, "sync_state")?
         && conn
@@ -271,18 +325,16 @@ fn missing(conn: &Connection) -> rusqlite::Result<Missing> {
             )
             .optional()?
             .unwrap_or(false);
-    let index_count: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'index'
-             AND name IN ('idx_skills_source', 'idx_skills_author_name')",
-        [],
-        |r| r.get(0),
-    )?;
+    let mut indexes = false;
+    for (name, _) in OWN_INDEXES {
+        indexes |= !object_exists(conn, "index", name)?;
+    }
     Ok(Missing {
         columns,
         tables,
         fts: !table_exists(conn, "skills_fts")?,
-        triggers: triggers == 0,
-        indexes: !deferring && index_count < OWN_INDEXES.len() as i64,
+        triggers,
+        indexes: !deferring && indexes,
         unique_repo_url: !deferring && !repo_url_is_unique(conn)?,
     })
 }
@@ -300,9 +352,9 @@ pub(crate) fn repo_url_is_unique(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// Settles rows that share a `repo_url`, before a unique index is built
-/// over it: per repository, a local (non-registry) row keeps it, then the
-/// most recently updated, then the smallest id; every other row keeps its
-/// repository in `registry_repo_url` and none in `repo_url`.
+/// over it: per repository, a row that is not the registry's keeps it, then
+/// the most recently updated, then the smallest id; every other row keeps
+/// its repository in `registry_repo_url` and none in `repo_url`.
 pub(crate) fn settle_repo_urls(conn: &Connection) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "UPDATE skills SET registry_repo_url = repo_url, repo_url = NULL
@@ -310,7 +362,7 @@ pub(crate) fn settle_repo_urls(conn: &Connection) -> rusqlite::Result<usize> {
              SELECT rowid FROM (
                  SELECT rowid, row_number() OVER (
                      PARTITION BY repo_url
-                     ORDER BY coalesce(source, 'registry') = 'registry', updated_at DESC, id
+                     ORDER BY sync_origin IS 'registry', julianday(updated_at) DESC, id
                  ) AS n
                  FROM skills WHERE repo_url IS NOT NULL)
              WHERE n > 1)",
@@ -403,8 +455,14 @@ pub(crate) fn prepare(conn: &mut Connection, path: &std::path::Path) -> Result<(
     }
     if let Found::Legacy(v) = found
         && v < LEGACY_LAST
+        && let Err(e) = legacy_chain(conn, path)
     {
-        legacy_chain(conn, path)?;
+        // Two processes opening an older file at once both start the chain;
+        // the second fails on what the first added. The file is fine then.
+        match inspect(conn).map_err(err)? {
+            Found::Legacy(LEGACY_LAST) | Found::Shared(_) => {}
+            _ => return Err(e),
+        }
     }
     // Another process may have done it meanwhile: look again under the lock.
     let tx = conn.transaction().map_err(err)?;
@@ -427,34 +485,60 @@ fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
                 "CREATE TABLE IF NOT EXISTS skills (",
                 1,
             ))?;
-            // Rows older than the CHECK-respecting store: tiers upstream
-            // would refuse move to `registry_tier`.
-            tx.execute(
-                "UPDATE skills SET registry_tier = trust_tier, trust_tier = 'unknown'
-                 WHERE trust_tier NOT IN (SELECT value FROM json_each(?1))",
-                [serde_json::to_string(&UPSTREAM_TIERS).expect("strings serialise")],
-            )?;
         }
-        Found::Upstream | Found::Shared(_) => {}
+        Found::Shared(_) => {
+            let readded: Vec<&str> = missing(tx)?.columns.iter().map(|(c, _)| *c).collect();
+            if !readded.is_empty() {
+                // Upstream's migrations 16 and 17 rebuild `skills` from the
+                // columns they know.
+                tracing::warn!(
+                    "the skills table lost this project's columns ({}), as an upstream \
+                     migration that rebuilds it does; they are added again, empty: run \
+                     `skillsmith sync --force` to fill them",
+                    readded.join(", ")
+                );
+            }
+        }
+        Found::Upstream => {}
         Found::Foreign(_) => unreachable!("refused by check"),
     }
     tx.execute_batch(SYNC_TABLES)?;
     add_columns(tx)?;
     tx.execute_batch(LAYOUT)?;
+    if let Found::Legacy(_) = found {
+        tx.execute_batch(LEGACY_AFTER)?;
+        // Rows older than the CHECK-respecting store: tiers upstream
+        // would refuse move to `registry_tier`.
+        tx.execute(
+            "UPDATE skills SET registry_tier = trust_tier, trust_tier = 'unknown'
+             WHERE trust_tier NOT IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(&UPSTREAM_TIERS).expect("strings serialise")],
+        )?;
+    }
+    mark_upstream_local(tx)?;
     let missing = missing(tx)?;
     if missing.fts {
         // Indexes every row there already.
         tx.execute_batch(FTS)?;
     }
-    if missing.triggers {
+    if missing.triggers < FTS_TRIGGER_NAMES.len() {
+        for name in FTS_TRIGGER_NAMES {
+            tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {name}"))?;
+        }
         tx.execute_batch(FTS_TRIGGERS)?;
-        if !missing.fts {
-            // An index that had no triggers may lack any row.
+        // This project's older triggers kept the index exact; any other
+        // index that lacked a trigger may lack rows.
+        if !missing.fts && !matches!(found, Found::Legacy(_)) {
             tx.execute_batch("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")?;
+            // A first sync's catch-up starts above what is indexed now.
+            tx.execute_batch(
+                "UPDATE sync_state SET fts_indexed_upto = (SELECT coalesce(max(rowid), 0) FROM skills)
+                 WHERE id = 1 AND fts_deferred = 1",
+            )?;
         }
     }
     if missing.indexes {
-        for sql in OWN_INDEXES {
+        for (_, sql) in OWN_INDEXES {
             tx.execute_batch(sql)?;
         }
     }
@@ -473,6 +557,25 @@ fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
     )?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
+}
+
+/// Marks upstream's local skills (`source = 'local'`, a column upstream's
+/// migration 16 adds) as local for this project too, so that no sync
+/// touches them.
+pub(crate) fn mark_upstream_local(conn: &Connection) -> rusqlite::Result<()> {
+    if has_source_column(conn)? {
+        conn.prepare_cached(
+            "UPDATE skills SET sync_origin = 'local'
+             WHERE source = 'local' AND sync_origin IS NOT 'local'",
+        )?
+        .execute([])?;
+    }
+    Ok(())
+}
+
+/// Whether `skills` has upstream's `source` column.
+pub(crate) fn has_source_column(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(columns(conn, "skills")?.iter().any(|c| c == "source"))
 }
 
 fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
@@ -523,5 +626,48 @@ mod tests {
             tier_check("CREATE TABLE skills (trust_tier TEXT CHECK (trust_tier IN (1, 2)))"),
             None
         );
+    }
+
+    fn found(sql: &str) -> Found {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(sql).unwrap();
+        inspect(&conn).unwrap()
+    }
+
+    #[test]
+    fn what_a_file_holds() {
+        assert_eq!(found(""), Found::Empty);
+        assert_eq!(
+            found("CREATE TABLE notes (x); CREATE TABLE tags (y);"),
+            Found::Foreign(Stranger::NoSkillsTable("notes, tags".into()))
+        );
+        // Another program's `skills` table is not adopted.
+        assert_eq!(
+            found("CREATE TABLE skills (id TEXT, name TEXT, created_at TEXT, updated_at TEXT);"),
+            Found::Foreign(Stranger::MissingColumns(
+                "repo_url, trust_tier, tags".into()
+            ))
+        );
+        let upstream_skills = "CREATE TABLE skills (id TEXT PRIMARY KEY, name TEXT, repo_url TEXT,
+            trust_tier TEXT, tags TEXT, created_at TEXT, updated_at TEXT);";
+        assert_eq!(
+            found(upstream_skills),
+            Found::Foreign(Stranger::NoSchemaVersion)
+        );
+        assert_eq!(
+            found(&format!(
+                "{upstream_skills} CREATE TABLE schema_version (version INTEGER PRIMARY KEY);"
+            )),
+            Found::Upstream
+        );
+        assert_eq!(
+            found("CREATE TABLE skills (id); PRAGMA user_version = 9;"),
+            Found::Legacy(9)
+        );
+        assert_eq!(
+            found("CREATE TABLE other (id); PRAGMA user_version = 3;"),
+            Found::Foreign(Stranger::VersionWithoutSkills(3))
+        );
+        assert_eq!(found("PRAGMA user_version = 12;"), Found::Legacy(12));
     }
 }

@@ -13,14 +13,14 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use skillsmith_guest::domain::{
-    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, Source, StoreError,
+    FailureKind, LocalVersion, Page, RegistryRow, RunOutcome, RunStatus, Skill, StoreError,
     SyncMode, SyncState, TrustTier,
 };
 
 use crate::clock::{self, Clock};
 use crate::db::{self, Database, ScratchGuard};
 use crate::lock;
-use crate::row::{self, RowPolicy};
+use crate::row_policy::{self, RowPolicy};
 
 /// Maps a SQLite error onto the closed `store-error` variants.
 pub fn store_error(e: rusqlite::Error) -> StoreError {
@@ -51,8 +51,6 @@ pub struct Store {
     read_only: bool,
     lease_holder: Option<String>,
     open_run: Option<OpenRun>,
-    /// What the file's `skills` accepts, read when a run begins.
-    policy: Option<RowPolicy>,
     tags_buf: Vec<u8>,
     categories_buf: Vec<u8>,
     /// The database file, for [`Store::reader`]; `None` in memory.
@@ -65,7 +63,8 @@ pub struct Store {
 // rewrite the entries of every index on `skills` and re-index the row for
 // search even when only `updated_at` and `stars` moved: for 1,000 updated
 // skills that doubled the pages written (13 MB of WAL against 6 MB).
-// Every statement leaves `source = 'local'` rows alone.
+// Every statement leaves `local` rows alone (`row_policy.rs`), and the
+// first one to find a row another tool wrote claims it for the registry.
 
 /// A skill not yet stored; an existing id is left to the updates below.
 /// `trust_tier` and `repo_url` hold what the file's constraints accept, and
@@ -73,27 +72,28 @@ pub struct Store {
 /// differs (`row.rs`).
 const INSERT_SQL: &str = "INSERT INTO skills (id, name, description, author, repo_url,
         quality_score, trust_tier, tags, categories, stars, content_hash, license,
-        security_score, installable, quarantined, source, created_at, updated_at,
+        security_score, installable, quarantined, sync_origin, created_at, updated_at,
         registry_tier, registry_repo_url)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'registry', ?16, ?17,
         ?18, ?19)
     ON CONFLICT(id) DO NOTHING";
 
-/// The columns neither indexed nor searched: always written.
+/// The columns neither indexed nor searched: always written. It claims a
+/// row another tool wrote (`sync_origin` NULL) for the registry.
 const UPDATE_PLAIN_SQL: &str = "UPDATE skills SET quality_score = ?2, categories = ?3,
         stars = ?4, content_hash = ?5, license = ?6, security_score = ?7, installable = ?8,
-        quarantined = ?9, created_at = ?10, updated_at = ?11
-    WHERE id = ?1 AND source = 'registry'";
+        quarantined = ?9, created_at = ?10, updated_at = ?11, sync_origin = 'registry'
+    WHERE id = ?1 AND sync_origin IS NOT 'local'";
 
 /// The searched columns that no index holds: written, and re-indexed for
 /// search by the FTS5 trigger, only when they changed.
 const UPDATE_TEXT_SQL: &str = "UPDATE skills SET description = ?2, tags = ?3
-    WHERE id = ?1 AND source = 'registry' AND (description IS NOT ?2 OR tags IS NOT ?3)";
+    WHERE id = ?1 AND sync_origin = 'registry' AND (description IS NOT ?2 OR tags IS NOT ?3)";
 
 /// The indexed columns: written only when they changed, which is rare.
 const UPDATE_KEYS_SQL: &str = "UPDATE skills SET name = ?2, author = ?3, repo_url = ?4,
         trust_tier = ?5, registry_tier = ?6, registry_repo_url = ?7
-    WHERE id = ?1 AND source = 'registry'
+    WHERE id = ?1 AND sync_origin = 'registry'
         AND (name IS NOT ?2 OR author IS NOT ?3 OR repo_url IS NOT ?4 OR trust_tier IS NOT ?5
             OR registry_tier IS NOT ?6 OR registry_repo_url IS NOT ?7)";
 
@@ -111,12 +111,14 @@ fn begin_deferral(conn: &Connection) -> rusqlite::Result<()> {
         "UPDATE sync_state SET fts_deferred = 1,
              fts_indexed_upto = (SELECT coalesce(max(rowid), 0) FROM skills)
          WHERE id = 1 AND fts_deferred IS NOT 1
-             AND NOT EXISTS (SELECT 1 FROM skills WHERE source = 'registry')
+             AND NOT EXISTS (SELECT 1 FROM skills WHERE sync_origin = 'registry')
              AND (SELECT count(*) FROM sqlite_schema
-                  WHERE type = 'trigger' AND name IN ('skills_ai', 'skills_ad', 'skills_au')
+                  WHERE type = 'trigger' AND name IN (SELECT value FROM json_each(?1))
                       AND sql LIKE '%fts_deferred%') = 3",
     )?
-    .execute([])?;
+    .execute([
+        serde_json::to_string(&crate::schema::FTS_TRIGGER_NAMES).expect("strings serialise")
+    ])?;
     let deferred = fts_deferred(conn)?;
     if !deferred {
         return Ok(());
@@ -193,6 +195,8 @@ pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "UPDATE sync_state SET fts_deferred = 0, fts_indexed_upto = NULL WHERE id = 1",
         )?;
+        // An upstream open during the deferral added every row once more.
+        crate::fts::rebuild_if_overcounted(conn)?;
     }
     Ok(())
 }
@@ -220,7 +224,7 @@ const WAL_FLOOR_BYTES: u64 = 4 << 20;
 
 /// `store.registry-ids` after a given id (see `Store::registry_ids`).
 const REGISTRY_IDS_AFTER: &str =
-    "SELECT id FROM skills WHERE +source = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
+    "SELECT id FROM skills WHERE +sync_origin = 'registry' AND id > ?1 ORDER BY id LIMIT ?2";
 
 impl Store {
     /// A store over `db`. `lease_holder` is the holder id of the lease this
@@ -246,7 +250,6 @@ impl Store {
             read_only,
             lease_holder,
             open_run: None,
-            policy: None,
             tags_buf: Vec::with_capacity(256),
             categories_buf: Vec::with_capacity(256),
             path,
@@ -332,7 +335,7 @@ impl Store {
             .map_err(store_error)?
             .unwrap_or((None, None, None, false));
         let registry_skills: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM skills WHERE source = 'registry'")
+            .prepare_cached("SELECT COUNT(*) FROM skills WHERE sync_origin = 'registry'")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(store_error)?;
         tx.finish().map_err(store_error)?;
@@ -362,7 +365,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT a.rowid, s.updated_at, s.source
+                "SELECT a.rowid, s.updated_at, s.sync_origin
                  FROM rarray(?1) AS a JOIN skills AS s ON s.id = a.value",
             )
             .map_err(store_error)?;
@@ -370,10 +373,8 @@ impl Store {
         while let Some(r) = rows.next().map_err(store_error)? {
             let pos = r.get::<_, i64>(0).map_err(store_error)? - 1;
             let updated_at: String = r.get(1).map_err(store_error)?;
-            let source = match r.get_ref(2).and_then(|v| Ok(v.as_str_or_null()?)) {
-                Ok(s) if !row::is_registry_source(s) => Source::Local,
-                _ => Source::Registry,
-            };
+            let origin = r.get_ref(2).map_err(store_error)?;
+            let source = row_policy::source_of(origin.as_str_or_null().ok().flatten());
             if let Some(slot) = usize::try_from(pos).ok().and_then(|p| out.get_mut(p)) {
                 *slot = Some(LocalVersion { updated_at, source });
             }
@@ -396,13 +397,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         // Two statements rather than `?1 IS NULL OR id > ?1`, which would
-        // stop SQLite from seeking the primary-key index; `+source` keeps it
-        // from choosing `idx_skills_source` (every row matches) and sorting
+        // stop SQLite from seeking the primary-key index; `+sync_origin`
+        // keeps it from choosing `idx_skills_origin` (every row matches) and sorting
         // the whole table at each call.
         let mut stmt = match after {
             Some(_) => self.conn.prepare_cached(REGISTRY_IDS_AFTER),
             None => self.conn.prepare_cached(
-                "SELECT id FROM skills WHERE +source = 'registry' ORDER BY id LIMIT ?1",
+                "SELECT id FROM skills WHERE +sync_origin = 'registry' ORDER BY id LIMIT ?1",
             ),
         }
         .map_err(store_error)?;
@@ -429,7 +430,7 @@ impl Store {
             .prepare_cached(
                 "SELECT coalesce(registry_tier, trust_tier, 'unknown'), quality_score IS NOT NULL,
                      categories
-                 FROM skills WHERE id = ?1 AND source = 'registry'",
+                 FROM skills WHERE id = ?1 AND sync_origin = 'registry'",
             )
             .map_err(store_error)?;
         ids.iter()
@@ -482,11 +483,8 @@ impl Store {
                 pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
             )));
         }
-        // Upstream 0.4.3 writes its rows without a source: they are the
-        // registry's, for this sync to update and, when proved gone, remove.
-        tx.prepare_cached("UPDATE skills SET source = 'registry' WHERE source IS NULL")
-            .and_then(|mut s| s.execute([]))
-            .map_err(store_error)?;
+        // Upstream's local skills are this project's local skills too.
+        crate::schema::mark_upstream_local(&tx).map_err(store_error)?;
         // Upstream's ids: `sync-<time>-<random>`; this project's handle is
         // the row's rowid.
         let history_id = format!(
@@ -506,17 +504,9 @@ impl Store {
         // A first sync into a catalogue without registry rows builds its
         // indexes once, at its end.
         begin_deferral(&tx).map_err(store_error)?;
-        if !fts_deferred(&tx).map_err(store_error)?
-            && row::fts_overcounted(&tx).map_err(store_error)?
-        {
-            tracing::info!(
-                "the search index counts rows twice (the upstream tools re-add every row when \
-                 they open the catalogue); rebuilding it"
-            );
-            tx.execute_batch("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")
-                .map_err(store_error)?;
+        if !fts_deferred(&tx).map_err(store_error)? {
+            crate::fts::rebuild_if_overcounted(&tx).map_err(store_error)?;
         }
-        self.policy = Some(RowPolicy::load(&tx).map_err(store_error)?);
         tx.commit().map_err(store_error)?;
         self.open_run = Some(OpenRun {
             id,
@@ -541,17 +531,15 @@ impl Store {
         let tx = self.conn.unchecked_transaction().map_err(store_error)?;
         if !page.removals.is_empty() {
             let mut del = tx
-                .prepare_cached("DELETE FROM skills WHERE id = ?1 AND source = 'registry'")
+                .prepare_cached("DELETE FROM skills WHERE id = ?1 AND sync_origin = 'registry'")
                 .map_err(store_error)?;
             for id in &page.removals {
                 del.execute([id]).map_err(store_error)?;
             }
         }
         if !page.upserts.is_empty() {
-            let policy = match &self.policy {
-                Some(p) => p.clone(),
-                None => RowPolicy::load(&tx).map_err(store_error)?,
-            };
+            // Read per page: another client may rebuild `skills` meanwhile.
+            let policy = RowPolicy::load(&tx).map_err(store_error)?;
             let mut stmts = Upsert::prepare(&tx, &policy, now).map_err(store_error)?;
             for skill in &page.upserts {
                 stmts
@@ -683,6 +671,7 @@ impl Store {
             )));
         }
         end_deferral(&tx).map_err(store_error)?;
+        row_policy::give_back_repos(&tx).map_err(store_error)?;
         db::ensure_config_row(&tx).map_err(store_error)?;
         let mut config = db::read_config(&tx).map_err(store_error)?;
         let success = outcome.status == RunStatus::Success;
@@ -711,7 +700,6 @@ impl Store {
         db::write_config(&tx, &config, next_sync_at.as_deref(), &now_text).map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         self.open_run = None;
-        self.policy = None;
         // The run is over: give the WAL's space back, so that a finished
         // sync leaves only the database file's size on disk.
         self.truncate_wal();
@@ -902,7 +890,7 @@ impl<'c> Upsert<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skillsmith_guest::domain::{Checkpoint, RunCounts, TrustTier};
+    use skillsmith_guest::domain::{Checkpoint, RunCounts, Source, TrustTier};
 
     fn skill(id: &str, updated: &str) -> Skill {
         Skill {
@@ -1113,8 +1101,9 @@ mod tests {
     fn a_first_sync_builds_its_indexes_at_the_end_even_after_a_kill() {
         let (_dir, mut store, reader) = file_store();
         let migrated = skill_indexes(reader.conn());
-        // trust tier, source, author and name, and the unique repository.
-        assert_eq!(migrated.len(), 4, "{migrated:?}");
+        // trust tier, origin, author and name, the unique repository and
+        // the repositories waiting.
+        assert_eq!(migrated.len(), 5, "{migrated:?}");
 
         let run = store.begin_run(SyncMode::ChangesFeed).unwrap();
         assert!(skill_indexes(reader.conn()).is_empty());
@@ -1185,7 +1174,7 @@ mod tests {
         reader
             .conn()
             .execute(
-                "INSERT INTO skills (id, name, description, source, created_at, updated_at)
+                "INSERT INTO skills (id, name, description, sync_origin, created_at, updated_at)
                  VALUES ('mine', 'my own', 'about zebras', 'local', ?1, ?1)",
                 [T1],
             )

@@ -451,7 +451,7 @@ mod tests {
         let db = Database::open(dir.path().join("s.db")).unwrap();
         db.conn()
             .execute(
-                "INSERT INTO skills (id, name, source, created_at, updated_at)
+                "INSERT INTO skills (id, name, sync_origin, created_at, updated_at)
                  VALUES ('mine', 'mine', 'local', 'x', 'x')",
                 [],
             )

@@ -169,11 +169,17 @@ pub fn status(s: &Status, db_path: &Path, json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "catalogue:       {}", db_path.display())?;
-    writeln!(
+    write!(
         out,
         "skills:          {} from the registry, {} local",
         s.registry_skills, s.local_skills
     )?;
+    if s.other_skills > 0 {
+        // Rows the upstream tools (or another program) wrote that no sync
+        // of ours has listed: kept, never removed.
+        write!(out, ", {} from other tools", s.other_skills)?;
+    }
+    writeln!(out)?;
     writeln!(
         out,
         "protocol:        {}",

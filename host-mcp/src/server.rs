@@ -136,7 +136,8 @@ impl SkillsmithServer {
                     None
                 } else {
                     let s = db.status()?;
-                    (s.registry_skills + s.local_skills == 0).then_some(s.config.enabled)
+                    (s.registry_skills + s.local_skills + s.other_skills == 0)
+                        .then_some(s.config.enabled)
                 };
                 if !hits.is_empty() || (!known && empty.is_none()) {
                     shared.has_skills.store(true, Ordering::Relaxed);
@@ -330,6 +331,16 @@ impl SkillsmithServer {
         let Ok(lock) = self.shared.sync_lock.clone().try_lock_owned() else {
             return EmptyCatalogue::SyncRunning;
         };
+        // Once per session: a sync that left the catalogue empty failed,
+        // and starting it again at every search would only repeat that.
+        if self
+            .shared
+            .empty_search_synced
+            .swap(true, Ordering::Relaxed)
+        {
+            let last = self.shared.background().last_result.clone();
+            return EmptyCatalogue::StillEmpty(last.unwrap_or_else(|| "no result".to_owned()));
+        }
         let shared = self.shared.clone();
         tokio::spawn(async move {
             if let Err(e) = background::run_now(&shared, lock, None).await {

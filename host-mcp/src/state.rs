@@ -39,6 +39,9 @@ pub struct Shared {
     /// search result depends on it, and counting 100,000 rows to give that
     /// hint costs tens of milliseconds, so it is learnt once.
     pub has_skills: AtomicBool,
+    /// A search found the catalogue empty and started a sync (once per
+    /// session).
+    pub empty_search_synced: AtomicBool,
 }
 
 impl Shared {
@@ -59,6 +62,7 @@ impl Shared {
             background: Mutex::new(background),
             wake: Notify::new(),
             has_skills: AtomicBool::new(false),
+            empty_search_synced: AtomicBool::new(false),
         })
     }
 

@@ -191,7 +191,7 @@ fn facts(s: &SkillRecord) -> String {
 }
 
 /// What a search that found the catalogue empty did about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmptyCatalogue {
     /// It started a sync in the background.
     SyncStarted,
@@ -199,6 +199,8 @@ pub enum EmptyCatalogue {
     SyncRunning,
     /// Background sync is off (in this session or in `sync_config`).
     BackgroundOff,
+    /// The sync an earlier search started ended so (and left it empty).
+    StillEmpty(String),
 }
 
 /// Text for `search`; `empty` when the catalogue holds no skill at all.
@@ -206,21 +208,30 @@ pub fn search_text(out: &SearchOutput, empty: Option<EmptyCatalogue>) -> String 
     let mut t = String::new();
     if out.skills.is_empty() {
         let _ = write!(t, "No skills match {:?}.", out.query);
-        t.push_str(match empty {
+        let hint = match &empty {
             Some(EmptyCatalogue::SyncStarted) => {
                 " The local catalogue is empty, so a sync with the registry has started in the \
                  background: search again in a minute (`sync_status` shows its progress)."
+                    .to_owned()
             }
             Some(EmptyCatalogue::SyncRunning) => {
                 " The local catalogue is empty and a sync with the registry is running: search \
                  again in a minute (`sync_status` shows its progress)."
+                    .to_owned()
             }
+            Some(EmptyCatalogue::StillEmpty(last)) => format!(
+                " The local catalogue is still empty after the sync an earlier search started \
+                 ({}): call the `sync` tool to see why.",
+                printable(last)
+            ),
             Some(EmptyCatalogue::BackgroundOff) => {
                 " The local catalogue is empty: call the `sync` tool to download the registry's \
                  skills first."
+                    .to_owned()
             }
-            None => " Try fewer or other words, or drop the filters.",
-        });
+            None => " Try fewer or other words, or drop the filters.".to_owned(),
+        };
+        t.push_str(&hint);
         return t;
     }
     let _ = writeln!(
@@ -384,9 +395,13 @@ pub fn history_text(o: &HistoryOutput) -> String {
 pub fn status_text(out: &StatusOutput) -> String {
     let s = &out.catalogue;
     let mut t = String::new();
+    let others = match s.other_skills {
+        0 => String::new(),
+        n => format!(", {n} from other tools"),
+    };
     let _ = writeln!(
         t,
-        "catalogue: {} ({} registry skills, {} local)",
+        "catalogue: {} ({} registry skills, {} local{others})",
         s.path, s.registry_skills, s.local_skills
     );
     config_lines(&mut t, &s.config);

@@ -4,7 +4,9 @@
 -- upstream reads as "nothing to migrate"; a later upstream runs its own
 -- migrations 5 and up on it, as on any 0.4.3 catalogue.
 --
--- Three differences from upstream's text, none visible to its code:
+-- Three differences from upstream's text, none visible to its code (and
+-- none in the way of its later migrations, which rebuild `skills` from the
+-- columns they know):
 -- * `repo_url` is unique through a named index (`idx_skills_repo_url`,
 --   created by the shared layout) instead of an inline UNIQUE, whose
 --   automatic index could not be set aside while a first sync loads rows;
@@ -33,9 +35,11 @@ CREATE TABLE skills (
     security_passed         INTEGER,
     created_at              TEXT NOT NULL DEFAULT (datetime('now')),
     updated_at              TEXT NOT NULL DEFAULT (datetime('now')),
-    source                  TEXT DEFAULT 'registry',
+    -- This project's columns (`schema.rs`, SKILL_COLUMNS). Not `source`:
+    -- upstream's migration 16 adds that column, and skips its whole rebuild
+    -- of `skills` when the column is there already.
     stars                   INTEGER,
-    -- This project's columns (see `schema.rs`, SKILL_COLUMNS).
+    sync_origin             TEXT,
     categories              TEXT NOT NULL DEFAULT '[]',
     content_hash            TEXT,
     license                 TEXT,

@@ -43,8 +43,8 @@ fn choose(home: &Path, previous: Option<&Path>) -> DefaultCatalogue {
     };
     if shared.exists() {
         let notice = format!(
-            "{} holds a catalogue of an earlier skillsmith, which is no longer read: the \
-             default is now {}. Pass --db {} to use it, or delete it",
+            "{} holds a catalogue of an earlier skillsmith, which is no longer read now that {} \
+             exists: pass --db {} to use it",
             previous.display(),
             shared.display(),
             previous.display()
@@ -54,15 +54,16 @@ fn choose(home: &Path, previous: Option<&Path>) -> DefaultCatalogue {
             notice: Some(notice),
         };
     }
+    // The glob takes the `-wal` and `-shm` files along: after a crash the
+    // `-wal` holds committed pages.
     let notice = format!(
         "using the catalogue at {}, where earlier versions of skillsmith kept it. The default \
          is now {}, which the upstream Skillsmith tools share: to switch, stop every skillsmith \
-         process and move the file there (`mkdir -p {} && mv {} {}`)",
+         process and move it there (`mkdir -p {dir} && mv {}* {dir}/`)",
         previous.display(),
         shared.display(),
-        shared.parent().unwrap_or(home).display(),
         previous.display(),
-        shared.display()
+        dir = shared.parent().unwrap_or(home).display(),
     );
     DefaultCatalogue {
         path: previous.to_owned(),
@@ -89,7 +90,11 @@ mod tests {
         std::fs::write(&previous, b"").unwrap();
         let c = choose(home.path(), Some(&previous));
         assert_eq!(c.path, previous);
-        assert!(c.notice.unwrap().contains("mv "));
+        assert!(
+            c.notice
+                .unwrap()
+                .contains(&format!("mv {}* ", previous.display()))
+        );
 
         // Both: the shared one, and the notice names the other.
         std::fs::create_dir_all(shared.parent().unwrap()).unwrap();

@@ -210,7 +210,7 @@ impl Env {
     pub fn local_registry_rows(&self) -> Vec<(String, String)> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT id, updated_at FROM skills WHERE source = 'registry' ORDER BY id")
+            .prepare("SELECT id, updated_at FROM skills WHERE sync_origin = 'registry' ORDER BY id")
             .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()

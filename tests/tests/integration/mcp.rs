@@ -851,6 +851,41 @@ fn a_search_of_an_empty_catalogue_starts_a_sync_as_upstream_does() {
 }
 
 #[test]
+fn an_empty_search_starts_one_sync_per_session_and_then_says_why_it_stays_empty() {
+    let env = Env::new(50);
+    env.registry.set_fault(Fault::new(FaultKind::Status {
+        code: 503,
+        body: None,
+    }));
+    let mut s = Server::spawn(&env, &[("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1")]);
+    s.initialize();
+    wait_until(
+        Duration::from_secs(60),
+        "the scheduler's failed sync",
+        || history_count(&env, "failed") == 1,
+    );
+    wait_until(Duration::from_secs(10), "the failure to be seen", || {
+        s.status()["background"]["running"] == false
+    });
+    let first = s.call("search", json!({"query": "git"}));
+    assert!(text(&first).contains("has started"), "{}", text(&first));
+    wait_until(Duration::from_secs(60), "the search's failed sync", || {
+        history_count(&env, "failed") == 2
+    });
+    wait_until(Duration::from_secs(10), "its end to be seen", || {
+        s.status()["background"]["running"] == false
+    });
+    let again = s.call("search", json!({"query": "git"}));
+    assert!(
+        text(&again).contains("still empty") && text(&again).contains("failed"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(history_count(&env, "failed"), 2, "no third sync");
+    s.finish(Duration::from_secs(2));
+}
+
+#[test]
 fn a_failing_registry_backs_off_instead_of_syncing_at_every_check() {
     let env = Env::new(200);
     env.registry.set_fault(Fault::new(FaultKind::Status {

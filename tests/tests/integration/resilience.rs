@@ -78,7 +78,10 @@ fn check_after_kill(env: &Env, registry: &[(String, String)]) -> Option<usize> {
         assert_eq!(tables, 0, "a schema without a version");
         return None;
     }
-    let local: BTreeSet<String> = ids(&conn, "SELECT id FROM skills WHERE source = 'registry'");
+    let local: BTreeSet<String> = ids(
+        &conn,
+        "SELECT id FROM skills WHERE sync_origin = 'registry'",
+    );
     let cursor: Option<String> = conn
         .query_row("SELECT cursor FROM sync_state WHERE id = 1", [], |r| {
             r.get(0)
@@ -212,7 +215,9 @@ fn assert_search_index_complete(env: &Env) {
     let indexes: i64 = env.scalar(
         "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'skills' AND sql IS NOT NULL",
     );
-    assert_eq!((saved, indexes), (0, 4), "the deferred indexes are back");
+    // trust tier, origin, author and name, the unique repository and the
+    // repositories waiting (`catalogue/src/schema.rs`).
+    assert_eq!((saved, indexes), (0, 5), "the deferred indexes are back");
     let (id, name): (String, String) = env
         .conn()
         .query_row(

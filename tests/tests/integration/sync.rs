@@ -121,7 +121,7 @@ fn forced_sync_rewrites_everything_and_removes_what_the_registry_lacks() {
     env.sync(&[]);
     // A registry row the feed never told us about (tombstone long gone).
     env.conn_rw().execute(
-        "INSERT INTO skills (id, name, trust_tier, created_at, updated_at, source) \
+        "INSERT INTO skills (id, name, trust_tier, created_at, updated_at, sync_origin) \
          VALUES ('stale-1', 'ghost', 'community', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'registry')",
         [],
     ).unwrap();
@@ -145,7 +145,7 @@ fn local_skills_are_never_overwritten_or_removed() {
     drop(conn);
     env.run(&["sync", "status"]).ok();
     env.conn_rw().execute(
-        "INSERT INTO skills (id, name, description, trust_tier, created_at, updated_at, source) \
+        "INSERT INTO skills (id, name, description, trust_tier, created_at, updated_at, sync_origin) \
          VALUES (?1, 'my-own', 'from disk', 'unknown', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local'), \
                 ('local-only', 'mine', 'from disk', 'unknown', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 'local')",
         [&victim],
@@ -157,7 +157,7 @@ fn local_skills_are_never_overwritten_or_removed() {
         "my-own"
     );
     assert_eq!(
-        env.scalar::<i64>("SELECT count(*) FROM skills WHERE source = 'local'"),
+        env.scalar::<i64>("SELECT count(*) FROM skills WHERE sync_origin = 'local'"),
         2
     );
 }

@@ -56,20 +56,21 @@ fn an_upstream_0_4_3_catalogue_is_adopted_in_place_and_synced_to_equality() {
     let repo = official.repo_url.clone().unwrap();
     {
         let conn = create(&env, SCHEMA_4);
-        // Rows upstream's own sync wrote: one out of date, one the
-        // registry no longer has, which also holds the repository the
-        // registry now gives `official`; and upstream's other tables.
+        // Rows upstream wrote, stamped with its own clock as it does: one
+        // its sync brought, out of date; one the registry does not list
+        // (its GitHub indexer's, say), which holds the repository the
+        // registry gives `official`; and upstream's other tables.
         conn.execute(
             "INSERT INTO skills (id, name, repo_url, trust_tier, tags, created_at, updated_at)
-             VALUES (?1, 'an old name', NULL, 'community', '[\"old\"]', '2020-01-01 00:00:00',
-                 '2020-01-01 00:00:00')",
+             VALUES (?1, 'an old name', NULL, 'community', '[\"old\"]', datetime('now'),
+                 datetime('now'))",
             [&community.id],
         )
         .unwrap();
         conn.execute(
             "INSERT INTO skills (id, name, repo_url, trust_tier, created_at, updated_at)
-             VALUES ('gone-from-the-registry', 'departed', ?1, 'verified',
-                 '2020-01-01 00:00:00', '2020-01-01 00:00:00')",
+             VALUES ('indexed-from-github', 'indexed', ?1, 'verified', datetime('now'),
+                 datetime('now'))",
             [&repo],
         )
         .unwrap();
@@ -84,6 +85,27 @@ fn an_upstream_0_4_3_catalogue_is_adopted_in_place_and_synced_to_equality() {
     assert_eq!(report["status"], "success", "{report}");
     assert_same_catalogue(&env);
     fts_is_exact(&env);
+    // Upstream's migration 16 rebuilds `skills` unless it finds `source`:
+    // the adoption must not add it.
+    assert_eq!(
+        env.scalar::<i64>("SELECT count(*) FROM pragma_table_info('skills') WHERE name = 'source'"),
+        0
+    );
+    // The row no listing showed is not the registry's to remove, even by a
+    // full resync; it gave up the repository the registry says is
+    // `official`'s, and keeps it where this project reads it.
+    env.sync(&["--force"]);
+    let (held, kept): (Option<String>, Option<String>) = env
+        .conn()
+        .query_row(
+            "SELECT repo_url, registry_repo_url FROM skills WHERE id = 'indexed-from-github'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((held, kept.as_deref()), (None, Some(repo.as_str())));
+    let status = env.run(&["sync", "status", "--json"]).ok().json();
+    assert_eq!(status["other_skills"], 1, "{status}");
 
     // Upstream's version and other tables are as they were.
     assert_eq!(
@@ -453,36 +475,127 @@ fn a_catalogue_at_the_previous_default_is_used_with_a_notice_until_moved() {
     let previous = home.join(".local/share/skillsmith/skills.db");
     let shared = home.join(".skillsmith/skills.db");
     let mut first = env.cmd();
-    first.env("SKILLSMITH_DB", &previous).args(["sync", "--json"]);
+    first
+        .env("SKILLSMITH_DB", &previous)
+        .args(["sync", "--json"]);
     crate::harness::Run::from(first.output().unwrap()).ok();
 
     let status = with_home_only(&env, &["sync", "status", "--json"]).ok();
     assert_eq!(status.json()["registry_skills"], 50, "{}", status.stdout);
     assert_eq!(status.json()["path"], previous.display().to_string());
     assert!(
-        status.stderr.contains("where earlier versions of skillsmith kept it")
-            && status.stderr.contains(&format!("mv {}", previous.display())),
+        status
+            .stderr
+            .contains("where earlier versions of skillsmith kept it")
+            && status
+                .stderr
+                .contains(&format!("mv {}* ", previous.display())),
         "{}",
         status.stderr
     );
-    assert!(!shared.exists(), "nothing is created at the new default meanwhile");
+    assert!(
+        !shared.exists(),
+        "nothing is created at the new default meanwhile"
+    );
 
     // Once the shared catalogue exists, it is the one used, and the old
     // one is named as no longer read.
     let synced = with_home_only(&env, &["sync", "--json"]);
-    assert!(synced.stderr.contains("where earlier versions"), "{}", synced.stderr);
+    assert!(
+        synced.stderr.contains("where earlier versions"),
+        "{}",
+        synced.stderr
+    );
     std::fs::create_dir_all(shared.parent().unwrap()).unwrap();
     create_at(&shared, SCHEMA_4);
     let status = with_home_only(&env, &["sync", "status", "--json"]).ok();
     assert_eq!(status.json()["path"], shared.display().to_string());
     assert!(
         status.stderr.contains("is no longer read")
-            && status.stderr.contains(&format!("--db {}", previous.display())),
+            && status
+                .stderr
+                .contains(&format!("--db {}", previous.display())),
         "{}",
         status.stderr
     );
 }
 
 fn create_at(path: &std::path::Path, schema: &str) {
-    Connection::open(path).unwrap().execute_batch(schema).unwrap();
+    Connection::open(path)
+        .unwrap()
+        .execute_batch(schema)
+        .unwrap();
+}
+
+/// Upstream's migrations 16 and 17 rebuild `skills`: a new table of the
+/// columns upstream knows, the rows copied, the old table dropped, the new
+/// one renamed, upstream's triggers created again.
+const UPSTREAM_REBUILD: &str = "
+    CREATE TABLE skills_v17 (
+      id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, author TEXT,
+      repo_url TEXT UNIQUE,
+      quality_score REAL CHECK(quality_score IS NULL OR (quality_score >= 0 AND quality_score <= 1)),
+      trust_tier TEXT CHECK(trust_tier IN ('verified', 'curated', 'community', 'experimental', 'unknown', 'local')) DEFAULT 'unknown',
+      tags TEXT DEFAULT '[]',
+      risk_score INTEGER CHECK(risk_score IS NULL OR (risk_score >= 0 AND risk_score <= 100)),
+      security_findings_count INTEGER DEFAULT 0, security_scanned_at TEXT, security_passed INTEGER,
+      compatibility TEXT DEFAULT '[]', content_hash TEXT, visibility TEXT NOT NULL DEFAULT 'public',
+      team_id TEXT,
+      source TEXT NOT NULL DEFAULT 'registry' CHECK (source IN ('registry', 'local')),
+      created_at TEXT NOT NULL DEFAULT (datetime('now')),
+      updated_at TEXT NOT NULL DEFAULT (datetime('now')));
+    INSERT INTO skills_v17 (id, name, description, author, repo_url, quality_score, trust_tier,
+        tags, risk_score, security_findings_count, security_scanned_at, security_passed,
+        compatibility, content_hash, visibility, team_id, source, created_at, updated_at)
+      SELECT id, name, description, author, repo_url, quality_score, trust_tier, tags, risk_score,
+        security_findings_count, security_scanned_at, security_passed, compatibility,
+        content_hash, visibility, team_id, source, created_at, updated_at FROM skills;
+    DROP TABLE skills;
+    ALTER TABLE skills_v17 RENAME TO skills;
+    CREATE INDEX IF NOT EXISTS idx_skills_source ON skills(source);
+    CREATE TRIGGER IF NOT EXISTS skills_ai AFTER INSERT ON skills BEGIN
+      INSERT INTO skills_fts(rowid, name, description, tags, author)
+      VALUES (NEW.rowid, NEW.name, NEW.description, NEW.tags, NEW.author);
+    END;
+    CREATE TRIGGER IF NOT EXISTS skills_ad AFTER DELETE ON skills BEGIN
+      INSERT INTO skills_fts(skills_fts, rowid, name, description, tags, author)
+      VALUES ('delete', OLD.rowid, OLD.name, OLD.description, OLD.tags, OLD.author);
+    END;
+    CREATE TRIGGER IF NOT EXISTS skills_au AFTER UPDATE ON skills BEGIN
+      INSERT INTO skills_fts(skills_fts, rowid, name, description, tags, author)
+      VALUES ('delete', OLD.rowid, OLD.name, OLD.description, OLD.tags, OLD.author);
+      INSERT INTO skills_fts(rowid, name, description, tags, author)
+      VALUES (NEW.rowid, NEW.name, NEW.description, NEW.tags, NEW.author);
+    END;
+    INSERT INTO skills_fts(skills_fts) VALUES ('rebuild');";
+
+#[test]
+fn after_an_upstream_migration_rebuilds_skills_a_forced_sync_restores_what_it_dropped() {
+    let env = schema_17_env();
+    let official = skill_of_tier(&env, "official");
+    create(&env, SCHEMA_17);
+    env.sync(&[]);
+    env.conn_rw().execute_batch(UPSTREAM_REBUILD).unwrap();
+
+    // The next open adds this project's columns back and says what to do.
+    let status = env.run(&["sync", "status", "--json"]).ok();
+    assert!(
+        status.stderr.contains("lost this project's columns")
+            && status.stderr.contains("skillsmith sync --force"),
+        "{}",
+        status.stderr
+    );
+    let forced = env.sync(&["--force"]);
+    assert_eq!(forced["status"], "success", "{forced}");
+    assert_same_catalogue(&env);
+    fts_is_exact(&env);
+    let got = env.run(&["get", &official.id, "--json"]).ok().json();
+    assert_eq!(got["trust_tier"], "official", "{got}");
+    // And the file stays one upstream's migrations accept.
+    env.conn_rw()
+        .execute(
+            "UPDATE skills SET trust_tier = trust_tier, source = source",
+            [],
+        )
+        .unwrap();
 }
