@@ -73,7 +73,7 @@ macro_rules! wit_conversions {
         });
         $crate::wit_conversions!(@record $imports::http::Response => $crate::domain::HttpResponse {
             convert: [],
-            keep: [status, headers, body],
+            keep: [status, headers, body, sent_at_ms, received_at_ms],
         });
         $crate::wit_conversions!(@enum $imports::http::HttpError => $crate::domain::HttpError {
             Timeout, Refused(t: keep), Tls(t: keep), Cancelled, Connection(t: keep),

@@ -271,6 +271,10 @@ pub struct Walk {
     whole: bool,
     unscored_only: bool,
     offset: u64,
+    /// Records the registry put in the last page that was not the walk's
+    /// last: what a page holds here (a registry may serve fewer than
+    /// `limit`), and so how far apart the pages asked for ahead are.
+    stride: Option<u64>,
     first_total: Option<u64>,
     /// The listing total the block's positions were planned from.
     planned_total: Option<u64>,
@@ -326,6 +330,7 @@ impl Walk {
             whole,
             unscored_only,
             offset: start,
+            stride: None,
             first_total: None,
             planned_total: None,
             ids: HashSet::with_hasher(Identity),
@@ -352,6 +357,33 @@ impl Walk {
         };
         Some(PageRequest {
             offset: self.offset,
+            limit: limit.max(1),
+        })
+    }
+
+    /// The page `k` requests after [`Walk::next_request`] (`k = 0` is that
+    /// one), if every page until then comes back full: what can be asked for
+    /// ahead while earlier pages are in flight. `None` past the end, and for
+    /// `k > 0` while the end is not known (a whole listing before its first
+    /// page).
+    pub fn request_ahead(&self, k: u64) -> Option<PageRequest> {
+        let next = self.next_request()?;
+        if k == 0 {
+            return Some(next);
+        }
+        let end = self.end?;
+        let stride = self.stride.unwrap_or(u64::from(self.limit)).max(1);
+        let offset = self.offset.checked_add(k.checked_mul(stride)?)?;
+        if offset >= end {
+            return None;
+        }
+        let limit = if self.whole {
+            self.limit
+        } else {
+            end.saturating_sub(offset).min(u64::from(self.limit)) as u32
+        };
+        Some(PageRequest {
+            offset,
             limit: limit.max(1),
         })
     }
@@ -426,6 +458,7 @@ impl Walk {
             return Ok(Step::Done);
         }
         self.offset = self.offset.saturating_add(page.returned as u64);
+        self.stride = Some(page.returned as u64);
         if self.offset >= end {
             self.done = true;
             if (self.ids.len() as u64) < end.saturating_sub(self.start) {
@@ -559,6 +592,29 @@ mod tests {
         }
         assert_eq!(requests, [(0, 100), (100, 100), (200, 100)]);
         assert!(w.is_complete());
+    }
+
+    #[test]
+    fn pages_ahead_follow_the_page_size_the_registry_serves() {
+        let mut w = Walk::whole(100, KeyedHash::new(1, 2));
+        let at = |w: &Walk, k| w.request_ahead(k).map(|r| (r.offset, r.limit));
+        // Before the first page the end is unknown: nothing ahead.
+        assert_eq!((at(&w, 0), at(&w, 1)), (Some((0, 100)), None));
+        w.record(&facts(250, &ids(0..100), true)).unwrap();
+        assert_eq!(
+            [at(&w, 0), at(&w, 1), at(&w, 2)],
+            [Some((100, 100)), Some((200, 100)), None]
+        );
+        // A registry that serves 20 a page: the pages ahead are 20 apart.
+        w.record(&facts(250, &ids(100..120), true)).unwrap();
+        assert_eq!(
+            [at(&w, 0), at(&w, 1), at(&w, 6), at(&w, 7)],
+            [Some((120, 100)), Some((140, 100)), Some((240, 100)), None]
+        );
+        // A block asks ahead within its end.
+        let mut b = Walk::unscored_block(100, KeyedHash::new(1, 2), 0, 150, 150);
+        b.record(&facts(150, &ids(0..100), false)).unwrap();
+        assert_eq!((at(&b, 0), at(&b, 1)), (Some((100, 50)), None));
     }
 
     #[test]

@@ -228,6 +228,10 @@ pub struct HttpResponse {
     pub headers: Vec<(String, String)>,
     /// Whole body.
     pub body: Vec<u8>,
+    /// Host monotonic ms when the request was sent (see `http.response`).
+    pub sent_at_ms: u64,
+    /// Host monotonic ms when the response head arrived.
+    pub received_at_ms: u64,
 }
 
 impl HttpResponse {

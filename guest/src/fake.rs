@@ -313,6 +313,8 @@ pub fn status(code: u16, body: &str) -> HttpResponse {
             ("x-ratelimit-reset".into(), "1795572060".into()),
         ],
         body: body.as_bytes().to_vec(),
+        sent_at_ms: 0,
+        received_at_ms: 0,
     }
 }
 

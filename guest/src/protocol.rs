@@ -888,6 +888,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: Vec::new(),
+            sent_at_ms: 0,
+            received_at_ms: 0,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Sending requests through the host with retries and rate-limit pacing:
 //! exponential backoff with jitter, `Retry-After` and `X-RateLimit-Reset`
 //! honoured (on the registry's clock, since the guest has none), a per-request
-//! waiting budget, and proactive pacing once `X-RateLimit-Remaining` hits 0.
+//! waiting budget, and proactive pacing once `X-RateLimit-Remaining` hits 0,
+//! until the registry's clock surely reads the reset time ([`RegistryClock`]).
 //! Every wait goes through `Host::sleep`, announced with `Host::progress`, and
 //! either may cancel the run.
 
@@ -25,6 +26,10 @@ pub const MAX_ATTEMPTS: u32 = 10;
 pub const REFUSED_ATTEMPTS: u32 = 3;
 /// The backoff step between those attempts; doubles once.
 pub const REFUSED_BACKOFF_MS: u64 = 250;
+/// Most requests a run keeps in flight at once: enough to hide a slow
+/// network's latency behind the pages being written, few enough to be a
+/// polite client of a shared API.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Why a sync stops before finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,57 @@ pub struct Client {
     /// connection after that is a restart or a blip, not a wrong address,
     /// and gets the ordinary backoff.
     answered: bool,
+    /// Requests sent and not yet waited for.
+    in_flight: usize,
+    /// `X-RateLimit-Remaining` of the latest response, if it said.
+    remaining: Option<u64>,
+    clock: RegistryClock,
+}
+
+/// Where the registry's clock stands against the host's monotonic one
+/// (`registry ms = host ms + offset`), narrowed by every response: its
+/// `Date` (whole seconds) was read between the request's sending and the
+/// response's arrival, so `offset` is at least `date - received` and less
+/// than `date + 1 s - sent`. After a few responses the lower bound is within
+/// a round trip of the truth, where the `Date` alone is up to a second off.
+#[derive(Debug, Default, Clone, Copy)]
+struct RegistryClock {
+    lo: Option<i64>,
+    hi: Option<i64>,
+    /// Host time of the latest response: "now", give or take the time
+    /// spent on its page.
+    last_received: u64,
+}
+
+impl RegistryClock {
+    fn observe(&mut self, resp: &HttpResponse) {
+        let Some(date) = protocol::response_date(resp) else {
+            return;
+        };
+        let date_ms = date.timestamp().saturating_mul(1000);
+        let lo = date_ms.saturating_sub(resp.received_at_ms as i64);
+        let hi = date_ms
+            .saturating_add(999)
+            .saturating_sub(resp.sent_at_ms as i64);
+        (self.lo, self.hi) = match (self.lo, self.hi) {
+            (Some(l), Some(h)) if lo.max(l) <= hi.min(h) => (Some(lo.max(l)), Some(hi.min(h))),
+            // At odds with what came before (a clock was set): start again.
+            _ => (Some(lo), Some(hi)),
+        };
+        self.last_received = self.last_received.max(resp.received_at_ms);
+    }
+
+    /// How long to wait, from the latest response, until the registry's
+    /// clock surely reads `reset` (Unix seconds); `None` before any `Date`.
+    fn wait_until(&self, reset: i64) -> Option<u64> {
+        let wake = reset.saturating_mul(1000).saturating_sub(self.lo?);
+        Some(wake.saturating_sub(self.last_received as i64).max(0) as u64)
+    }
+
+    /// [`RegistryClock::wait_until`] the reset `resp` announces.
+    fn wait_for_reset(&self, resp: &HttpResponse) -> Option<u64> {
+        self.wait_until(protocol::rate_limit(resp).reset?)
+    }
 }
 
 enum Verdict {
@@ -91,7 +147,32 @@ impl Client {
             progress,
             warned_unknown_reset: false,
             answered: false,
+            in_flight: 0,
+            remaining: None,
+            clock: RegistryClock::default(),
         }
+    }
+
+    /// How many more requests may be sent now without waiting for one in
+    /// flight: at most [`MAX_IN_FLIGHT`] in flight, and never more than the
+    /// rate limit's window has left (the latest response's
+    /// `X-RateLimit-Remaining`, less what is in flight beside it, since the
+    /// registry counts those too). None while a pause for the window is due.
+    pub fn room(&self) -> usize {
+        if self.pace_ms.is_some() {
+            return 0;
+        }
+        let by_count = MAX_IN_FLIGHT.saturating_sub(self.in_flight);
+        match self.remaining {
+            Some(left) => by_count.min((left as usize).saturating_sub(self.in_flight)),
+            None => by_count,
+        }
+    }
+
+    /// Abandons a request in flight (its response is no longer wanted).
+    pub fn abandon<P>(&mut self, flight: InFlight<P>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        drop(flight);
     }
 
     /// Requests sent so far, retries included.
@@ -133,6 +214,7 @@ impl Client {
         }
         let pending = host.http_send(request.clone());
         self.requests += 1;
+        self.in_flight += 1;
         Ok(InFlight {
             request,
             pending,
@@ -157,11 +239,14 @@ impl Client {
             mut waited_ms,
             final_statuses,
         } = flight;
+        // Whatever happens below, this request is no longer in flight.
+        self.in_flight = self.in_flight.saturating_sub(1);
         let mut attempt = 1;
         loop {
             let (failure, hint) = match host.http_wait(pending) {
                 Ok(resp) => {
                     self.answered = true;
+                    self.clock.observe(&resp);
                     self.note_rate_limit(&resp, warnings);
                     match verdict(&resp, final_statuses) {
                         Verdict::Done => return Ok(resp),
@@ -169,7 +254,7 @@ impl Client {
                         Verdict::Retry => {
                             let hint = protocol::retry_after_ms(&resp).or_else(|| {
                                 (resp.status == 429)
-                                    .then(|| protocol::reset_wait_ms(&resp))
+                                    .then(|| self.clock.wait_for_reset(&resp))
                                     .flatten()
                             });
                             let code = protocol::error_code(&resp.body);
@@ -247,13 +332,15 @@ impl Client {
     /// Plans a pause before the next request when this response used up the
     /// rate-limit window.
     fn note_rate_limit(&mut self, resp: &HttpResponse, warnings: &mut Warnings) {
-        if protocol::rate_limit(resp).remaining != Some(0) {
+        let remaining = protocol::rate_limit(resp).remaining;
+        self.remaining = remaining;
+        if remaining != Some(0) {
             return;
         }
-        match protocol::reset_wait_ms(resp) {
-            // Reset times have one-second resolution: a reset "now" may still
-            // be most of a second away.
-            Some(ms) => self.pace_ms = Some(ms.max(1000)),
+        match self.clock.wait_for_reset(resp) {
+            // The registry's reset is its window's end rounded up to the
+            // second, so reaching it on the registry's clock is never early.
+            Some(ms) => self.pace_ms = Some(ms),
             None if !self.warned_unknown_reset => {
                 self.warned_unknown_reset = true;
                 warnings.push(
@@ -435,6 +522,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            sent_at_ms: 0,
+            received_at_ms: 0,
         })
     }
 
@@ -622,6 +711,38 @@ mod tests {
             ))))
         );
         assert_eq!(requests, 1);
+    }
+
+    #[test]
+    fn the_registry_clock_is_placed_within_the_sampling_interval() {
+        // The registry's clock reads host ms + OFF; each response's `Date`
+        // (whole seconds) is taken 2 ms before it arrives.
+        const OFF: i64 = 1_795_572_000_700;
+        let mut clock = RegistryClock::default();
+        for t in (0..=2000u64).step_by(100) {
+            let date = chrono::DateTime::from_timestamp((t as i64 + OFF - 2) / 1000, 0).unwrap();
+            clock.observe(&HttpResponse {
+                status: 200,
+                headers: vec![(
+                    "date".into(),
+                    date.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                )],
+                body: Vec::new(),
+                sent_at_ms: t.saturating_sub(5),
+                received_at_ms: t,
+            });
+        }
+        let reset = (2000 + OFF) / 1000 + 1;
+        let exact = (reset * 1000 - (2000 + OFF)) as u64;
+        let wait = clock.wait_until(reset).unwrap();
+        // Never early; late by at most the spacing of the samples, where the
+        // `Date` alone (reset minus the last `Date`) is up to a second off.
+        assert!(
+            (exact..=exact + 100).contains(&wait),
+            "{wait} against {exact}"
+        );
+        let date_only = ((reset - (2000 + OFF - 2) / 1000) * 1000) as u64;
+        assert!(date_only >= exact + 600, "{date_only}");
     }
 
     #[test]

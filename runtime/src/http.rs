@@ -206,8 +206,20 @@ impl Drop for HttpBackend {
     }
 }
 
+/// The backend's monotonic clock for `sent-at-ms` / `received-at-ms`:
+/// milliseconds since the first request of the process.
+fn monotonic_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 async fn fetch(builder: reqwest::RequestBuilder, cap: u64) -> Result<HttpResponse, HttpError> {
+    let sent_at_ms = monotonic_ms();
     let mut response = builder.send().await.map_err(classify)?;
+    let received_at_ms = monotonic_ms();
     if let Some(len) = response.content_length()
         && len > cap
     {
@@ -236,6 +248,8 @@ async fn fetch(builder: reqwest::RequestBuilder, cap: u64) -> Result<HttpRespons
         status,
         headers,
         body,
+        sent_at_ms,
+        received_at_ms,
     })
 }
 

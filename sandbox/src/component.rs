@@ -1155,6 +1155,8 @@ mod tests {
             status: 200,
             headers: vec![("a".into(), "b".into())],
             body: b"{}".to_vec(),
+            sent_at_ms: 1,
+            received_at_ms: 2,
         });
         let text = || "t".to_owned();
         let http_errors = [

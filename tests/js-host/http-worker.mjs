@@ -57,6 +57,9 @@ async function perform(req) {
 class TooLarge extends Error {}
 
 async function fetchCapped(req, controller) {
+  // The contract's monotonic clock (`sent-at-ms`, `received-at-ms`): this
+  // worker's `performance.now()`, whose origin is the worker's start.
+  const sentAtMs = BigInt(Math.floor(performance.now()));
   const res = await fetch(req.url, {
     method: 'GET',
     headers: req.headers,
@@ -65,6 +68,7 @@ async function fetchCapped(req, controller) {
     redirect: 'manual',
     signal: controller.signal,
   });
+  const receivedAtMs = BigInt(Math.floor(performance.now()));
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > req.maxBodyBytes) {
     controller.abort();
@@ -91,7 +95,7 @@ async function fetchCapped(req, controller) {
     at += c.byteLength;
   }
   // `Headers` iterates with lower-case names, as the contract wants.
-  return { status: res.status, headers: [...res.headers], body };
+  return { status: res.status, headers: [...res.headers], body, sentAtMs, receivedAtMs };
 }
 
 /** Maps a fetch failure onto the closed `http-error` variants. */

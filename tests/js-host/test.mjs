@@ -119,7 +119,7 @@ function readCatalogue(db) {
   const script =
     'import json, sqlite3, sys\n' +
     'c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)\n' +
-    'print(json.dumps(c.execute("SELECT id, updated_at FROM skills WHERE source = \'registry\'").fetchall()))';
+    'print(json.dumps(c.execute("SELECT id, updated_at FROM skills WHERE sync_origin = \'registry\'").fetchall()))';
   const out = spawnSync('python3', ['-c', script, db], { encoding: 'utf8' });
   assert(out.status === 0, `reading ${db} failed (${out.error ?? `exit ${out.status}`}):\n${out.stderr}`);
   return new Map(JSON.parse(out.stdout));

@@ -11,6 +11,7 @@ use crate::faults::{Fault, FaultSet};
 use crate::search::SearchCache;
 use crate::stats::{Recorder, Stats};
 use crate::store::Store;
+use crate::wire::WireCounters;
 
 pub(crate) struct Settings {
     pub(crate) feed_enabled: bool,
@@ -40,6 +41,11 @@ pub(crate) struct App {
     pub(crate) rate: Mutex<RateWindow>,
     pub(crate) started: Instant,
     pub(crate) nonce: u64,
+    pub(crate) wire: std::sync::Arc<WireCounters>,
+    /// Encode responses as the client's `Accept-Encoding` asks.
+    pub(crate) compression: bool,
+    pub(crate) rate_window_ms: i64,
+    pub(crate) latency: std::time::Duration,
 }
 
 // A panicking test thread must not turn every later request into a poison error.
@@ -82,6 +88,10 @@ impl App {
             rate: Mutex::default(),
             started: Instant::now(),
             nonce: mix(wall.as_nanos() as u64),
+            wire: std::sync::Arc::default(),
+            compression: config.compression,
+            rate_window_ms: config.rate_window_ms.clamp(1, i64::MAX as u64) as i64,
+            latency: std::time::Duration::from_millis(config.latency_ms),
         }
     }
 
@@ -132,11 +142,15 @@ impl App {
     }
 
     pub fn stats(&self) -> Stats {
-        lock(&self.stats).snapshot()
+        let mut stats = lock(&self.stats).snapshot();
+        stats.wire_bytes = self.wire.sent.load(std::sync::atomic::Ordering::Relaxed);
+        stats.body_bytes = self.wire.bodies.load(std::sync::atomic::Ordering::Relaxed);
+        stats
     }
 
     pub fn reset_stats(&self) {
         lock(&self.stats).reset();
+        self.wire.reset();
     }
 
     pub fn snapshot(&self) -> Vec<(String, String)> {

@@ -62,6 +62,14 @@ pub struct ServerConfig {
     /// Serve `/stats`; without it, a 404 (a registry that does not say how
     /// many skills it has).
     pub stats_enabled: bool,
+    /// Encode responses with gzip, brotli or zstd when the request's
+    /// `Accept-Encoding` asks, as a hosted API does.
+    pub compression: bool,
+    /// Length of the rate limit's fixed window, opened by its first request
+    /// (the live registry's is a minute).
+    pub rate_window_ms: u64,
+    /// Added before every API response, as a slow network's round trip.
+    pub latency_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +87,9 @@ impl Default for ServerConfig {
             tier_mix: TierMix::default(),
             stale_copy_every: 0,
             stats_enabled: true,
+            compression: true,
+            rate_window_ms: 60_000,
+            latency_ms: 0,
         }
     }
 }

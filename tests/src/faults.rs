@@ -76,6 +76,13 @@ pub enum FaultKind {
         /// Body size.
         bytes: usize,
     },
+    /// `200` with a gzip body of a few hundred kilobytes that decodes to
+    /// `decoded_bytes` (a search page padded with spaces): a decompression
+    /// bomb, whatever the request's `Accept-Encoding`.
+    GzipBomb {
+        /// Size after decoding.
+        decoded_bytes: usize,
+    },
 }
 
 impl Fault {

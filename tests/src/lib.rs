@@ -33,6 +33,7 @@ mod search;
 pub mod server;
 pub mod stats;
 mod store;
+mod wire;
 
 pub use catalogue::{Catalogue, Category, Skill, TierMix, TrustTier, UPSTREAM_SEARCH_WORDS};
 pub use faults::{Fault, FaultKind};

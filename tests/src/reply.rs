@@ -36,7 +36,9 @@ impl Params {
 /// A response before the common headers are added.
 pub(crate) struct Reply {
     pub(crate) status: u16,
-    pub(crate) body: Option<String>,
+    pub(crate) body: Option<Vec<u8>>,
+    /// Set when `body` is already encoded (the bomb fault).
+    pub(crate) content_encoding: Option<&'static str>,
     pub(crate) content_type: &'static str,
     pub(crate) headers: Vec<(HeaderName, String)>,
 }
@@ -45,7 +47,8 @@ impl Reply {
     pub fn json(status: u16, body: String) -> Self {
         Reply {
             status,
-            body: Some(body),
+            body: Some(body.into_bytes()),
+            content_encoding: None,
             content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
         }
@@ -62,6 +65,7 @@ impl Reply {
         Reply {
             status,
             body: None,
+            content_encoding: None,
             content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
         }
@@ -75,6 +79,29 @@ impl Reply {
             json!({"error": error, "details": details})
         };
         Reply::json(status, body.to_string())
+    }
+
+    /// `200` JSON whose gzip body is small but decodes to `decoded` bytes (a
+    /// search page padded with spaces): a decompression bomb.
+    pub fn gzip_bomb(decoded: usize) -> Self {
+        use std::io::Write as _;
+        let head = b"{\"data\":[],\"meta\":{\"total\":0}";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let spaces = vec![b' '; 1 << 16];
+        let mut left = decoded.saturating_sub(head.len() + 1);
+        gz.write_all(head).expect("in memory");
+        while left > 0 {
+            let n = left.min(spaces.len());
+            gz.write_all(&spaces[..n]).expect("in memory");
+            left -= n;
+        }
+        gz.write_all(b"}").expect("in memory");
+        Reply {
+            body: Some(gz.finish().expect("in memory")),
+            content_encoding: Some("gzip"),
+            ..Reply::json(200, String::new())
+        }
+        .header("content-encoding", "gzip")
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {

@@ -27,6 +27,10 @@ use crate::stats::Stats;
 
 /// Every API request: stats, faults, auth, rate limit, then the endpoint.
 async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
+    if !app.latency.is_zero() {
+        // A slow network's round trip (a simulation, not synchronisation).
+        tokio::time::sleep(app.latency).await;
+    }
     let (parts, _) = req.into_parts();
     let full = parts.uri.path();
     let path = full
@@ -50,7 +54,7 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let (count, window_start) = {
         let mut w = lock(&app.rate);
-        if now >= w.start_ms + 60_000 || w.count == 0 {
+        if now >= w.start_ms + app.rate_window_ms || w.count == 0 {
             *w = RateWindow {
                 start_ms: now,
                 count: 0,
@@ -60,7 +64,7 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         (w.count, w.start_ms)
     };
     let mut remaining = limit.saturating_sub(count);
-    let mut reset_ms = window_start + 60_000;
+    let mut reset_ms = window_start + app.rate_window_ms;
 
     let fault = lock(&app.faults).take(&path);
     let (mut corrupt, mut truncate) = (false, false);
@@ -103,6 +107,9 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
                      </form></body></html>"
                         .to_string(),
                 );
+            }
+            Some(FaultKind::GzipBomb { decoded_bytes }) => {
+                break 'reply Reply::gzip_bomb(decoded_bytes);
             }
             Some(FaultKind::Huge { bytes }) => {
                 let mut body = String::from("{\"data\":[],\"meta\":{\"total\":0}");
@@ -231,6 +238,11 @@ fn finish(app: &App, seq: u64, reply: Reply, rate: RateHeaders, truncate: bool) 
     let Some(body) = reply.body else {
         return builder.body(Body::empty()).expect("valid response");
     };
+    if reply.content_encoding.is_none() {
+        app.wire
+            .bodies
+            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     set(header::CONTENT_TYPE, reply.content_type.to_string());
     if truncate {
         // Announce the whole body, send half, then fail the stream: hyper
@@ -372,6 +384,7 @@ impl RegistryServer {
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(config));
         let router = router(app.clone());
+        let counters = app.wire.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("skillsmith-registry")
@@ -386,10 +399,7 @@ impl RegistryServer {
                         Ok(l) => l,
                         Err(e) => return tracing::error!("registry listener: {e}"),
                     };
-                    // Small request/response exchanges: Nagle would add latency.
-                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
+                    let listener = crate::wire::CountingListener::new(listener, counters);
                     let server = axum::serve(listener, router);
                     tokio::select! {
                         r = server => if let Err(e) = r { tracing::error!("registry server: {e}") },
@@ -411,8 +421,13 @@ impl RegistryServer {
 }
 
 fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(&format!("{API_PREFIX}/{{*rest}}"), any(api))
+    let mut api_routes = Router::new().route(&format!("{API_PREFIX}/{{*rest}}"), any(api));
+    if app.compression {
+        // gzip, br or zstd as `Accept-Encoding` asks; a body that already
+        // has a `Content-Encoding` (the bomb fault's) is left as it is.
+        api_routes = api_routes.layer(tower_http::compression::CompressionLayer::new());
+    }
+    api_routes
         .nest("/_admin", crate::admin::router())
         .with_state(app)
 }

@@ -29,6 +29,9 @@ pub struct RequestRecord {
     pub if_none_match: Option<String>,
     /// `User-Agent` header, if sent.
     pub user_agent: Option<String>,
+    /// `Accept-Encoding` header, if sent.
+    #[serde(default)]
+    pub accept_encoding: Option<String>,
 }
 
 impl RequestRecord {
@@ -47,6 +50,13 @@ pub struct Stats {
     pub by_path: BTreeMap<String, u64>,
     /// The most recent requests, oldest first (at most [`RECENT_REQUESTS`]).
     pub recent: Vec<RequestRecord>,
+    /// Bytes written to client sockets (admin answers included): what
+    /// crossed the network, compressed where the client asked.
+    #[serde(default)]
+    pub wire_bytes: u64,
+    /// Bytes of the API response bodies before content encoding.
+    #[serde(default)]
+    pub body_bytes: u64,
 }
 
 impl Stats {
@@ -99,6 +109,7 @@ impl Recorder {
             authorization: header("authorization"),
             if_none_match: header("if-none-match"),
             user_agent: header("user-agent"),
+            accept_encoding: header("accept-encoding"),
         });
         self.seq
     }
@@ -122,6 +133,8 @@ impl Recorder {
             total: self.total,
             by_path: self.by_path.clone(),
             recent: self.recent.iter().cloned().collect(),
+            wire_bytes: 0,
+            body_bytes: 0,
         }
     }
 

@@ -3,6 +3,8 @@
 //! those listings with de-duplication by newest copy, the coverage report,
 //! and the prune of what complete listings proved gone.
 
+use std::collections::VecDeque;
+
 use super::{Buffer, Sync, expect_api, protocol_error, unexpected};
 use crate::cover::{CATEGORIES, Census, Filter, Listing, Part, Plan, Reach, Totals};
 use crate::cursor::{Offer, PageFacts, PageRequest, SeenSet, Step, Versions, Walk};
@@ -347,19 +349,22 @@ impl<H: Host> Sync<'_, H> {
         }
     }
 
-    /// Pages through one walk, fetching the next page while this one is
-    /// written. `true` with the walk when it found its block misplaced.
+    /// Pages through one walk, with up to [`crate::retry::MAX_IN_FLIGHT`]
+    /// pages in flight while earlier ones are written (as many as the rate
+    /// limit leaves). Pages are recorded and applied in offset order, as
+    /// one at a time would; the pages asked for ahead assume full pages
+    /// before them, so a short page drops them and the walk goes on from
+    /// where that page ended. `true` with the walk when it found its block
+    /// misplaced.
     fn walk(
         &mut self,
         listed: &mut Listed,
         filter: &Filter,
         mut walk: Walk,
     ) -> Result<(Walk, bool), Halt> {
-        let mut next = match walk.next_request() {
-            Some(request) => Some(self.send_search(filter, request, &[])?),
-            None => None,
-        };
-        while let Some(flight) = next.take() {
+        let mut ahead: VecDeque<(PageRequest, InFlight<H::Pending>)> = VecDeque::new();
+        self.top_up(filter, &walk, &mut ahead)?;
+        while let Some((_, flight)) = ahead.pop_front() {
             let page = self.search_page(flight)?;
             self.at.pages += 1;
             if let Some((cap, skills)) = listed.request_cap
@@ -373,10 +378,17 @@ impl<H: Host> Sync<'_, H> {
                 .into());
             }
             let step = walk.record(&facts(&page)).map_err(protocol_error)?;
-            if step == Step::More
-                && let Some(request) = walk.next_request()
-            {
-                next = Some(self.send_search(filter, request, &[])?);
+            let aligned = step == Step::More
+                && ahead
+                    .front()
+                    .is_none_or(|(asked, _)| Some(*asked) == walk.next_request());
+            if !aligned {
+                for (_, flight) in ahead.drain(..) {
+                    self.client.abandon(flight);
+                }
+            }
+            if step == Step::More {
+                self.top_up(filter, &walk, &mut ahead)?;
             }
             self.at.done += page.raw_len as u64;
             // What a misplaced block read is valid all the same.
@@ -387,6 +399,24 @@ impl<H: Host> Sync<'_, H> {
             }
         }
         Ok((walk, false))
+    }
+
+    /// Sends the walk's next pages until [`crate::retry::Client::room`] or
+    /// the walk runs out (at least the next one, if none is in flight).
+    fn top_up(
+        &mut self,
+        filter: &Filter,
+        walk: &Walk,
+        ahead: &mut VecDeque<(PageRequest, InFlight<H::Pending>)>,
+    ) -> Result<(), Halt> {
+        while ahead.is_empty() || self.client.room() > 0 {
+            let Some(request) = walk.request_ahead(ahead.len() as u64) else {
+                break;
+            };
+            let flight = self.send_search(filter, request, &[])?;
+            ahead.push_back((request, flight));
+        }
+        Ok(())
     }
 
     /// De-duplicates a page against everything listed before, the newest

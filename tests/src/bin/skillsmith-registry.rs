@@ -27,7 +27,7 @@ struct Args {
     /// Require this X-API-Key.
     #[arg(long)]
     api_key: Option<String>,
-    /// Requests per minute before 429.
+    /// Requests per rate window (a minute unless --rate-window-ms) before 429.
     #[arg(long, default_value_t = UNLIMITED)]
     rate_limit: u32,
     /// Registry clock offset from the wall clock, in milliseconds.
@@ -44,6 +44,15 @@ struct Args {
     /// Answer /stats with 404 (a registry that does not say its size).
     #[arg(long)]
     no_stats: bool,
+    /// Never compress responses, whatever Accept-Encoding asks.
+    #[arg(long)]
+    no_compression: bool,
+    /// Length of the rate limit's window, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    rate_window_ms: u64,
+    /// Milliseconds added before every API response (a slow network).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Exit when stdin reaches end of file (the parent went away).
     #[arg(long)]
     exit_on_stdin_close: bool,
@@ -69,6 +78,9 @@ fn main() -> anyhow::Result<()> {
         tier_mix: args.tier_mix.unwrap_or_default(),
         stale_copy_every: args.stale_copy_every,
         stats_enabled: !args.no_stats,
+        compression: !args.no_compression,
+        rate_window_ms: args.rate_window_ms,
+        latency_ms: args.latency_ms,
         ..ServerConfig::default()
     };
     let started = std::time::Instant::now();

@@ -7,6 +7,7 @@ mod faults;
 mod hardening;
 mod harness;
 mod mcp;
+mod network;
 mod resilience;
 mod sandbox;
 mod sync;

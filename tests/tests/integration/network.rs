@@ -1,0 +1,56 @@
+//! What crosses the network (issue 15): responses compressed as the client
+//! asks, the size cap counted on decoded bytes so that a small compressed
+//! bomb cannot exhaust memory.
+
+use skillsmith_testkit::{Fault, FaultKind};
+
+use crate::harness::{Env, assert_same_catalogue};
+
+#[test]
+fn responses_cross_the_network_compressed_and_arrive_whole() {
+    let env = Env::new(2_000);
+    env.registry.reset_stats();
+    let report = env.sync(&[]);
+    assert_eq!(report["added"], 2_000, "{report}");
+    assert_same_catalogue(&env);
+    let stats = env.registry.stats();
+    let asked = stats
+        .recent
+        .iter()
+        .filter_map(|r| r.accept_encoding.as_deref())
+        .collect::<Vec<_>>();
+    assert!(
+        !asked.is_empty()
+            && asked
+                .iter()
+                .all(|a| a.contains("gzip") && a.contains("zstd")),
+        "every request asks for compressed bodies: {asked:?}"
+    );
+    // Skill JSON compresses several times over; half is a loose bound.
+    assert!(
+        stats.wire_bytes * 2 < stats.body_bytes,
+        "{} bytes on the wire for {} bytes of bodies",
+        stats.wire_bytes,
+        stats.body_bytes
+    );
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_size_cap_and_writes_nothing() {
+    let env = Env::new(300);
+    // 64 MiB of spaces, about 64 KiB compressed: under the 16 MiB cap on
+    // the wire, four times over it decoded.
+    env.registry.set_fault(
+        Fault::new(FaultKind::GzipBomb {
+            decoded_bytes: 64 << 20,
+        })
+        .on("/skills-changes"),
+    );
+    let run = env.run(&["sync"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("larger than 16 MiB"), "{}", run.stderr);
+    assert_eq!(env.scalar::<i64>("SELECT count(*) FROM skills"), 0);
+    env.registry.clear_faults();
+    env.sync(&[]);
+    assert_same_catalogue(&env);
+}
