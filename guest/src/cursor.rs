@@ -361,6 +361,17 @@ impl Walk {
         })
     }
 
+    /// Spaces the pages asked for ahead `stride` records apart, until a page
+    /// of this walk shows its own (what the registry served another walk).
+    pub fn assume_stride(&mut self, stride: u64) {
+        self.stride.get_or_insert(stride);
+    }
+
+    /// Records per page the registry served this walk, once known.
+    pub fn stride(&self) -> Option<u64> {
+        self.stride
+    }
+
     /// The page `k` requests after [`Walk::next_request`] (`k = 0` is that
     /// one), if every page until then comes back full: what can be asked for
     /// ahead while earlier pages are in flight. `None` past the end, and for

@@ -357,18 +357,6 @@ pub fn retry_after_ms(resp: &HttpResponse) -> Option<u64> {
     Some(u64::try_from((at - now).num_milliseconds()).unwrap_or(0))
 }
 
-/// How long until `X-RateLimit-Reset`, in ms, measured against the same
-/// response's `Date` (the reset is registry time; the guest has no clock).
-pub fn reset_wait_ms(resp: &HttpResponse) -> Option<u64> {
-    let reset = rate_limit(resp).reset?;
-    let now = response_date(resp)?.timestamp();
-    Some(
-        u64::try_from(reset.saturating_sub(now))
-            .unwrap_or(0)
-            .saturating_mul(1000),
-    )
-}
-
 /// Parses an HTTP-date: IMF-fixdate, and the obsolete RFC 850 and asctime
 /// forms that RFC 9110 requires recipients to accept.
 pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
@@ -954,7 +942,6 @@ mod tests {
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-limit", "30"),
         ]);
-        assert_eq!(reset_wait_ms(&r), Some(45_000));
         assert_eq!(
             rate_limit(&r),
             RateLimit {

@@ -86,6 +86,10 @@ pub struct Client {
 /// response's arrival, so `offset` is at least `date - received` and less
 /// than `date + 1 s - sent`. After a few responses the lower bound is within
 /// a round trip of the truth, where the `Date` alone is up to a second off.
+/// Added to every wait for a reset: the host's clock fields are whole
+/// milliseconds, so the lower bound may be a millisecond high.
+const RESET_MARGIN_MS: i64 = 5;
+
 #[derive(Debug, Default, Clone, Copy)]
 struct RegistryClock {
     lo: Option<i64>,
@@ -116,7 +120,10 @@ impl RegistryClock {
     /// How long to wait, from the latest response, until the registry's
     /// clock surely reads `reset` (Unix seconds); `None` before any `Date`.
     fn wait_until(&self, reset: i64) -> Option<u64> {
-        let wake = reset.saturating_mul(1000).saturating_sub(self.lo?);
+        let wake = reset
+            .saturating_mul(1000)
+            .saturating_add(RESET_MARGIN_MS)
+            .saturating_sub(self.lo?);
         Some(wake.saturating_sub(self.last_received as i64).max(0) as u64)
     }
 
@@ -170,8 +177,11 @@ impl Client {
     }
 
     /// Abandons a request in flight (its response is no longer wanted).
+    /// The registry has most likely counted it already, so it still comes
+    /// off what the window has left.
     pub fn abandon<P>(&mut self, flight: InFlight<P>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.remaining = self.remaining.map(|r| r.saturating_sub(1));
         drop(flight);
     }
 
@@ -252,11 +262,19 @@ impl Client {
                         Verdict::Done => return Ok(resp),
                         Verdict::Fail(e) => return Err(Halt::Failed(e)),
                         Verdict::Retry => {
-                            let hint = protocol::retry_after_ms(&resp).or_else(|| {
-                                (resp.status == 429)
-                                    .then(|| self.clock.wait_for_reset(&resp))
-                                    .flatten()
-                            });
+                            // A 429 read late (behind pages in flight) has
+                            // had part of its `Retry-After` already: what is
+                            // left of it, else the reset on the registry's
+                            // clock.
+                            let since =
+                                self.clock.last_received.saturating_sub(resp.received_at_ms);
+                            let hint = protocol::retry_after_ms(&resp)
+                                .map(|ms| ms.saturating_sub(since))
+                                .or_else(|| {
+                                    (resp.status == 429)
+                                        .then(|| self.clock.wait_for_reset(&resp))
+                                        .flatten()
+                                });
                             let code = protocol::error_code(&resp.body);
                             (Failure::Status(resp.status, code), hint)
                         }
@@ -333,8 +351,16 @@ impl Client {
     /// rate-limit window.
     fn note_rate_limit(&mut self, resp: &HttpResponse, warnings: &mut Warnings) {
         let remaining = protocol::rate_limit(resp).remaining;
-        self.remaining = remaining;
+        self.remaining = match remaining {
+            Some(left) => Some(left),
+            // A reply without the headers (a proxy's 502, say) spent one.
+            None => self.remaining.map(|r| r.saturating_sub(1)),
+        };
         if remaining != Some(0) {
+            if remaining.is_some_and(|left| left > 0) {
+                // A new window has opened since a pause was planned.
+                self.pace_ms = None;
+            }
             return;
         }
         match self.clock.wait_for_reset(resp) {
@@ -670,7 +696,7 @@ mod tests {
         ]);
         let (res, _) = fetch(&mut net, 60_000);
         assert!(res.is_ok());
-        assert_eq!(net.slept, [20_000]);
+        assert_eq!(net.slept, [20_000 + RESET_MARGIN_MS as u64]);
     }
 
     #[test]
@@ -738,7 +764,7 @@ mod tests {
         // Never early; late by at most the spacing of the samples, where the
         // `Date` alone (reset minus the last `Date`) is up to a second off.
         assert!(
-            (exact..=exact + 100).contains(&wait),
+            (exact..=exact + 100 + RESET_MARGIN_MS as u64).contains(&wait),
             "{wait} against {exact}"
         );
         let date_only = ((reset - (2000 + OFF - 2) / 1000) * 1000) as u64;
@@ -766,7 +792,11 @@ mod tests {
         c.wait(&mut net, f, &mut w).unwrap();
         assert!(net.slept.is_empty());
         let f = c.send(&mut net, req(), &[]).unwrap();
-        assert_eq!(net.slept, [7000], "paced before the second request");
+        assert_eq!(
+            net.slept,
+            [7000 + RESET_MARGIN_MS as u64],
+            "paced before the second request"
+        );
         c.wait(&mut net, f, &mut w).unwrap();
         assert_eq!(c.requests(), 2);
     }

@@ -244,8 +244,11 @@ pub async fn run_now(
         let mut b = shared.background();
         b.running = false;
         b.last_result = Some(summary);
-        if matches!(&result, Err(e) if e.is_busy()) {
-            // The lease was taken: nothing ran here.
+        let skipped = matches!(&result, Err(e) if e.is_busy())
+            || matches!(&result, Err(RunError::Failed(SyncFailure::Superseded { .. })));
+        if skipped {
+            // The lease was taken, or another process synced while this
+            // one was deciding: nothing ran here.
             b.syncs_started -= 1;
             b.skipped_busy += 1;
         }

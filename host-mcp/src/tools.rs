@@ -142,7 +142,7 @@ pub struct BackgroundStatus {
     pub next_sync_at: Option<String>,
     /// Background syncs run in this session (not counting skipped ones).
     pub syncs_started: u64,
-    /// Checks that found a sync due while another process was syncing this catalogue; skipped quietly.
+    /// Checks that found a sync due while another process was syncing this catalogue, or had just synced it; skipped quietly.
     pub skipped_busy: u64,
     /// A background sync is running now.
     pub running: bool,
@@ -434,7 +434,7 @@ pub fn status_text(out: &StatusOutput) -> String {
     if b.skipped_busy > 0 {
         let _ = write!(
             t,
-            ", {} skipped while another process was syncing",
+            ", {} skipped because another process was syncing or had just synced",
             b.skipped_busy
         );
     }

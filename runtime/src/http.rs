@@ -124,8 +124,9 @@ impl HttpBackend {
             }
             None => None,
         };
-        // One worker is plenty: the guest has at most a couple of requests in
-        // flight, and the MCP server must not gain a thread per core.
+        // One worker is enough: the guest has at most four requests in
+        // flight (their decoding is a few milliseconds a page), and the MCP
+        // server must not gain a thread per core.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("skillsmith-http")

@@ -39,6 +39,9 @@ pub(crate) struct Reply {
     pub(crate) body: Option<Vec<u8>>,
     /// Set when `body` is already encoded (the bomb fault).
     pub(crate) content_encoding: Option<&'static str>,
+    /// Whether the compression layer may encode it (not a fault whose
+    /// point is its size on the wire).
+    pub(crate) compress: bool,
     pub(crate) content_type: &'static str,
     pub(crate) headers: Vec<(HeaderName, String)>,
 }
@@ -49,6 +52,7 @@ impl Reply {
             status,
             body: Some(body.into_bytes()),
             content_encoding: None,
+            compress: true,
             content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
         }
@@ -66,6 +70,7 @@ impl Reply {
             status,
             body: None,
             content_encoding: None,
+            compress: true,
             content_type: "application/json; charset=utf-8",
             headers: Vec::new(),
         }

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use futures_util::StreamExt as _;
@@ -118,7 +118,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
                     bytes.saturating_sub(body.len() + 1),
                 ));
                 body.push('}');
-                break 'reply Reply::json(200, body);
+                break 'reply Reply {
+                    compress: false,
+                    ..Reply::json(200, body)
+                };
             }
             Some(FaultKind::Unauthorized) => {
                 break 'reply Reply::error(
@@ -208,6 +211,9 @@ fn finish(app: &App, seq: u64, reply: Reply, rate: RateHeaders, truncate: bool) 
     // A fault may ask for any code; an impossible one becomes a 500.
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = Response::builder().status(status);
+    if truncate || !reply.compress {
+        builder = builder.extension(Uncompressed);
+    }
     let h = builder.headers_mut().expect("fresh builder");
     let mut set = |name: HeaderName, value: String| {
         if let Ok(v) = HeaderValue::try_from(value) {
@@ -425,12 +431,24 @@ fn router(app: Arc<App>) -> Router {
     if app.compression {
         // gzip, br or zstd as `Accept-Encoding` asks; a body that already
         // has a `Content-Encoding` (the bomb fault's) is left as it is.
-        api_routes = api_routes.layer(tower_http::compression::CompressionLayer::new());
+        use tower_http::compression::predicate::{DefaultPredicate, Predicate as _};
+        let wanted = |_: StatusCode, _: axum::http::Version, _: &HeaderMap, x: &Extensions| {
+            x.get::<Uncompressed>().is_none()
+        };
+        api_routes = api_routes.layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(wanted)),
+        );
     }
     api_routes
         .nest("/_admin", crate::admin::router())
         .with_state(app)
 }
+
+/// Marks a response the compression layer must leave as it is: the faults
+/// whose point is what the body's bytes and `Content-Length` say.
+#[derive(Debug, Clone, Copy)]
+struct Uncompressed;
 
 /// A running registry. Dropping it stops the server.
 pub struct RegistryHandle {

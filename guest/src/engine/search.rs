@@ -61,6 +61,9 @@ struct Listed {
     /// sizes would take more is stopped with a protocol error.
     /// (cap, the registry's count it came from).
     request_cap: Option<(u32, u64)>,
+    /// Records per page the registry serves, once a page has shown it: the
+    /// spacing of the pages each walk asks for ahead.
+    served: Option<u64>,
 }
 
 impl Listed {
@@ -103,6 +106,7 @@ impl<H: Host> Sync<'_, H> {
                 let cap = floor.saturating_mul(RUNAWAY_FACTOR) + RUNAWAY_SLACK;
                 (u32::try_from(cap).unwrap_or(u32::MAX), n)
             }),
+            served: None,
         };
         let mut complete = Vec::with_capacity(plan.listings.len());
         let walked = self.walk_plan(&plan, &mut listed, &mut complete);
@@ -177,12 +181,11 @@ impl<H: Host> Sync<'_, H> {
             ));
         }
         let tiers = census.tiers_to_probe();
-        let mut flights = Vec::with_capacity(tiers.len());
-        for tier in &tiers {
-            flights.push(self.send_search(&Filter::tier(tier), probe(), &[])?);
-        }
-        for (tier, flight) in tiers.into_iter().zip(flights) {
-            let resp = self.wait(flight)?;
+        let urls = tiers
+            .iter()
+            .map(|tier| self.search_url(&Filter::tier(tier), probe()))
+            .collect();
+        for (tier, resp) in tiers.into_iter().zip(self.fetch_all(urls, &[])?) {
             match resp.status {
                 200 => {
                     expect_api(&resp, SEARCH_PATH)?;
@@ -223,13 +226,13 @@ impl<H: Host> Sync<'_, H> {
             filters.push(filter.and_scored());
             filters.push(filter);
         }
-        let mut flights = Vec::with_capacity(filters.len());
-        for filter in &filters {
-            flights.push(self.send_search(filter, probe(), &[])?);
-        }
+        let urls = filters
+            .iter()
+            .map(|filter| self.search_url(filter, probe()))
+            .collect();
         let mut counts = Vec::with_capacity(filters.len());
-        for flight in flights {
-            counts.push(self.search_page(flight)?.total);
+        for resp in self.fetch_all(urls, &[])? {
+            counts.push(self.decode_search(resp)?.total);
         }
         let mut counts = counts.into_iter();
         let mut next = || counts.next().unwrap_or(0);
@@ -362,6 +365,9 @@ impl<H: Host> Sync<'_, H> {
         filter: &Filter,
         mut walk: Walk,
     ) -> Result<(Walk, bool), Halt> {
+        if let Some(stride) = listed.served {
+            walk.assume_stride(stride);
+        }
         let mut ahead: VecDeque<(PageRequest, InFlight<H::Pending>)> = VecDeque::new();
         self.top_up(filter, &walk, &mut ahead)?;
         while let Some((_, flight)) = ahead.pop_front() {
@@ -388,12 +394,17 @@ impl<H: Host> Sync<'_, H> {
                 }
             }
             if step == Step::More {
-                self.top_up(filter, &walk, &mut ahead)?;
+                listed.served = walk.stride().or(listed.served);
             }
             self.at.done += page.raw_len as u64;
-            // What a misplaced block read is valid all the same.
+            // What a misplaced block read is valid all the same. Written
+            // before more is sent: a send may first wait out a rate-limit
+            // window, and a page should not wait with it.
             self.admit(listed, page)?;
             self.progress()?;
+            if step == Step::More {
+                self.top_up(filter, &walk, &mut ahead)?;
+            }
             if step == Step::Misplaced {
                 return Ok((walk, true));
             }
@@ -460,15 +471,14 @@ impl<H: Host> Sync<'_, H> {
         if candidates.is_empty() || candidates.len() > CONFIRM_MAX {
             return Ok(candidates);
         }
-        let mut flights = Vec::with_capacity(candidates.len());
-        for id in &candidates {
-            let url = self.registry.endpoint(GET_PATH, &[("id", id)]);
-            flights.push(self.send(url, Vec::new(), &[404])?);
-        }
+        let urls = candidates
+            .iter()
+            .map(|id| self.registry.endpoint(GET_PATH, &[("id", id)]))
+            .collect();
+        let answers = self.fetch_all(urls, &[404])?;
         let mut gone = Vec::with_capacity(candidates.len());
         let mut live = 0;
-        for (id, flight) in candidates.into_iter().zip(flights) {
-            let resp = self.wait(flight)?;
+        for (id, resp) in candidates.into_iter().zip(answers) {
             if protocol::is_web_page(&resp) {
                 // A portal's page proves nothing: keep it.
                 continue;
@@ -505,6 +515,10 @@ impl<H: Host> Sync<'_, H> {
     /// answer but a JSON 200 is an error of the kind it shows.
     fn search_page(&mut self, flight: InFlight<H::Pending>) -> Result<SearchPage, Halt> {
         let resp = self.wait(flight)?;
+        self.decode_search(resp)
+    }
+
+    fn decode_search(&mut self, resp: crate::domain::HttpResponse) -> Result<SearchPage, Halt> {
         if resp.status != 200 {
             return Err(unexpected(&resp, SEARCH_PATH).into());
         }
@@ -518,15 +532,42 @@ impl<H: Host> Sync<'_, H> {
         request: PageRequest,
         final_statuses: &'static [u16],
     ) -> Result<InFlight<H::Pending>, Halt> {
+        let url = self.search_url(filter, request);
+        // A tier probe's 400 is its answer ("not filterable"); 400 is
+        // final for every search request anyway.
+        self.send(url, Vec::new(), final_statuses)
+    }
+
+    fn search_url(&self, filter: &Filter, request: PageRequest) -> String {
         let limit = request.limit.to_string();
         let offset = request.offset.to_string();
         let mut query = filter.query();
         query.push(("limit", &limit));
         query.push(("offset", &offset));
-        let url = self.registry.endpoint(SEARCH_PATH, &query);
-        // A tier probe's 400 is its answer ("not filterable"); 400 is
-        // final for every search request anyway.
-        self.send(url, Vec::new(), final_statuses)
+        self.registry.endpoint(SEARCH_PATH, &query)
+    }
+
+    /// Fetches independent requests (probes, confirmations) with as many in
+    /// flight as [`crate::retry::Client::room`] allows; the responses come
+    /// back in the order asked.
+    fn fetch_all(
+        &mut self,
+        urls: Vec<String>,
+        final_statuses: &'static [u16],
+    ) -> Result<Vec<crate::domain::HttpResponse>, Halt> {
+        let mut out = Vec::with_capacity(urls.len());
+        let mut pending = VecDeque::new();
+        let mut urls = urls.into_iter().peekable();
+        while urls.peek().is_some() || !pending.is_empty() {
+            while pending.is_empty() || self.client.room() > 0 {
+                let Some(url) = urls.next() else { break };
+                pending.push_back(self.send(url, Vec::new(), final_statuses)?);
+            }
+            if let Some(flight) = pending.pop_front() {
+                out.push(self.wait(flight)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Warns when the registry counts more skills than the listings reached.

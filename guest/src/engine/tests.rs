@@ -84,10 +84,17 @@ fn full_search_sync() {
     let outcome = last_outcome(&f);
     assert_eq!(outcome.status, RunStatus::Success);
     assert_eq!(outcome.counts.added, 12345);
-    // Overlap: once the first page says how long the listing is, the next
-    // pages are in flight before it is diffed.
-    let first_diff = f.events.iter().position(|e| e == "local_versions").unwrap();
-    let sends_before = f.events[..first_diff]
+    // Overlap: once the first page says how long the listing is (and is
+    // written), the next pages are in flight before the second is diffed.
+    let second_diff = f
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| *e == "local_versions")
+        .nth(1)
+        .unwrap()
+        .0;
+    let sends_before = f.events[..second_diff]
         .iter()
         .filter(|e| e.contains("/skills-search"))
         .count();
@@ -832,7 +839,7 @@ fn rate_limit_pacing_and_429() {
     )
     .unwrap();
     assert_eq!(report.added, 150);
-    assert_eq!(f.slept, [60_000, 2_000]);
+    assert_eq!(f.slept, [60_000 + 5, 2_000]);
     assert_eq!(report.requests, 2 + search_pages(150) + 1);
     let waits: Vec<u64> = f
         .progress
@@ -840,7 +847,7 @@ fn rate_limit_pacing_and_429() {
         .map(|p| p.waiting_ms)
         .filter(|w| *w > 0)
         .collect();
-    assert_eq!(waits, [60_000, 2_000]);
+    assert_eq!(waits, [60_000 + 5, 2_000]);
 
     // A window that resets later than the budget allows fails fast.
     let mut f = Fake::new(FakeRegistry::with(150, false));
