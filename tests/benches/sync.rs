@@ -132,6 +132,7 @@ fn sync_rows(n: usize, feed: bool, repeat: usize) {
         for (runs, (_, extra)) in samples.iter_mut().zip(&backends) {
             let registry = RegistryServer::start(ServerConfig {
                 feed_enabled: feed,
+                compression: compression(),
                 ..ServerConfig::new(n, 7)
             })
             .unwrap();
@@ -257,6 +258,12 @@ fn wan_rows(n: usize) {
     println!();
 }
 
+/// Whether the registry of the loopback rows compresses (as a hosted API
+/// does); `BENCH_COMPRESSION=0` turns it off, to tell its cost apart.
+fn compression() -> bool {
+    std::env::var("BENCH_COMPRESSION").map_or(true, |v| v != "0")
+}
+
 /// The tier mix of issue 11: verified 1 : community 6 : experimental 3, so
 /// that 30% of the catalogue sits in a tier the search API cannot filter on.
 const MIXED_TIERS: &str = "verified=1,community=6,experimental=3";
@@ -270,6 +277,7 @@ fn mixed_rows(n: usize, repeat: usize) {
         let registry = RegistryServer::start(ServerConfig {
             feed_enabled: false,
             tier_mix: TierMix::parse(MIXED_TIERS).unwrap(),
+            compression: compression(),
             ..ServerConfig::new(n, 7)
         })
         .unwrap();
