@@ -3,7 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-/// Whether `conn`'s `skills_fts` counts more rows than it indexes: upstream
+/// Whether `conn`'s `skills_fts` counts more rows than it indexes (read
+/// before the transaction writes to the index: FTS5 writes its row count at
+/// commit): upstream
 /// re-inserts every row into it on each open (`INSERT OR IGNORE .. SELECT
 /// FROM skills`, which FTS5 does not ignore), which doubles the index's
 /// entries and leaves old words findable after a row changes. Compares the
@@ -64,5 +66,26 @@ mod tests {
         );
         assert_eq!(varint(&[0x81]), None);
         assert_eq!(varint(&[0xff; 9]), Some(u64::MAX));
+    }
+
+    #[test]
+    fn a_doubled_index_is_told_from_an_exact_one() {
+        let db = crate::db::Database::open_in_memory().unwrap();
+        let conn = db.conn();
+        conn.execute_batch(
+            "INSERT INTO skills (id, name, created_at, updated_at)
+             VALUES ('a', 'alpha', 'x', 'x'), ('b', 'beta', 'x', 'x');",
+        )
+        .unwrap();
+        assert!(!fts_overcounted(conn).unwrap());
+        // What upstream's `openDatabase` runs on every open.
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO skills_fts(rowid, name, description, tags, author)
+             SELECT rowid, name, description, tags, author FROM skills",
+        )
+        .unwrap();
+        assert!(fts_overcounted(conn).unwrap());
+        assert!(rebuild_if_overcounted(conn).unwrap());
+        assert!(!fts_overcounted(conn).unwrap());
     }
 }

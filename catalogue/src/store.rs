@@ -195,8 +195,6 @@ pub(crate) fn end_deferral(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "UPDATE sync_state SET fts_deferred = 0, fts_indexed_upto = NULL WHERE id = 1",
         )?;
-        // An upstream open during the deferral added every row once more.
-        crate::fts::rebuild_if_overcounted(conn)?;
     }
     Ok(())
 }
@@ -483,6 +481,14 @@ impl Store {
                 pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
             )));
         }
+        // Before anything in this transaction writes to the index: FTS5
+        // writes its row count when the transaction commits, so a count
+        // read after a write here would not match (and a killed first
+        // sync's deferral is ended by a rebuild anyway). An upstream open
+        // during a first sync is caught by the next run.
+        if !fts_deferred(&tx).map_err(store_error)? {
+            crate::fts::rebuild_if_overcounted(&tx).map_err(store_error)?;
+        }
         // Upstream's local skills are this project's local skills too.
         crate::schema::mark_upstream_local(&tx).map_err(store_error)?;
         // Upstream's ids: `sync-<time>-<random>`; this project's handle is
@@ -504,9 +510,6 @@ impl Store {
         // A first sync into a catalogue without registry rows builds its
         // indexes once, at its end.
         begin_deferral(&tx).map_err(store_error)?;
-        if !fts_deferred(&tx).map_err(store_error)? {
-            crate::fts::rebuild_if_overcounted(&tx).map_err(store_error)?;
-        }
         tx.commit().map_err(store_error)?;
         self.open_run = Some(OpenRun {
             id,

@@ -75,8 +75,14 @@ pub struct Client {
     answered: bool,
     /// Requests sent and not yet waited for.
     in_flight: usize,
-    /// `X-RateLimit-Remaining` of the latest response, if it said.
+    /// What the current rate-limit window has left, as the responses said
+    /// (less what was sent since, see [`Client::room`]).
     remaining: Option<u64>,
+    /// `X-RateLimit-Reset` of that window.
+    window_reset: Option<i64>,
+    /// The reset of the last window this client waited out: responses that
+    /// still name it were counted in a window that is over.
+    expired_reset: Option<i64>,
     clock: RegistryClock,
 }
 
@@ -156,6 +162,8 @@ impl Client {
             answered: false,
             in_flight: 0,
             remaining: None,
+            window_reset: None,
+            expired_reset: None,
             clock: RegistryClock::default(),
         }
     }
@@ -221,6 +229,9 @@ impl Client {
             );
             self.pause(host, ms, WaitReason::RateLimit)?;
             waited_ms = ms;
+            // That window is over: the next response says what the new one has.
+            self.expired_reset = self.window_reset;
+            self.remaining = None;
         }
         let pending = host.http_send(request.clone());
         self.requests += 1;
@@ -350,17 +361,36 @@ impl Client {
     /// Plans a pause before the next request when this response used up the
     /// rate-limit window.
     fn note_rate_limit(&mut self, resp: &HttpResponse, warnings: &mut Warnings) {
-        let remaining = protocol::rate_limit(resp).remaining;
-        self.remaining = match remaining {
-            Some(left) => Some(left),
+        let limit = protocol::rate_limit(resp);
+        let Some(left) = limit.remaining else {
             // A reply without the headers (a proxy's 502, say) spent one.
-            None => self.remaining.map(|r| r.saturating_sub(1)),
+            self.remaining = self.remaining.map(|r| r.saturating_sub(1));
+            return;
         };
-        if remaining != Some(0) {
-            if remaining.is_some_and(|left| left > 0) {
-                // A new window has opened since a pause was planned.
-                self.pace_ms = None;
-            }
+        if limit
+            .reset
+            .zip(self.expired_reset)
+            .is_some_and(|(reset, expired)| reset <= expired)
+        {
+            // Counted in a window this client has waited out.
+            return;
+        }
+        // With requests in flight, responses can be read in another order
+        // than the registry counted them: within one window the lowest
+        // count is the latest; only a later reset is a new window.
+        let newer = match (limit.reset, self.window_reset) {
+            (Some(reset), Some(known)) => reset > known,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if newer {
+            self.window_reset = limit.reset;
+            self.remaining = Some(left);
+            self.pace_ms = None;
+        } else {
+            self.remaining = Some(self.remaining.map_or(left, |r| r.min(left)));
+        }
+        if self.remaining != Some(0) || self.pace_ms.is_some() {
             return;
         }
         match self.clock.wait_for_reset(resp) {

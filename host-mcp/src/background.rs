@@ -245,7 +245,10 @@ pub async fn run_now(
         b.running = false;
         b.last_result = Some(summary);
         let skipped = matches!(&result, Err(e) if e.is_busy())
-            || matches!(&result, Err(RunError::Failed(SyncFailure::Superseded { .. })));
+            || matches!(
+                &result,
+                Err(RunError::Failed(SyncFailure::Superseded { .. }))
+            );
         if skipped {
             // The lease was taken, or another process synced while this
             // one was deciding: nothing ran here.
