@@ -1003,7 +1003,7 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
 const FTS_WEIGHTS: &str = "10.0, 2.0, 4.0, 3.0";
 
 /// A skill as this project reads it: the registry's tier and repository
-/// where the upstream-readable columns could not hold them (`row.rs`).
+/// where the upstream-readable columns could not hold them (`row_policy.rs`).
 const SKILL_COLUMNS_S: &str = "s.id, s.name, s.description, s.author,
     coalesce(s.registry_repo_url, s.repo_url), s.quality_score,
     coalesce(s.registry_tier, s.trust_tier, 'unknown'), s.tags, s.categories, s.stars, s.content_hash, s.license, s.security_score,

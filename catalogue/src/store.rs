@@ -69,7 +69,7 @@ pub struct Store {
 /// A skill not yet stored; an existing id is left to the updates below.
 /// `trust_tier` and `repo_url` hold what the file's constraints accept, and
 /// `registry_tier` / `registry_repo_url` the registry's value where that
-/// differs (`row.rs`).
+/// differs (`row_policy.rs`).
 const INSERT_SQL: &str = "INSERT INTO skills (id, name, description, author, repo_url,
         quality_score, trust_tier, tags, categories, stars, content_hash, license,
         security_score, installable, quarantined, sync_origin, created_at, updated_at,
