@@ -51,6 +51,9 @@ pub struct Store {
     read_only: bool,
     lease_holder: Option<String>,
     open_run: Option<OpenRun>,
+    /// What the file's `skills` accepts, read when the run began (after its
+    /// deferral set indexes aside): nothing else of this run changes it.
+    policy: Option<RowPolicy>,
     tags_buf: Vec<u8>,
     categories_buf: Vec<u8>,
     /// The database file, for [`Store::reader`]; `None` in memory.
@@ -248,6 +251,7 @@ impl Store {
             read_only,
             lease_holder,
             open_run: None,
+            policy: None,
             tags_buf: Vec::with_capacity(256),
             categories_buf: Vec::with_capacity(256),
             path,
@@ -510,6 +514,7 @@ impl Store {
         // A first sync into a catalogue without registry rows builds its
         // indexes once, at its end.
         begin_deferral(&tx).map_err(store_error)?;
+        self.policy = Some(RowPolicy::load(&tx).map_err(store_error)?);
         tx.commit().map_err(store_error)?;
         self.open_run = Some(OpenRun {
             id,
@@ -541,9 +546,11 @@ impl Store {
             }
         }
         if !page.upserts.is_empty() {
-            // Read per page: another client may rebuild `skills` meanwhile.
-            let policy = RowPolicy::load(&tx).map_err(store_error)?;
-            let mut stmts = Upsert::prepare(&tx, &policy, now).map_err(store_error)?;
+            if self.policy.is_none() {
+                self.policy = Some(RowPolicy::load(&tx).map_err(store_error)?);
+            }
+            let policy = self.policy.as_ref().expect("loaded above");
+            let mut stmts = Upsert::prepare(&tx, policy, now).map_err(store_error)?;
             for skill in &page.upserts {
                 stmts
                     .run(skill, &mut self.tags_buf, &mut self.categories_buf)
@@ -703,6 +710,7 @@ impl Store {
         db::write_config(&tx, &config, next_sync_at.as_deref(), &now_text).map_err(store_error)?;
         tx.commit().map_err(store_error)?;
         self.open_run = None;
+        self.policy = None;
         // The run is over: give the WAL's space back, so that a finished
         // sync leaves only the database file's size on disk.
         self.truncate_wal();

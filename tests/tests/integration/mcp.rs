@@ -810,28 +810,33 @@ fn skillsmith_background_sync_false_runs_no_scheduler_but_the_sync_tool_works() 
     s.finish(Duration::from_secs(2));
 }
 
-#[test]
-fn a_search_of_an_empty_catalogue_starts_a_sync_as_upstream_does() {
-    let env = Env::new(200);
+/// A session against a registry answering 503, once its first background
+/// sync has failed and the scheduler has seen it (it then backs off a
+/// minute). `vars` are the session's settings beside a 1 s retry budget.
+fn session_after_a_failed_sync(env: &Env, vars: &[(&str, &str)]) -> Server {
     env.registry.set_fault(Fault::new(FaultKind::Status {
         code: 503,
         body: None,
     }));
-    let mut s = Server::spawn(
-        &env,
-        &[
-            ("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200"),
-            ("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1"),
-        ],
-    );
+    let mut all = vec![("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1")];
+    all.extend_from_slice(vars);
+    let mut s = Server::spawn(env, &all);
     s.initialize();
-    // The first sync fails, and the schedule then waits a minute.
     wait_until(Duration::from_secs(60), "the first failed sync", || {
-        history_count(&env, "failed") == 1
+        history_count(env, "failed") == 1
     });
-    wait_until(Duration::from_secs(10), "the failure to be seen", || {
-        s.status()["background"]["running"] == false
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the scheduler to see the failure",
+        || s.status()["background"]["running"] == false,
+    );
+    s
+}
+
+#[test]
+fn a_search_of_an_empty_catalogue_starts_a_sync_as_upstream_does() {
+    let env = Env::new(200);
+    let mut s = session_after_a_failed_sync(&env, &[("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200")]);
     env.registry.clear_faults();
     let found = s.call("search", json!({"query": "git"}));
     assert!(
@@ -853,20 +858,7 @@ fn a_search_of_an_empty_catalogue_starts_a_sync_as_upstream_does() {
 #[test]
 fn an_empty_search_starts_one_sync_per_session_and_then_says_why_it_stays_empty() {
     let env = Env::new(50);
-    env.registry.set_fault(Fault::new(FaultKind::Status {
-        code: 503,
-        body: None,
-    }));
-    let mut s = Server::spawn(&env, &[("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1")]);
-    s.initialize();
-    wait_until(
-        Duration::from_secs(60),
-        "the scheduler's failed sync",
-        || history_count(&env, "failed") == 1,
-    );
-    wait_until(Duration::from_secs(10), "the failure to be seen", || {
-        s.status()["background"]["running"] == false
-    });
+    let mut s = session_after_a_failed_sync(&env, &[]);
     let first = s.call("search", json!({"query": "git"}));
     assert!(text(&first).contains("has started"), "{}", text(&first));
     wait_until(Duration::from_secs(60), "the search's failed sync", || {
@@ -888,26 +880,7 @@ fn an_empty_search_starts_one_sync_per_session_and_then_says_why_it_stays_empty(
 #[test]
 fn a_failing_registry_backs_off_instead_of_syncing_at_every_check() {
     let env = Env::new(200);
-    env.registry.set_fault(Fault::new(FaultKind::Status {
-        code: 503,
-        body: None,
-    }));
-    let mut s = Server::spawn(
-        &env,
-        &[
-            ("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200"),
-            ("SKILLSMITH_SYNC_RETRY_BUDGET_SECS", "1"),
-        ],
-    );
-    s.initialize();
-    wait_until(Duration::from_secs(60), "the first failed sync", || {
-        history_count(&env, "failed") == 1
-    });
-    wait_until(
-        Duration::from_secs(10),
-        "the scheduler to see the failure",
-        || s.status()["background"]["running"] == false,
-    );
+    let mut s = session_after_a_failed_sync(&env, &[("SKILLSMITH_SYNC_CHECK_INTERVAL_MS", "200")]);
 
     // Five more checks; upstream would sync at each. The backoff holds
     // every one of them back.
