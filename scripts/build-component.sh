@@ -3,8 +3,8 @@
 # `target/skillsmith-sync.wasm`, for hosts other than skillsmith-runtime.
 #
 # The component targets WASI 0.2 (wasm32-wasip2) and exports
-# `skillsmith:sync/engine@0.1.0` and `skillsmith:sync/schedule@0.1.0`; a host
-# must provide `skillsmith:sync/{http,store,host}@0.1.0` and the WASI 0.2
+# `skillsmith:sync/engine@0.2.0` and `skillsmith:sync/schedule@0.2.0`; a host
+# must provide `skillsmith:sync/{http,store,host}@0.2.0` and the WASI 0.2
 # interfaces the Rust standard library imports (only stderr is ever written).
 #
 # It runs the same command as sandbox/build.rs, with the same separate target

@@ -483,15 +483,64 @@ pub(crate) fn prepare(conn: &mut Connection, path: &std::path::Path) -> Result<(
     Ok(())
 }
 
+/// How `skillsmith_migrations` names version [`SCHEMA_VERSION`].
+const LAYOUT_DESCRIPTION: &str =
+    "the shared layout: upstream's tables as upstream declares them, this project's beside them";
+
 fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
+    apply_recorded(&mut Script { conn: tx, record: None }, found)
+}
+
+/// The schema's statements, run on one connection and, when `record` is
+/// set, written down as they run: the record of a fresh file's is
+/// `migrations/shared/catalogue.sql`, for hosts without this crate
+/// (`host-python/`, `host-node/`), which apply it to an empty file as it is.
+struct Script<'c> {
+    conn: &'c Connection,
+    record: Option<String>,
+}
+
+impl Script<'_> {
+    fn run(&mut self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(sql)?;
+        if let Some(record) = &mut self.record {
+            let sql = sql.trim_end();
+            record.push_str(sql);
+            record.push_str(if sql.ends_with(';') { "\n\n" } else { ";\n\n" });
+        }
+        Ok(())
+    }
+}
+
+/// What this module writes to an empty file, as one SQL script (see
+/// [`Script`]).
+pub fn fresh_catalogue_sql() -> rusqlite::Result<String> {
+    let conn = Connection::open_in_memory()?;
+    let mut script = Script {
+        conn: &conn,
+        record: Some(String::from(
+            "-- The schema of a fresh Skillsmith catalogue, as one script: what\n\
+             -- catalogue/src/schema.rs writes to an empty file, recorded as it runs.\n\
+             -- For hosts without the Rust catalogue, which apply it to an empty file\n\
+             -- as it is. Generated: do not edit. A test fails when it is out of date;\n\
+             -- `SKILLSMITH_BLESS=1 cargo test -p skillsmith-catalogue catalogue_sql`\n\
+             -- writes it again.\n\n",
+        )),
+    };
+    apply_recorded(&mut script, &Found::Empty)?;
+    Ok(script.record.unwrap_or_default())
+}
+
+fn apply_recorded(s: &mut Script<'_>, found: &Found) -> rusqlite::Result<()> {
+    let tx = s.conn;
     match found {
-        Found::Empty => tx.execute_batch(UPSTREAM_BASE)?,
+        Found::Empty => s.run(UPSTREAM_BASE)?,
         Found::Legacy(_) => {
-            tx.execute_batch(LEGACY)?;
-            add_columns(tx)?;
+            s.run(LEGACY)?;
+            add_columns(s)?;
             // Upstream's other tables, which its code expects; `skills`
             // exists, so its CREATE is skipped.
-            tx.execute_batch(&UPSTREAM_BASE.replacen(
+            s.run(&UPSTREAM_BASE.replacen(
                 "CREATE TABLE skills (",
                 "CREATE TABLE IF NOT EXISTS skills (",
                 1,
@@ -513,11 +562,11 @@ fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
         Found::Upstream => {}
         Found::Foreign(_) => unreachable!("refused by check"),
     }
-    tx.execute_batch(SYNC_TABLES)?;
-    add_columns(tx)?;
-    tx.execute_batch(LAYOUT)?;
+    s.run(SYNC_TABLES)?;
+    add_columns(s)?;
+    s.run(LAYOUT)?;
     if let Found::Legacy(_) = found {
-        tx.execute_batch(LEGACY_AFTER)?;
+        s.run(LEGACY_AFTER)?;
         // Rows older than the CHECK-respecting store: tiers upstream
         // would refuse move to `registry_tier`.
         tx.execute(
@@ -530,19 +579,19 @@ fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
     let missing = missing(tx)?;
     if missing.fts {
         // Indexes every row there already.
-        tx.execute_batch(FTS)?;
+        s.run(FTS)?;
     }
     if missing.triggers < FTS_TRIGGER_NAMES.len() {
         for name in FTS_TRIGGER_NAMES {
-            tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {name}"))?;
+            s.run(&format!("DROP TRIGGER IF EXISTS {name}"))?;
         }
-        tx.execute_batch(FTS_TRIGGERS)?;
+        s.run(FTS_TRIGGERS)?;
         // This project's older triggers kept the index exact; any other
         // index that lacked a trigger may lack rows.
         if !missing.fts && !matches!(found, Found::Legacy(_)) {
-            tx.execute_batch("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")?;
+            s.run("INSERT INTO skills_fts(skills_fts) VALUES ('rebuild')")?;
             // A first sync's catch-up starts above what is indexed now.
-            tx.execute_batch(
+            s.run(
                 "UPDATE sync_state SET fts_indexed_upto = (SELECT coalesce(max(rowid), 0) FROM skills)
                  WHERE id = 1 AND fts_deferred = 1",
             )?;
@@ -550,23 +599,18 @@ fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
     }
     if missing.indexes {
         for (_, sql) in OWN_INDEXES {
-            tx.execute_batch(sql)?;
+            s.run(sql)?;
         }
     }
     if missing.unique_repo_url {
         settle_repo_urls(tx)?;
-        tx.execute_batch(
-            "CREATE UNIQUE INDEX IF NOT EXISTS idx_skills_repo_url ON skills(repo_url)",
-        )?;
+        s.run("CREATE UNIQUE INDEX IF NOT EXISTS idx_skills_repo_url ON skills(repo_url)")?;
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO skillsmith_migrations (version, description) VALUES (?1, ?2)",
-        rusqlite::params![
-            SCHEMA_VERSION,
-            "the shared layout: upstream's tables as upstream declares them, this project's beside them"
-        ],
-    )?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    s.run(&format!(
+        "INSERT OR IGNORE INTO skillsmith_migrations (version, description) VALUES ({SCHEMA_VERSION}, '{}')",
+        LAYOUT_DESCRIPTION.replace('\'', "''")
+    ))?;
+    s.run(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
 }
 
@@ -589,11 +633,11 @@ pub(crate) fn has_source_column(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(columns(conn, "skills")?.iter().any(|c| c == "source"))
 }
 
-fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
-    let have = columns(tx, "skills")?;
+fn add_columns(s: &mut Script<'_>) -> rusqlite::Result<()> {
+    let have = columns(s.conn, "skills")?;
     for (name, decl) in SKILL_COLUMNS {
         if !have.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-            tx.execute_batch(&format!("ALTER TABLE skills ADD COLUMN {name} {decl}"))?;
+            s.run(&format!("ALTER TABLE skills ADD COLUMN {name} {decl}"))?;
         }
     }
     Ok(())
@@ -625,6 +669,29 @@ fn migration_error(path: &std::path::Path, e: rusqlite::Error) -> DbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `migrations/shared/catalogue.sql` is what a fresh file gets, and an
+    /// empty file it is applied to is a current catalogue.
+    #[test]
+    fn catalogue_sql_is_what_a_fresh_file_gets() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../migrations/shared/catalogue.sql");
+        let script = fresh_catalogue_sql().unwrap();
+        if std::env::var_os("SKILLSMITH_BLESS").is_some() {
+            std::fs::write(&path, &script).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == script,
+            "{} is out of date: run `SKILLSMITH_BLESS=1 cargo test -p skillsmith-catalogue \
+             catalogue_sql` and commit it",
+            path.display()
+        );
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&committed).unwrap();
+        assert!(is_current(&conn).unwrap());
+        assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);
+    }
 
     #[test]
     fn tier_check_reads_the_declared_list() {

@@ -48,10 +48,10 @@ use crate::pending::PendingSlot;
 use skillsmith_guest::convert::Convert;
 
 /// The WIT package (and so interface versions) this host implements.
-pub const WIT_PACKAGE: &str = "skillsmith:sync@0.1.0";
+pub const WIT_PACKAGE: &str = "skillsmith:sync@0.2.0";
 
 /// The export a component must have to be run by this host.
-pub const ENGINE_EXPORT: &str = "skillsmith:sync/engine@0.1.0";
+pub const ENGINE_EXPORT: &str = "skillsmith:sync/engine@0.2.0";
 
 /// Environment variable naming the compiled-component cache directory.
 pub const CACHE_DIR_ENV: &str = "SKILLSMITH_CACHE_DIR";
@@ -169,7 +169,7 @@ pub enum ComponentError {
     /// The component imports interfaces this host does not grant (clocks,
     /// random, files, sockets, ...): it is not a pure sync component.
     #[error(
-        "the sync component asks for {}, which this host does not grant: a sync component may import only skillsmith:sync@0.1.0, wasi:io and wasi:cli (see docs/embedding.md); rebuild it without them",
+        "the sync component asks for {}, which this host does not grant: a sync component may import only skillsmith:sync@0.2.0, wasi:io and wasi:cli (see docs/embedding.md); rebuild it without them",
         imports.join(", ")
     )]
     Ungranted {
@@ -729,7 +729,7 @@ impl<H: Embedder> ComponentRuntime<H> {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| incompatible(engine, &component, &e))?;
-        // ... or lacks the exports of `skillsmith:sync/*@0.1.0`.
+        // ... or lacks the exports of `skillsmith:sync/*@0.2.0`.
         let pre = SyncPre::new(instance_pre).map_err(|e| incompatible(engine, &component, &e))?;
         let link = started.elapsed();
 

@@ -77,8 +77,8 @@ mod tests {
     fn what_the_real_guest_imports_is_granted() {
         // `wasm-tools component wit` of the shipped component.
         let guest = [
-            "skillsmith:sync/http@0.1.0",
-            "skillsmith:sync/store@0.1.0",
+            "skillsmith:sync/http@0.2.0",
+            "skillsmith:sync/store@0.2.0",
             "wasi:io/poll@0.2.6",
             "wasi:io/error@0.2.6",
             "wasi:io/streams@0.2.6",

@@ -17,7 +17,7 @@ import * as wasiCli from '@bytecodealliance/preview2-shim/cli';
 import * as wasiIo from '@bytecodealliance/preview2-shim/io';
 
 /** The contract this host implements (§2). */
-export const WIT_VERSION = '0.1.0';
+export const WIT_VERSION = '0.2.0';
 export const WIT_PACKAGE = `skillsmith:sync@${WIT_VERSION}`;
 const ENGINE_EXPORT = `skillsmith:sync/engine@${WIT_VERSION}`;
 
@@ -53,7 +53,7 @@ export async function checkComponentVersion(wasm) {
 
 /**
  * Semver compatibility as wasmtime's linker applies it: same major, and for
- * 0.x also the same minor (so 0.1.1 may stand in for 0.1.0, 0.2.0 may not).
+ * 0.x also the same minor (so 0.2.1 may stand in for 0.2.0, 0.3.0 may not).
  */
 function semverCompatible(a, b) {
   const [am, an] = a.split('.');

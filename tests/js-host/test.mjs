@@ -272,15 +272,15 @@ await check('a component for another WIT version is refused, a patch version is 
   const moved = (version) =>
     Buffer.from(readFileSync(wasmPath).toString('latin1').replace(/(skillsmith:sync(?:\/[a-z-]+)?)@0\.1\.0/g, `$1@${version}`), 'latin1');
   await checkComponentVersion(readFileSync(wasmPath));
-  await checkComponentVersion(moved('0.1.1'));
+  await checkComponentVersion(moved('0.2.1'));
   let message = null;
   try {
-    await checkComponentVersion(moved('0.2.0'));
+    await checkComponentVersion(moved('0.3.0'));
   } catch (e) {
     message = e.message;
   }
-  assert(message, 'the 0.2.0 component was accepted');
-  for (const needle of ['skillsmith:sync@0.1.0', 'skillsmith:sync/engine@0.2.0']) {
+  assert(message, 'the 0.3.0 component was accepted');
+  for (const needle of ['skillsmith:sync@0.2.0', 'skillsmith:sync/engine@0.3.0']) {
     assert(message.includes(needle), `the message names ${needle}: ${message}`);
   }
 });

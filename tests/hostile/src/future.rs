@@ -1,4 +1,4 @@
-//! A guest built against `skillsmith:sync@0.2.0` (`wit-future/`): what a
+//! A guest built against `skillsmith:sync@0.3.0` (`wit-future/`): what a
 //! host meets when the component and the host disagree on the contract's
 //! version. It must be refused at load time, before any code of it runs.
 

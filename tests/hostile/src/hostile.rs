@@ -1,4 +1,4 @@
-//! A `skillsmith:sync@0.1.0` guest whose `engine.run` misbehaves as asked.
+//! A `skillsmith:sync@0.2.0` guest whose `engine.run` misbehaves as asked.
 //!
 //! The behaviour is chosen by `sync-options.registry`, read as a command line
 //! (a real guest would put the registry URL there; the host's origin policy

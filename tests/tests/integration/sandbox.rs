@@ -41,13 +41,13 @@ const LIMITS: ComponentLimits = ComponentLimits {
 
 /// Paths of the builds of `tests/hostile`.
 struct HostileBuilds {
-    /// `skillsmith:sync@0.1.0`, misbehaving on request; imports the same
+    /// `skillsmith:sync@0.2.0`, misbehaving on request; imports the same
     /// WASI interfaces as the real guest and no others.
     hostile: PathBuf,
     /// The same with the `ambient` probes, which import wasi:clocks,
     /// wasi:filesystem and wasi:sockets.
     ambient: PathBuf,
-    /// `skillsmith:sync@0.2.0` (feature `future-wit`).
+    /// `skillsmith:sync@0.3.0` (feature `future-wit`).
     future: PathBuf,
 }
 
@@ -522,11 +522,11 @@ fn guest_sees_no_environment_or_arguments() {
     assert_eq!(env.dump(), before);
 }
 
-/// `wasm` with every `skillsmith:sync` name moved from `@0.1.0` to
-/// `@0.1.<patch>` or `@<minor>.0`: the real guest as if built for another
+/// `wasm` with every `skillsmith:sync` name moved from `@0.2.0` to
+/// `@0.2.<patch>` or `@<minor>.0`: the real guest as if built for another
 /// version. Same-length rewrites keep the binary well-formed.
 fn with_wit_version(wasm: &[u8], version: &str) -> Vec<u8> {
-    assert_eq!(version.len(), "0.1.0".len());
+    assert_eq!(version.len(), "0.2.0".len());
     let mut out = wasm.to_vec();
     let needle = b"skillsmith:sync";
     let mut i = 0;
@@ -538,7 +538,7 @@ fn with_wit_version(wasm: &[u8], version: &str) -> Vec<u8> {
         {
             j += 1;
         }
-        if out[j..].starts_with(b"@0.1.0") {
+        if out[j..].starts_with(b"@0.2.0") {
             out[j + 1..j + 6].copy_from_slice(version.as_bytes());
         }
         i = j;
@@ -550,30 +550,30 @@ fn with_wit_version(wasm: &[u8], version: &str) -> Vec<u8> {
 fn component_for_another_wit_version_is_refused() {
     let started = Instant::now();
     let err = ComponentRuntime::from_file(&builds().future, None)
-        .expect_err("a skillsmith:sync@0.2.0 component must be refused");
+        .expect_err("a skillsmith:sync@0.3.0 component must be refused");
     assert!(
         matches!(err, ComponentError::Incompatible { .. }),
         "{err:?}"
     );
     let text = err.to_string();
     for needle in [
-        "skillsmith:sync@0.1.0",
-        "skillsmith:sync/engine@0.2.0",
-        "skillsmith:sync/host@0.2.0",
+        "skillsmith:sync@0.2.0",
+        "skillsmith:sync/engine@0.3.0",
+        "skillsmith:sync/host@0.3.0",
     ] {
         assert!(text.contains(needle), "the message names {needle}: {text}");
     }
     eprintln!("refused in {:?}: {text}", started.elapsed());
-    // The real guest, renamed to 0.2.0: refused the same way.
-    let moved = with_wit_version(ComponentRuntime::embedded_wasm(), "0.2.0");
+    // The real guest, renamed to 0.3.0: refused the same way.
+    let moved = with_wit_version(ComponentRuntime::embedded_wasm(), "0.3.0");
     let err =
-        ComponentRuntime::from_bytes(&moved, None).expect_err("the guest at 0.2.0 must be refused");
+        ComponentRuntime::from_bytes(&moved, None).expect_err("the guest at 0.3.0 must be refused");
     assert!(
         matches!(err, ComponentError::Incompatible { .. }),
         "{err:?}"
     );
     assert!(
-        err.to_string().contains("skillsmith:sync/engine@0.2.0"),
+        err.to_string().contains("skillsmith:sync/engine@0.3.0"),
         "{err}"
     );
     // Bytes that are no component at all are a compile error, not a crash.
@@ -584,11 +584,11 @@ fn component_for_another_wit_version_is_refused() {
 #[test]
 fn semver_compatible_patch_version_is_accepted() {
     // Wasmtime links by semver: for 0.x, same minor is compatible, so the
-    // guest built for 0.1.1 loads in this 0.1.0 host (and would fail type
-    // checking, with a clear error, if 0.1.1 had changed a signature).
-    let patched = with_wit_version(ComponentRuntime::embedded_wasm(), "0.1.1");
+    // guest built for 0.2.1 loads in this 0.2.0 host (and would fail type
+    // checking, with a clear error, if 0.2.1 had changed a signature).
+    let patched = with_wit_version(ComponentRuntime::embedded_wasm(), "0.2.1");
     let runtime = ComponentRuntime::from_bytes(&patched, None)
-        .unwrap_or_else(|e| panic!("a 0.1.1 component should load in a 0.1.0 host: {e}"));
+        .unwrap_or_else(|e| panic!("a 0.2.1 component should load in a 0.2.0 host: {e}"));
     runtime.instantiate().expect("and instantiate");
 }
 
