@@ -156,10 +156,15 @@ fn sync_rows(n: usize, feed: bool, repeat: usize) {
 
 /// Bytes on the wire beside bytes decoded, for a full sync in each protocol
 /// (component backend): what compression saves on a real network.
+/// `BENCH_LINK` names the link the rows ran over (`scripts/bench-bandwidth.sh`
+/// runs them in a network namespace whose loopback is rate-capped).
 fn wire_rows(n: usize) {
+    let link = std::env::var("BENCH_LINK").unwrap_or_else(|_| "loopback".into());
+    let compressed = if compression() { "compressed" } else { "uncompressed" };
     for feed in [true, false] {
         let registry = RegistryServer::start(ServerConfig {
             feed_enabled: feed,
+            compression: compression(),
             ..ServerConfig::new(n, 7)
         })
         .unwrap();
@@ -169,7 +174,7 @@ fn wire_rows(n: usize) {
         let stats = registry.stats();
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         println!(
-            "| {} full sync | {n} | {} | {:.2} | {:.2} | {:.1}% | {:.3} |",
+            "| {} full sync, {link}, {compressed} | {n} | {} | {:.2} | {:.2} | {:.1}% | {:.3} |",
             if feed { "feed" } else { "search" },
             s.report["requests"],
             mib(stats.wire_bytes),
