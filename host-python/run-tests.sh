@@ -16,11 +16,11 @@ python="${PYTHON:-python3}"
 missing=()
 for f in target/skillsmith-sync.wasm target/debug/skillsmith target/debug/skillsmith-registry \
     target/hostile-wasm/skillsmith-hostile.wasm target/hostile-wasm/skillsmith-hostile-ambient.wasm \
-    target/hostile-wasm/skillsmith-hostile-future-wit.wasm; do
+    target/hostile-wasm/skillsmith-hostile-future.wasm; do
     [[ -e "$repo/$f" ]] || missing+=("$f")
 done
 if (( ${#missing[@]} )); then
-    echo "host-python/run-tests.sh: missing ${missing[*]}; build them first (cargo build, scripts/build-component.sh)" >&2
+    echo "host-python/run-tests.sh: missing ${missing[*]}; build them first (cargo build --bins, scripts/build-component.sh, scripts/build-hostile.sh)" >&2
     exit 1
 fi
 

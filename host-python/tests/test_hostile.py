@@ -99,7 +99,7 @@ def test_a_future_contract_is_refused_naming_both_versions(registry: Registry, t
     db = tmp_path / "skills.db"
     assert python_sync(db, registry.url, home).code == 0
     before = digest(db)
-    r = python_sync(db, registry.url, home, "--component", str(HOSTILE / "skillsmith-hostile-future-wit.wasm"))
+    r = python_sync(db, registry.url, home, "--component", str(HOSTILE / "skillsmith-hostile-future.wasm"))
     assert r.code == 8, r.stderr
     assert "skillsmith:sync@0.2.0" in r.stderr
     assert "skillsmith:sync/engine@0.3.0" in r.stderr

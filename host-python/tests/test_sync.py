@@ -3,16 +3,20 @@ of the catalogue the Python host wrote (and the reverse)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import (
+    BIN,
     SKILLS,
     Registry,
     assert_same,
     catalogue,
     counts,
+    env,
     history,
     python_sync,
     read_only,
@@ -145,3 +149,47 @@ def test_local_rows_are_left_alone_and_other_tools_rows_claimed(
     with read_only(db) as c:
         assert c.execute("SELECT name, sync_origin FROM skills WHERE id = ?", (mine,)).fetchone() == ("my own", "local")
         assert c.execute("SELECT sync_origin FROM skills WHERE id = ?", (theirs,)).fetchone() == ("registry",)
+
+
+def test_the_mcp_server_searches_what_python_wrote(registry: Registry, tmp_path: Path, home: Path) -> None:
+    """The real `skillsmith-mcp`, spoken to over stdio as an MCP client does
+    (newline-delimited JSON-RPC), finds a skill only the Python host wrote."""
+    db = tmp_path / "skills.db"
+    assert python_sync(db, registry.url, home).code == 0
+    with read_only(db) as c:
+        skill_id, name = c.execute("SELECT id, name FROM skills ORDER BY id LIMIT 1").fetchone()
+    word = max(name.replace("/", " ").replace("-", " ").split(), key=len)
+    server = subprocess.Popen(
+        [str(BIN / "skillsmith-mcp"), "--db", str(db), "--background-sync", "false"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env(home),
+    )
+    assert server.stdin is not None and server.stdout is not None
+
+    def call(id_: int, method: str, params: dict) -> dict:
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}) + "\n")
+        server.stdin.flush()
+        # Skips the server's notifications (logging, progress) to its answer.
+        for line in server.stdout:
+            message = json.loads(line)
+            if message.get("id") == id_:
+                assert "error" not in message, message
+                return message["result"]
+        raise AssertionError(f"skillsmith-mcp closed its output before answering {method}")
+
+    try:
+        call(1, "initialize", {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "host-python-tests", "version": "0"},
+        })
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+        result = call(2, "tools/call", {"name": "search", "arguments": {"query": word, "limit": 100}})
+        assert not result.get("isError"), result
+        assert skill_id in json.dumps(result), f"the MCP search for {word!r} did not find {skill_id}"
+    finally:
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0, "skillsmith-mcp did not exit cleanly when its input closed"
