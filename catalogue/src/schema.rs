@@ -488,7 +488,13 @@ const LAYOUT_DESCRIPTION: &str =
     "the shared layout: upstream's tables as upstream declares them, this project's beside them";
 
 fn apply(tx: &Connection, found: &Found) -> rusqlite::Result<()> {
-    apply_recorded(&mut Script { conn: tx, record: None }, found)
+    apply_recorded(
+        &mut Script {
+            conn: tx,
+            record: None,
+        },
+        found,
+    )
 }
 
 /// The schema's statements, run on one connection and, when `record` is

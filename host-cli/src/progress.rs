@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use skillsmith_runtime::eta::Eta;
 use skillsmith_runtime::sync::SyncObserver;
 use skillsmith_runtime::text::printable;
 use skillsmith_runtime::{Level, Phase, Progress, WaitReason};
@@ -22,36 +23,6 @@ pub struct Observer {
     last_line: Option<Instant>,
     stop: Arc<AtomicBool>,
     eta: Eta,
-}
-
-/// The time a sync has left, from its average pace since its first fetched
-/// page. The average over the whole fetch, not a recent rate (indicatif's
-/// `{eta}`): a rate-limited sync alternates bursts with waits of up to a
-/// minute, and only the long average includes the waits to come.
-#[derive(Debug, Default)]
-struct Eta {
-    /// When the first fetched page was reported, and the count then.
-    start: Option<(Instant, u64)>,
-}
-
-impl Eta {
-    /// Time left at `now`, once a second page has moved `done` forward,
-    /// when the sync is about to wait for `wait`: the pace is taken as of
-    /// the wait's end, since a wait is reported before it starts.
-    fn left(
-        &mut self,
-        now: Instant,
-        done: u64,
-        total: Option<u64>,
-        wait: Duration,
-    ) -> Option<Duration> {
-        let total = total?;
-        let &mut (t0, d0) = self.start.get_or_insert((now, done));
-        let moved = done.checked_sub(d0).filter(|&m| m > 0)?;
-        let rest = total.saturating_sub(done);
-        let spent = now.duration_since(t0) + wait;
-        Some(wait + spent.mul_f64(rest as f64 / moved as f64))
-    }
 }
 
 impl Observer {
@@ -100,17 +71,11 @@ impl SyncObserver for Observer {
             };
             format!("{why}: waiting {:.1} s", p.waiting_ms as f64 / 1000.0)
         });
-        let left = match p.phase {
-            Phase::Fetch => self.eta.left(
-                Instant::now(),
-                p.done,
-                p.total,
-                Duration::from_millis(p.waiting_ms),
-            ),
-            Phase::Discover | Phase::Prune => None,
-        }
-        .map(|d| format!(", about {} left", indicatif::HumanDuration(d)))
-        .unwrap_or_default();
+        let left = self
+            .eta
+            .left(Instant::now(), p)
+            .map(|d| format!(", about {} left", indicatif::HumanDuration(d)))
+            .unwrap_or_default();
         if let Some(bar) = &self.bar {
             if let Some(total) = p.total {
                 bar.set_length(total);
@@ -169,33 +134,5 @@ impl Drop for Observer {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_left_is_the_average_pace_since_the_first_page() {
-        let mut eta = Eta::default();
-        let t0 = Instant::now();
-        let none = Duration::ZERO;
-        let secs = Duration::from_secs;
-        assert_eq!(eta.left(t0, 1_000, None, none), None, "no total, no estimate");
-        assert_eq!(eta.left(t0, 1_000, Some(10_000), none), None, "one page is no pace");
-        // 1,000 more in 2 s (a burst and a wait alike): 8,000 left take 16 s.
-        let left = eta.left(t0 + secs(2), 2_000, Some(10_000), none);
-        assert_eq!(left, Some(secs(16)));
-        // About to wait 2 s: the pace is 1,000 in 4 s, and the wait comes
-        // first: 2 s + 8,000 at that pace.
-        let left = eta.left(t0 + secs(2), 2_000, Some(10_000), secs(2));
-        assert_eq!(left, Some(secs(34)));
-        // A page that moved nothing since the start gives no estimate.
-        let mut stalled = Eta::default();
-        stalled.left(t0, 500, Some(600), none);
-        assert_eq!(stalled.left(t0 + secs(5), 500, Some(600), none), None);
-        // Done past the total (the registry grew): nothing left, not negative.
-        assert_eq!(eta.left(t0 + secs(4), 11_000, Some(10_000), none), Some(none));
     }
 }

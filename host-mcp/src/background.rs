@@ -171,40 +171,6 @@ async fn check(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(last_attempt: Option<&str>, failures: u32) -> SyncConfigView {
-        SyncConfigView {
-            last_attempt_at: last_attempt.map(str::to_owned),
-            consecutive_failures: failures,
-            ..SyncConfigView::default()
-        }
-    }
-
-    #[test]
-    fn unrecorded_failures_count_only_when_newer() {
-        let stored = config(Some("2026-01-01T00:00:00.000Z"), 2);
-        let t = clock::parse_ms("2026-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(schedule_input(&stored, None).consecutive_failures, 2);
-        let newer = Unrecorded {
-            last_attempt_ms: t + 1000,
-            failures: 1,
-        };
-        let sc = schedule_input(&stored, Some(newer));
-        assert_eq!(sc.consecutive_failures, 3);
-        assert_eq!(sc.last_attempt_ms, Some(t + 1000));
-        let older = Unrecorded {
-            last_attempt_ms: t - 1000,
-            failures: 1,
-        };
-        assert_eq!(schedule_input(&stored, Some(older)).consecutive_failures, 2);
-        let never = config(None, 0);
-        assert_eq!(schedule_input(&never, Some(newer)).consecutive_failures, 1);
-    }
-}
-
 /// Runs one background sync now, holding `lock` (the session's sync lock),
 /// and records it in the session's background status. `scheduled_after` is
 /// the last attempt the decision saw (see `SyncRunner::scheduled_after`);
@@ -257,4 +223,38 @@ pub async fn run_now(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(last_attempt: Option<&str>, failures: u32) -> SyncConfigView {
+        SyncConfigView {
+            last_attempt_at: last_attempt.map(str::to_owned),
+            consecutive_failures: failures,
+            ..SyncConfigView::default()
+        }
+    }
+
+    #[test]
+    fn unrecorded_failures_count_only_when_newer() {
+        let stored = config(Some("2026-01-01T00:00:00.000Z"), 2);
+        let t = clock::parse_ms("2026-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(schedule_input(&stored, None).consecutive_failures, 2);
+        let newer = Unrecorded {
+            last_attempt_ms: t + 1000,
+            failures: 1,
+        };
+        let sc = schedule_input(&stored, Some(newer));
+        assert_eq!(sc.consecutive_failures, 3);
+        assert_eq!(sc.last_attempt_ms, Some(t + 1000));
+        let older = Unrecorded {
+            last_attempt_ms: t - 1000,
+            failures: 1,
+        };
+        assert_eq!(schedule_input(&stored, Some(older)).consecutive_failures, 2);
+        let never = config(None, 0);
+        assert_eq!(schedule_input(&never, Some(newer)).consecutive_failures, 1);
+    }
 }

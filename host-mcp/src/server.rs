@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rmcp::handler::server::tool::{ToolRouter, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
@@ -19,6 +19,7 @@ use rmcp::{
 };
 use serde::Serialize;
 use skillsmith_runtime::db::{Frequency, SearchFilter};
+use skillsmith_runtime::eta::Eta;
 use skillsmith_runtime::text::printable_lines;
 use skillsmith_runtime::{Phase, Progress, WaitReason};
 use tokio::sync::watch;
@@ -363,13 +364,17 @@ impl ServerHandler for SkillsmithServer {
     }
 }
 
-fn progress_message(p: &Progress) -> String {
+/// `left`: the time the sync has left, when there is an estimate.
+fn progress_message(p: &Progress, left: Option<Duration>) -> String {
+    let left = left
+        .map(|d| format!(", about {} s left", d.as_secs()))
+        .unwrap_or_default();
     if p.waiting_ms > 0 {
         let why = match p.waiting_for {
             WaitReason::RateLimit => "for the registry's rate limit",
             WaitReason::Retry | WaitReason::None => "to retry a failed request",
         };
-        return format!("waiting {:.1} s {why}", p.waiting_ms as f64 / 1000.0);
+        return format!("waiting {:.1} s {why}{left}", p.waiting_ms as f64 / 1000.0);
     }
     let phase = match p.phase {
         Phase::Discover => "contacting the registry",
@@ -377,8 +382,11 @@ fn progress_message(p: &Progress) -> String {
         Phase::Prune => "removing skills the registry dropped",
     };
     match p.total {
-        Some(total) => format!("{phase}: {} of {total} skills, {} pages", p.done, p.pages),
-        None => format!("{phase}: {} skills, {} pages", p.done, p.pages),
+        Some(total) => format!(
+            "{phase}: {} of {total} skills, {} pages{left}",
+            p.done, p.pages
+        ),
+        None => format!("{phase}: {} skills, {} pages{left}", p.done, p.pages),
     }
 }
 
@@ -394,16 +402,18 @@ async fn forward_progress(
     shutdown: Arc<Shutdown>,
 ) {
     let mut last: Option<u64> = None;
+    let mut eta = Eta::default();
     while rx.changed().await.is_ok() {
         let Some(p) = *rx.borrow_and_update() else {
             continue;
         };
+        let left = eta.left(Instant::now(), &p);
         if last.is_some_and(|l| p.done <= l) {
             continue;
         }
         last = Some(p.done);
         let mut n = ProgressNotificationParam::new(token.clone(), p.done as f64)
-            .with_message(progress_message(&p));
+            .with_message(progress_message(&p, left));
         if let Some(total) = p.total.filter(|t| *t >= p.done) {
             n = n.with_total(total as f64);
         }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod component;
+pub mod eta;
 pub mod host;
 pub mod http;
 pub mod location;

@@ -160,7 +160,11 @@ fn sync_rows(n: usize, feed: bool, repeat: usize) {
 /// runs them in a network namespace whose loopback is rate-capped).
 fn wire_rows(n: usize) {
     let link = std::env::var("BENCH_LINK").unwrap_or_else(|_| "loopback".into());
-    let compressed = if compression() { "compressed" } else { "uncompressed" };
+    let compressed = if compression() {
+        "compressed"
+    } else {
+        "uncompressed"
+    };
     for feed in [true, false] {
         let registry = RegistryServer::start(ServerConfig {
             feed_enabled: feed,
