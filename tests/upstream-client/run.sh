@@ -43,36 +43,10 @@ die() {
 
 # ---- the upstream package ----------------------------------------------------
 
-binding_loads() {
-    node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null
-}
-
 echo "== upstream-client: npm ci"
-command -v node >/dev/null || die "node is not installed"
-command -v npm >/dev/null || die "npm is not installed"
-# npm ci throws node_modules away, and with it the 1-minute native build, so
-# it runs only when the lock file, node or the platform changed.
-stamp_file=node_modules/.upstream-client-stamp
-want_stamp="$(sha256sum package-lock.json | cut -d' ' -f1) node-$(node -p process.version) $(uname -sm)"
-if [ "$(cat "$stamp_file" 2>/dev/null)" = "$want_stamp" ] && binding_loads; then
-    echo "node_modules is up to date with package-lock.json; better-sqlite3 loads"
-else
-    # --ignore-scripts: no install script reaches for a prebuilt download
-    # (better-sqlite3's, onnxruntime's ...); the one binding needed is built next.
-    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-
-    echo "== upstream-client: better-sqlite3 from source"
-    nodedir="${npm_config_nodedir:-$(node -p 'require("path").resolve(process.execPath, "../..")')}"
-    [ -f "$nodedir/include/node/node_api.h" ] ||
-        die "node headers not found under $nodedir/include/node (set npm_config_nodedir to node's install prefix)"
-    for tool in g++ make python3; do
-        command -v "$tool" >/dev/null || die "$tool is needed to build better-sqlite3"
-    done
-    # build_from_source makes prebuild-install give up at once, so node-gyp builds.
-    npm_config_build_from_source=true npm rebuild better-sqlite3 --nodedir="$nodedir" --loglevel=error
-    binding_loads || die "better-sqlite3 still does not load after building it: $(node -e "new (require('better-sqlite3'))(':memory:')" 2>&1 | head -5)"
-    echo "$want_stamp" >"$stamp_file"
-fi
+"$repo/scripts/npm-install.sh" "$here" \
+    "const { default: Database } = await import('better-sqlite3'); new Database(':memory:').close();" \
+    better-sqlite3
 
 echo "== upstream-client: binaries"
 if [ "${SKIP_CARGO_BUILD:-0}" != 1 ]; then
