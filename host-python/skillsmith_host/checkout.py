@@ -55,11 +55,16 @@ def find_checkout_root(cwd: Optional[Path] = None) -> Optional[Path]:
 def component_path(explicit: Optional[Path] = None) -> Path:
     """The component to load: `explicit` if given, else the checkout's."""
     if explicit is not None:
-        if not explicit.is_file():
+        if explicit.is_dir():
             raise ComponentNotFound(
-                f"the sync component {explicit} does not exist; pass --component with the path "
-                "of a .wasm file, or build one with scripts/build-component.sh",
-                action=BUILD_IT,
+                f"the sync component {explicit} is a directory, not a .wasm file",
+                action="pass --component with the path of a .wasm file",
+            )
+        if not explicit.exists():
+            raise ComponentNotFound(
+                f"the sync component {explicit} does not exist",
+                action="pass --component with the path of a .wasm file, or build one with "
+                "scripts/build-component.sh",
             )
         return explicit
     found = find_checkout()

@@ -5,7 +5,9 @@ and exits 0; a failure prints what happened and one thing to do on stderr
 (and, with `--json`, an `{"error": ...}` document on stdout) and exits with
 the Rust CLI's code for its kind (2 usage, 3 unreachable, 4 unauthorised,
 5 protocol, 6 catalogue, 7 busy, 8 component, 9 cancelled). A closed
-stdout (`| head`) is not a failure.
+stdout (`| head`) is not a failure; a closed or full stderr changes no exit
+code. Text that quotes the registry or the component (errors, warnings, log
+lines) is printed through `text.printable`, as the Rust CLI prints it.
 
 The first Ctrl-C, SIGTERM or SIGHUP stops the sync at the next page
 boundary (what was applied is kept; exit 9); the second leaves at once
@@ -15,24 +17,29 @@ boundary (what was applied is kept; exit 9); the second leaves at once
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import math
 import os
 import signal
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import EXIT_CANCELLED, FailureKind, HostError
+from .errors import EXIT_CANCELLED, EXIT_OTHER, HostError, UsageError
 from .host import StopToken
 from .http import DEFAULT_MAX_BODY_BYTES
 from .limits import Limits
-from .values import ProgressReport
 from .sync import DEFAULT_REGISTRY, SyncOutcome, SyncRequest, run_sync
+from .text import printable
+from .values import ProgressReport
 
 EXIT_INTERRUPTED = 130
+USAGE_ACTION = "run with --help to see the flags"
 
 
 def _default_db() -> Path:
@@ -42,32 +49,110 @@ def _default_db() -> Path:
     return Path(os.path.expanduser("~")) / ".skillsmith" / "skills.db"
 
 
+# ---- output ----------------------------------------------------------------------
+#
+# Whatever state stdout and stderr are in (closed, a pipe whose reader left,
+# a full disk), the exit code stays the one of what happened, and no Python
+# traceback appears: a failure to print is handled here, once.
+
+
+class _ReaderGone(Exception):
+    """stdout is closed or its reader left (`| head -1`): not a failure."""
+
+
+def _write(stream: Any, text: str) -> None:
+    """Writes and flushes `text`; raises _ReaderGone or the OSError."""
+    if stream is None:  # the descriptor was closed before Python started
+        raise _ReaderGone()
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError as e:
+        raise _ReaderGone() from e
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit and would complain about the pipe.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _write_stderr(text: str) -> None:
+    """Best effort: there is nowhere else to say that stderr failed."""
+    try:
+        _write(sys.stderr, text)
+    except (_ReaderGone, OSError):
+        pass
+
+
+def _json_text(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def _report_error(e: HostError, as_json: bool) -> int:
+    """Prints what happened and the one thing to do; returns the exit code."""
+    code = e.kind.exit_code
+    if as_json:
+        doc = {"error": {"kind": e.kind.value, "message": e.message, "action": e.action, "exit_code": code}}
+        try:
+            _write(sys.stdout, _json_text(doc))
+        except (_ReaderGone, OSError):
+            _silence_stdout()  # the message below still says it
+    _write_stderr(f"error: {printable(e.message)}\n  to fix: {printable(e.action)}\n")
+    return code
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error also prints the `--json` error document."""
+    """argparse, but a usage error is reported like every other failure
+    (exit 2, `error:` and `to fix:`, and with `--json` the JSON document)."""
+
+    def __init__(self, *args: Any, wants_json: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wants_json = wants_json
 
     def error(self, message: str) -> NoReturn:
-        if "--json" in sys.argv:
-            _print_json({"error": {
-                "kind": FailureKind.USAGE.value,
-                "message": message,
-                "action": "run with --help to see the flags",
-                "exit_code": FailureKind.USAGE.exit_code,
-            }})
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {message}\n  to fix: run with --help to see the flags\n")
-        raise SystemExit(FailureKind.USAGE.exit_code)
+        self.print_usage(sys.stderr)  # argparse's printing ignores a broken stream
+        raise SystemExit(_report_error(UsageError(message, action=USAGE_ACTION), self._wants_json))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a `kind` number in low..=high (not NaN, not infinite)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in {_shown(low)}..={_shown(high)}")
+        return value
+
+    return parse
+
+
+def _shown(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+SECONDS = _number(float, 0.001, 10**7)
+
+
+def _parser(wants_json: bool = False) -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m skillsmith_host",
         description="Sync a Skillsmith catalogue through the sync component, hosted in Python.",
         epilog="Exit codes: 0 success, 1 other error, 2 usage error, 3 registry unreachable or "
         "failing, 4 not authorised or quota used up, 5 registry sent invalid data, 6 local "
         "database error, 7 another sync is in progress, 8 sync component failed, 9 sync cancelled.",
+        wants_json=wants_json,
     )
     p.add_argument("--version", action="version", version=f"skillsmith-host {__version__}")
-    commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = p.add_subparsers(
+        dest="command", required=True, parser_class=functools.partial(_Parser, wants_json=wants_json)
+    )
     s = commands.add_parser("sync", help="sync the catalogue with the registry (differential by default)")
     s.add_argument("--db", type=Path, default=_default_db(),
                    help="SQLite catalogue, shared with `skillsmith` [default: $SKILLSMITH_DB or ~/.skillsmith/skills.db]")
@@ -78,35 +163,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="full resync: refetch everything, remove what the registry dropped")
     s.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     s.add_argument("--mode", choices=("feed", "search"), help="force a protocol instead of discovering it")
-    s.add_argument("--page-size", type=int, default=0, help="skills per request (0: each endpoint's largest)")
-    s.add_argument("--retry-budget", type=float, default=120.0, metavar="SECONDS",
+    s.add_argument("--page-size", type=_number(int, 0, 1000), default=0, metavar="N",
+                   help="skills per request, 1..1000 (0: each endpoint's largest) [default: 0]")
+    s.add_argument("--retry-budget", type=_number(float, 0, 10**7), default=120.0, metavar="SECONDS",
                    help="most waiting on retries and rate limits per request [default: 120]")
-    s.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="most time one request may take, body included (at most 60) [default: 30]")
+    s.add_argument("--timeout", type=_number(float, 0.001, 3600), default=30.0, metavar="SECONDS",
+                   help="most time one request may take, body included (at most 60 are used) [default: 30]")
     s.add_argument("--component", type=Path, default=None,
                    help="the sync component (.wasm) [default: the checkout's target/skillsmith-sync.wasm]")
     s.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     limits = s.add_argument_group("limits of the component")
     d = Limits()
-    limits.add_argument("--memory-mib", type=int, default=d.memory_bytes >> 20, help="linear memory cap [default: %(default)s]")
-    limits.add_argument("--max-guest-run", type=float, default=d.max_guest_run_s, metavar="SECONDS",
+    limits.add_argument("--memory-mib", type=_number(int, 4, 4096), default=d.memory_bytes >> 20,
+                        help="linear memory cap, 4..4096 [default: %(default)s]")
+    limits.add_argument("--max-guest-run", type=SECONDS, default=d.max_guest_run_s, metavar="SECONDS",
                         help="guest code between two host calls [default: %(default)s]")
-    limits.add_argument("--max-guest-total", type=float, default=d.max_guest_total_s, metavar="SECONDS",
+    limits.add_argument("--max-guest-total", type=SECONDS, default=d.max_guest_total_s, metavar="SECONDS",
                         help="guest code over the whole run [default: %(default)s]")
-    limits.add_argument("--max-run", type=float, default=d.max_run_s, metavar="SECONDS",
+    limits.add_argument("--max-run", type=SECONDS, default=d.max_run_s, metavar="SECONDS",
                         help="the whole run, host calls included [default: %(default)s]")
-    limits.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+    limits.add_argument("--max-body-bytes", type=_number(int, 1, 1 << 30), default=DEFAULT_MAX_BODY_BYTES,
                         help="cap on one decoded response body [default: %(default)s]")
     limits.add_argument("--engine-registry", default=None, metavar="TEXT",
                         help="for testing components: the text passed as sync-options.registry "
                         "(the allowed origin stays --registry's)")
     return p
-
-
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def _report_doc(outcome: SyncOutcome, args: argparse.Namespace) -> dict[str, Any]:
@@ -137,10 +219,7 @@ def _report_doc(outcome: SyncOutcome, args: argparse.Namespace) -> dict[str, Any
     return doc
 
 
-def _print_report(outcome: SyncOutcome, args: argparse.Namespace) -> None:
-    if args.json:
-        _print_json(_report_doc(outcome, args))
-        return
+def _report_text(outcome: SyncOutcome, args: argparse.Namespace) -> str:
     r = outcome.report
     verb = "Dry run against" if args.dry_run else "Synced from"
     would = " (would be)" if args.dry_run else ""
@@ -161,36 +240,85 @@ def _print_report(outcome: SyncOutcome, args: argparse.Namespace) -> None:
         lines += [f"    - {w}" for w in r.warnings[:20]]
         if len(r.warnings) > 20:
             lines.append(f"    ... and {len(r.warnings) - 20} more (use --json to see all)")
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    # Warnings and times quote the registry: one printable line each.
+    return "".join(printable(line) + "\n" for line in lines)
 
 
-def _report_error(e: HostError, as_json: bool) -> int:
-    code = e.kind.exit_code
-    if as_json:
-        _print_json({"error": {"kind": e.kind.value, "message": e.message, "action": e.action, "exit_code": code}})
-    sys.stderr.write(f"error: {e.message}\n  to fix: {e.action}\n")
-    return code
+def _print_report(outcome: SyncOutcome, args: argparse.Namespace) -> Optional[int]:
+    """Prints the report; an exit code when that failed in a way that matters."""
+    text = _json_text(_report_doc(outcome, args)) if args.json else _report_text(outcome, args)
+    try:
+        _write(sys.stdout, text)
+    except _ReaderGone:
+        # The reader of stdout (`| head -1`) has what it wanted.
+        _silence_stdout()
+    except OSError as e:
+        _silence_stdout()
+        _write_stderr(
+            f"error: the sync finished, but its report could not be written: {e.strerror or e}\n"
+            "  to fix: send the output somewhere it can be written (the catalogue is synced)\n"
+        )
+        return EXIT_OTHER
+    return None
 
 
 def _install_stop_signals(stop: StopToken) -> None:
-    seen = {"count": 0}
+    """The first SIGINT, SIGTERM or SIGHUP stops the sync at the next page
+    boundary; the second leaves at once.
 
-    def on_signal(_signum: int, _frame: Optional[object]) -> None:
-        seen["count"] += 1
-        if seen["count"] == 1:
-            stop.set()
+    Python runs a signal handler only between bytecodes of the main thread,
+    and while the guest computes the main thread is inside wasmtime: a
+    handler would wait for the guest's next import (up to its 10 s budget).
+    So the handlers do nothing, and a thread counts the signals from the
+    wakeup file descriptor, to which the C-level handler writes at once."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def watch() -> None:
+        seen = 0
+        while True:
             try:
-                sys.stderr.write("\nstopping after the current page (signal again to quit at once)\n")
-                sys.stderr.flush()
+                signals = os.read(read_fd, 64)
             except OSError:
-                pass
-        else:
-            os._exit(EXIT_INTERRUPTED)
+                return
+            for _ in signals:
+                seen += 1
+                if seen == 1:
+                    stop.set()
+                    _write_stderr("\nstopping after the current page (signal again to quit at once)\n")
+                else:
+                    os._exit(EXIT_INTERRUPTED)
 
+    threading.Thread(target=watch, name="skillsmith-signals", daemon=True).start()
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
+            # Not SIG_DFL: Ctrl-C must not raise KeyboardInterrupt in the guest's imports.
+            signal.signal(getattr(signal, name), lambda _signum, _frame: None)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines quote registry and guest text: each becomes one printable line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
+def _configure_logging(verbose: int) -> None:
+    # A log line that cannot be written (stderr closed or full) is dropped
+    # silently: the exit code still says what happened.
+    logging.raiseExceptions = False
+    handler: logging.Handler = (
+        logging.NullHandler() if sys.stderr is None else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.set_name(__name__)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == __name__]:
+        root.removeHandler(old)  # main() called again in one process
+    root.addHandler(handler)
+    root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
 
 
 def _log_progress(report: ProgressReport) -> None:
@@ -208,9 +336,9 @@ def _request(args: argparse.Namespace, stop: StopToken) -> SyncRequest:
         api_key=api_key or None,
         force=args.force,
         dry_run=args.dry_run,
-        page_size=max(args.page_size, 0),
+        page_size=args.page_size,
         mode={"feed": "changes-feed", "search": "search", None: None}[args.mode],
-        retry_budget_ms=int(args.retry_budget * 1000),
+        retry_budget_ms=round(args.retry_budget * 1000),
         component=args.component,
         engine_registry=args.engine_registry,
         limits=Limits(
@@ -220,40 +348,23 @@ def _request(args: argparse.Namespace, stop: StopToken) -> SyncRequest:
             max_run_s=args.max_run,
         ),
         max_body_bytes=args.max_body_bytes,
-        timeout_ms=int(args.timeout * 1000),
+        timeout_ms=max(round(args.timeout * 1000), 1),
         stop=stop,
         on_progress=_log_progress,
     )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level={0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(wants_json="--json" in given).parse_args(given)
+    _configure_logging(args.verbose)
     stop = StopToken()
     _install_stop_signals(stop)
     try:
         outcome = run_sync(_request(args, stop))
-        _print_report(outcome, args)
     except HostError as e:
-        try:
-            return _report_error(e, args.json)
-        except BrokenPipeError:
-            return _quiet_broken_pipe(e.kind.exit_code)
-    except BrokenPipeError:
-        # The reader of stdout (`| head -1`) has what it wanted.
-        return _quiet_broken_pipe(0)
+        return _report_error(e, args.json)
+    failed_to_print = _print_report(outcome, args)
+    if failed_to_print is not None:
+        return failed_to_print
     return EXIT_CANCELLED if outcome.report.cancelled else 0
-
-
-def _quiet_broken_pipe(code: int) -> int:
-    # Python would complain at exit when it flushes the closed stdout again.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
-    return code

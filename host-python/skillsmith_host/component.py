@@ -40,6 +40,12 @@ log = logging.getLogger("skillsmith_host")
 
 CACHE_DIR_ENV = "SKILLSMITH_HOST_CACHE_DIR"
 
+# A binary WebAssembly file starts with `\0asm` and a version; a component's
+# is 0x0d with layer 1, a core module's 1 with layer 0.
+WASM_MAGIC = b"\0asm"
+CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
+NOT_A_COMPONENT = "pass --component with the path of a sync component, or rebuild it with scripts/build-component.sh"
+
 _engine: Optional[wasmtime.Engine] = None
 _ticker: Optional[EpochTicker] = None
 
@@ -126,6 +132,23 @@ class LoadedComponent:
         return None
 
 
+def _check_format(wasm: bytes, path: Path) -> None:
+    """Refuses what is not a binary component before wasmtime sees it: it
+    would otherwise try a text file as the WebAssembly text format and say
+    only "expected `(`"."""
+    if not wasm.startswith(WASM_MAGIC):
+        raise ComponentError(
+            f"{path} is not a WebAssembly component (it does not start as a .wasm file does)",
+            action=NOT_A_COMPONENT,
+        )
+    if wasm[4:8] == CORE_MODULE_VERSION:
+        raise ComponentError(
+            f"{path} is a core WebAssembly module, not a component (the sync component is "
+            "built for wasm32-wasip2)",
+            action=NOT_A_COMPONENT,
+        )
+
+
 def load(path: Path) -> LoadedComponent:
     """Reads, compiles and checks the component at `path`; runs none of it."""
     fastpaths.install()
@@ -133,10 +156,11 @@ def load(path: Path) -> LoadedComponent:
         wasm = path.read_bytes()
     except OSError as e:
         raise ComponentError(
-            f"cannot read the sync component {path}: {e.strerror}",
+            f"cannot read the sync component {path}: {e.strerror or e}",
             action="pass --component with a readable .wasm file, or rebuild it with "
             "scripts/build-component.sh",
         ) from e
+    _check_format(wasm, path)
     component = _compile(wasm, path)
     kind = component.type
     eng = engine()

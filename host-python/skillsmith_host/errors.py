@@ -310,5 +310,8 @@ class SyncFailed(HostError):
         if self.tag == "protocol":
             return f"the registry broke the protocol: {self.text}"
         if self.tag == "busy":
+            if self.text:
+                # As the Rust CLI words a lease another process holds.
+                return f"another sync of this catalogue is in progress ({self.text})"
             return "another sync is already running on this catalogue"
         return self.text or self.tag

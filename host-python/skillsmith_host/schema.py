@@ -16,6 +16,8 @@ not even the switch to WAL, which persists in the file's header.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,14 @@ SQLITE_FULL = 13
 SQLITE_CANTOPEN = 14
 SQLITE_CONSTRAINT = 19
 SQLITE_NOTADB = 26
+# Extended codes of a WAL shared-memory file that cannot be mapped
+# (`SQLITE_IOERR_SHMOPEN`, `_SHMSIZE`, `_SHMMAP`): on Linux a full disk
+# (the file cannot grow) or a read-only folder.
+SHM_FAILURES = frozenset({4618, 4874, 5386})
+
+# Upstream 0.4.3's CHECK list on `skills.trust_tier` (`schema.rs`
+# UPSTREAM_TIERS), for a file whose declaration has none to read.
+UPSTREAM_TIERS = ("verified", "community", "experimental", "unknown")
 
 BUSY_TIMEOUT_S = 5.0
 
@@ -66,8 +76,33 @@ def primary_code(e: sqlite3.Error) -> Optional[int]:
     return None if code is None else code & 0xFF
 
 
+def io_kind(e: OSError) -> FailureKind:
+    """The kind of a failure of the file system around the catalogue
+    (`connection.rs` `io_kind`), by its errno."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FailureKind.NO_SPACE
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FailureKind.READ_ONLY
+    return FailureKind.STORE_CORRUPT
+
+
+def _folder_is_writable(path: Path) -> bool:
+    """Whether a file can be created beside `path` (`connection.rs` probes alike)."""
+    probe = (path.parent if str(path.parent) else Path(".")) / f".skillsmith-write-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return False
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return True
+
+
 def catalogue_error(path: Path, e: sqlite3.Error) -> CatalogueError:
-    """A failure to open or prepare `path`, as the user can act on it."""
+    """A failure to open or prepare `path`, as the user can act on it
+    (`connection.rs` `DbError::from_sqlite`), by SQLite's result codes."""
     code = primary_code(e)
     if path.is_dir():
         return CatalogueError(
@@ -75,6 +110,8 @@ def catalogue_error(path: Path, e: sqlite3.Error) -> CatalogueError:
             FailureKind.USAGE,
             "pass --db with the path of a catalogue file, or of a file to create",
         )
+    if code == SQLITE_IOERR and getattr(e, "sqlite_errorcode", None) in SHM_FAILURES:
+        code = SQLITE_FULL if _folder_is_writable(path) else SQLITE_READONLY
     if code == SQLITE_NOTADB:
         return CatalogueError(
             f"{path} is not a Skillsmith database (not SQLite, or encrypted), and is left untouched",
@@ -112,6 +149,64 @@ def _tables(conn: sqlite3.Connection) -> list[str]:
         "ORDER BY name"
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def allowed_tiers(conn: sqlite3.Connection) -> list[str]:
+    """The tiers `skills.trust_tier`'s CHECK accepts, read from the table's
+    declaration (`schema.rs` `allowed_tiers`): upstream's later schemas list
+    more than `catalogue.sql`. UPSTREAM_TIERS when it declares none."""
+    row = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'skills'").fetchone()
+    declared = _tier_check(row[0]) if row is not None and row[0] else None
+    return declared if declared is not None else list(UPSTREAM_TIERS)
+
+
+def _ascii_lower(text: str) -> str:
+    # Keeps every offset: `str.lower` may lengthen non-ASCII characters.
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
+def _tier_check(sql: str) -> Optional[list[str]]:
+    """The list of `trust_tier IN ('a', 'b', ..)` in a table's declaration,
+    parsed as `schema.rs` `tier_check` parses it; None if there is none."""
+    lower = _ascii_lower(sql)
+    start = 0
+    while True:
+        found = lower.find("trust_tier", start)
+        if found < 0:
+            return None
+        start = found + len("trust_tier")
+        rest = sql[start:].lstrip('"`]').lstrip()
+        if _ascii_lower(rest[:2]) != "in":
+            continue
+        rest = rest[2:].lstrip()
+        if not rest.startswith("("):
+            continue
+        rest = rest[1:]
+        tiers: list[str] = []
+        while True:
+            rest = rest.lstrip()
+            if not rest.startswith("'"):
+                return None
+            body, value, i = rest[1:], [], 0
+            while True:
+                if i >= len(body):
+                    return None
+                if body[i] != "'":
+                    value.append(body[i])
+                    i += 1
+                elif body[i + 1 : i + 2] == "'":  # a quote inside a literal is doubled
+                    value.append("'")
+                    i += 2
+                else:
+                    break
+            tiers.append("".join(value))
+            rest = body[i + 1 :].lstrip()
+            if rest.startswith(","):
+                rest = rest[1:]
+            elif rest.startswith(")"):
+                return tiers
+            else:
+                return None
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:

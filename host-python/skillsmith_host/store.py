@@ -9,9 +9,13 @@ this module is its driver and mirrors `catalogue/src/store.rs`:
   upserts, checkpoint and lease renewal together; anything failing rolls the
   whole page back), `finish-run` (history, schedule, end of a deferral);
 - rows follow `row_policy.rs`: `local` rows are never touched, rows of
-  other tools are claimed when listed, tiers the file's CHECK refuses are
-  kept in `registry_tier`, a repository held by another row waits in
+  other tools are claimed when listed, tiers the file's own CHECK refuses
+  (read from its declaration, as `schema.rs` `allowed_tiers` does) are kept
+  in `registry_tier`, a repository held by another row waits in
   `registry_repo_url`;
+- the WAL is kept within half the database file (at least 4 MiB) after
+  every page, as `store.rs` `bound_wal` keeps it, so that a sync needs at
+  most about 1.5 times the catalogue's size on disk;
 - SQLite errors map onto the closed `store-error` by result code, never by
   message text.
 
@@ -29,9 +33,10 @@ import logging
 import os
 import secrets
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from . import clock, lease, schema
 from .errors import CatalogueError, FailureKind, StoreErrorValue
@@ -47,14 +52,13 @@ from .values import (
     SyncState,
 )
 
-# Upstream 0.4.3's CHECK list, which `catalogue.sql` declares: any tier
-# outside it is stored as 'unknown' with the real one in `registry_tier`.
-ALLOWED_TIERS = frozenset({"verified", "community", "experimental", "unknown"})
 KNOWN_TIERS = frozenset(
     {"official", "verified", "curated", "community", "unverified", "experimental", "unknown"}
 )
 KNOWN_MODES = frozenset({"changes-feed", "search"})
 MAX_ROWID = 9_223_372_036_854_775_807
+# The WAL may grow to this size whatever the database's (`store.rs` WAL_FLOOR_BYTES).
+WAL_FLOOR_BYTES = 4 << 20
 
 log = logging.getLogger("skillsmith_host.store")
 
@@ -63,6 +67,17 @@ DRY_RUN_REFUSAL = "dry run: the store is read-only and a dry run writes nothing"
 # Decides `next_sync_at` (Unix ms, or None) for a schedule at a time: the
 # component's own `schedule.decide`, so every host applies the one rule.
 Scheduler = Callable[[ScheduleConfig, int], Optional[int]]
+
+
+@dataclass(frozen=True)
+class OtherSync:
+    """Whom `begin-run` found syncing the catalogue (the user is told)."""
+
+    pid: Optional[int]
+    since: str
+
+    def __str__(self) -> str:
+        return f"process {'?' if self.pid is None else self.pid}, since {self.since}"
 
 
 class StoreFailure(Exception):
@@ -130,6 +145,21 @@ def _bit(value: Optional[bool]) -> Optional[int]:
     return None if value is None else int(value)
 
 
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _main_file(conn: sqlite3.Connection) -> Optional[str]:
+    """The file behind `conn`'s main database; None in memory."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row["name"] == "main":
+            return row["file"] or None
+    return None
+
+
 # ---- opening a catalogue ------------------------------------------------------
 
 
@@ -169,6 +199,11 @@ def open_catalogue(path: Path, read_only: bool) -> sqlite3.Connection:
         return _open_writable(path)
     except sqlite3.Error as e:
         raise schema.catalogue_error(path, e) from e
+    except OSError as e:
+        # Looking at the path itself failed (a folder this user may not enter).
+        raise CatalogueError(
+            f"cannot open the database {path}: {e.strerror or e}", schema.io_kind(e)
+        ) from e
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -202,8 +237,7 @@ def _open_writable(path: Path) -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CatalogueError(
-                f"cannot create the folder for {path}: {e.strerror}",
-                FailureKind.READ_ONLY if isinstance(e, PermissionError) else FailureKind.STORE_CORRUPT,
+                f"cannot create the folder for {path}: {e.strerror or e}", schema.io_kind(e)
             ) from e
     conn = _connect(str(path))
     try:
@@ -253,8 +287,12 @@ class Store:
         self._open: Optional[_OpenRun] = None
         self._holder: Optional[str] = None
         self._last_renew_ms = 0
+        # The row policy (`row_policy.rs`), read when a run begins.
+        self._allowed_tiers: frozenset[str] = frozenset(schema.UPSTREAM_TIERS)
         self._unique_repo_url = True
         self._versions = False
+        self.other_sync: Optional[OtherSync] = None
+        self._path = None if read_only else _main_file(conn)
 
     # -- helpers
 
@@ -283,8 +321,31 @@ class Store:
             except sqlite3.Error:
                 pass
 
-    def _transaction(self, immediate: bool = True) -> None:
-        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """SQLite's errors in the block leave as the `store-error` for the guest."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreFailure(store_error_of(e)) from e
+
+    @contextmanager
+    def _transaction(self, immediate: bool = True) -> Iterator[None]:
+        """One transaction around the block: committed when it ends, rolled
+        back when anything escapes it (a trap from the limits too: never half
+        a page). SQLite's errors leave as the `store-error` for the guest.
+        Writes are IMMEDIATE: a deferred transaction that later writes can
+        fail with SQLITE_BUSY at once in WAL mode, whatever the busy timeout."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            yield
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise StoreFailure(store_error_of(e)) from e
+        except BaseException:
+            self._rollback()
+            raise
 
     @property
     def open_run(self) -> Optional[int]:
@@ -298,16 +359,11 @@ class Store:
     # -- reads
 
     def read_state(self) -> SyncState:
-        try:
-            self._transaction(immediate=False)
+        with self._transaction(immediate=False):  # one snapshot for the three reads
             row = self._one(self.sql.state_last_sync_at)
             last_sync_at = row["last_sync_at"] if row else None
             cp = self._one(self.sql.state_checkpoint)
             n = self._one(self.sql.state_registry_skills)["n"]
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback()
-            raise StoreFailure(store_error_of(e)) from e
         mode = cp["mode"] if cp else None
         return SyncState(
             last_sync_at=last_sync_at,
@@ -323,12 +379,10 @@ class Store:
         out: list[Optional[LocalVersion]] = [None] * len(ids)
         if not ids:
             return out
-        try:
+        with self._reading():
             rows = self.conn.execute(
                 self.sql.skills_local_versions, {"ids": json.dumps(ids, ensure_ascii=False)}
             ).fetchall()
-        except sqlite3.Error as e:
-            raise StoreFailure(store_error_of(e)) from e
         for row in rows:
             pos = row["pos"]
             if 0 <= pos < len(out):
@@ -337,7 +391,7 @@ class Store:
         return out
 
     def registry_ids(self, after: Optional[str], limit: int) -> list[str]:
-        try:
+        with self._reading():
             if after is None:
                 rows = self.conn.execute(self.sql.skills_registry_ids_first, {"limit": limit})
             else:
@@ -345,12 +399,10 @@ class Store:
                     self.sql.skills_registry_ids_after, {"after": after, "limit": limit}
                 )
             return [r["id"] for r in rows]
-        except sqlite3.Error as e:
-            raise StoreFailure(store_error_of(e)) from e
 
     def registry_rows(self, ids: list[str]) -> list[Optional[RegistryRow]]:
         out: list[Optional[RegistryRow]] = []
-        try:
+        with self._reading():
             for id_ in ids:
                 row = self._one(self.sql.skills_registry_row, {"id": id_})
                 if row is None:
@@ -367,8 +419,6 @@ class Store:
                         categories=_read_json_list(row["categories"]),
                     )
                 )
-        except sqlite3.Error as e:
-            raise StoreFailure(store_error_of(e)) from e
         return out
 
     # -- writes
@@ -379,24 +429,17 @@ class Store:
             raise StoreFailure(StoreErrorValue("run-open", f"run {self._open.id} of this process"))
         now = clock.now_ms()
         holder = lease.new_holder()
-        try:
-            self._transaction()
+        with self._transaction():
             held = lease.live_holder(self.conn, self.sql, now)
             if held is not None:
-                self._rollback()
-                raise StoreFailure(
-                    StoreErrorValue("run-open", f"process {held.pid}, since {held.acquired_at}")
-                )
+                self.other_sync = OtherSync(held.pid, held.acquired_at)
+                raise StoreFailure(StoreErrorValue("run-open", str(self.other_sync)))
             lease.take(self.conn, self.sql, holder, now)
             running = self._one(self.sql.run_find_open)
             if running is not None:
-                self._rollback()
-                pid = "?" if running["pid"] is None else running["pid"]
+                self.other_sync = OtherSync(running["pid"], running["started_at"])
                 raise StoreFailure(
-                    StoreErrorValue(
-                        "run-open",
-                        f"run {running['id']} by process {pid}, since {running['started_at']}",
-                    )
+                    StoreErrorValue("run-open", f"run {running['id']} by {self.other_sync}")
                 )
             if not self._yes(self.sql.sync_state_fts_deferred):
                 self._rebuild_search_index_if_overcounted()
@@ -410,12 +453,9 @@ class Store:
             self.conn.execute(
                 self.sql.run_insert, {"history_id": history_id, "mode": mode, "pid": os.getpid()}
             )
+            self._allowed_tiers = frozenset(schema.allowed_tiers(self.conn))
             self._unique_repo_url = self._yes(self.sql.skills_repo_url_is_unique)
             self._versions = self._yes(self.sql.skills_has_versions_table)
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback()
-            raise StoreFailure(store_error_of(e)) from e
         self._holder = holder
         self._last_renew_ms = now
         self._open = _OpenRun(id=run, started_ms=now)
@@ -443,47 +483,46 @@ class Store:
         now = clock.now_ms()
         current: Optional[Skill] = None
         try:
-            self._transaction()
-            for id_ in page.removals:
-                self.conn.execute(self.sql.skill_delete, {"id": id_})
-            for skill in page.upserts:
-                current = skill
-                self._upsert(skill, now)
-            current = None
-            cp = page.checkpoint
-            self.conn.execute(
-                self.sql.checkpoint_write,
-                {
-                    "mode": cp.mode,
-                    "cursor": cp.cursor,
-                    "etag": cp.etag,
-                    "resync_pending": int(cp.resync_pending),
-                    "updated_at": clock.format_ms(now),
-                },
-            )
-            if not lease.renew(self.conn, self.sql, self._holder or "", now):
-                # Another process took over after our lease expired: writing
-                # on would interleave two syncs. Roll the page back.
-                self._rollback()
-                raise StoreFailure(StoreErrorValue("busy"))
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback()
-            error = store_error_of(e)
-            raise StoreFailure(_with_skill(error, current) if current else error) from e
-        except BaseException:
-            # A stop from the limits (a trap) must not leave half a page.
-            self._rollback()
-            raise
+            with self._transaction():
+                for id_ in page.removals:
+                    self.conn.execute(self.sql.skill_delete, {"id": id_})
+                for skill in page.upserts:
+                    current = skill
+                    self._upsert(skill, now)
+                current = None
+                cp = page.checkpoint
+                self.conn.execute(
+                    self.sql.checkpoint_write,
+                    {
+                        "mode": cp.mode,
+                        "cursor": cp.cursor,
+                        "etag": cp.etag,
+                        "resync_pending": int(cp.resync_pending),
+                        "updated_at": clock.format_ms(now),
+                    },
+                )
+                if not lease.renew(self.conn, self.sql, self._holder or "", now):
+                    # Another process took over after our lease expired:
+                    # writing on would interleave two syncs. Roll the page back.
+                    raise StoreFailure(StoreErrorValue("busy"))
+        except StoreFailure as e:
+            if current is None:
+                raise
+            # Which row the schema refused, for the user.
+            raise StoreFailure(_with_skill(e.error, current)) from e.__cause__
         self._last_renew_ms = now
         open_run.pages += 1
+        self._bound_wal()
         log.info(
             "applied page %d of run %d: %d upserts, %d removals",
             open_run.pages, run, len(page.upserts), len(page.removals),
         )
 
     def _upsert(self, s: Skill, now_ms: int) -> None:
-        tier, registry_tier = (s.trust_tier, None) if s.trust_tier in ALLOWED_TIERS else ("unknown", s.trust_tier)
+        if s.trust_tier in self._allowed_tiers:
+            tier, registry_tier = s.trust_tier, None
+        else:
+            tier, registry_tier = "unknown", s.trust_tier
         repo, registry_repo = self._repo(s)
         tags = _json_list(s.tags)
         categories = _json_list(s.categories)
@@ -560,8 +599,7 @@ class Store:
             error = outcome.error or f"the sync ended as {outcome.status}"
         c = outcome.counts
         cov = outcome.coverage
-        try:
-            self._transaction()
+        with self._transaction():
             closed = self.conn.execute(
                 self.sql.history_close,
                 {
@@ -588,18 +626,10 @@ class Store:
                 },
             )
             if closed != 1:
-                self._rollback()
                 raise invalid(f"run {run} is not open in the history (closed by another process?)")
             self._end_deferral()
             self.conn.execute(self.sql.skills_give_back_repos)
             self._write_config(outcome, error, now)
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback()
-            raise StoreFailure(store_error_of(e)) from e
-        except BaseException:
-            self._rollback()
-            raise
         self._open = None
         self._release_lease()
         self._truncate_wal()
@@ -700,16 +730,17 @@ class Store:
         if now - self._last_renew_ms < lease.RENEW_EVERY_MS:
             return
         try:
-            self._transaction()
-            lease.renew(self.conn, self.sql, self._holder, now)
-            self.conn.execute("COMMIT")
-            self._last_renew_ms = now
-        except sqlite3.Error:
-            self._rollback()
+            with self._transaction():
+                lease.renew(self.conn, self.sql, self._holder, now)
+        except StoreFailure:
+            return
+        self._last_renew_ms = now
 
     def abandon_open_run(self, error: str, failure: FailureKind) -> None:
         """Closes the run the guest could not (it trapped): `partial` if a page
-        was applied, else `failed`. Then the lease is released."""
+        was applied, else `failed`. Then the lease is released. Raises
+        StoreFailure when the catalogue refuses even that (still locked, the
+        disk full): the next sync that takes the lease closes the run."""
         if self._open is None:
             self._release_lease()
             return
@@ -736,6 +767,16 @@ class Store:
         except sqlite3.Error:
             pass  # it expires by itself within a minute
         self._holder = None
+
+    def _bound_wal(self) -> None:
+        """Keeps the WAL within half the database file (at least
+        WAL_FLOOR_BYTES): SQLite's own checkpoint (every 32 MiB here, for
+        speed) would let a 20,000-skill catalogue of 18 MB need twice that on
+        disk. A checkpoint that cannot finish now is retried after the next page."""
+        if self._path is None:
+            return
+        if _size(self._path + "-wal") > max(WAL_FLOOR_BYTES, _size(self._path) // 2):
+            self._truncate_wal()
 
     def _truncate_wal(self) -> None:
         """Gives the WAL's space back if that can be done at once; with readers

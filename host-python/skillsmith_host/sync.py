@@ -13,6 +13,7 @@ A cancelled sync is not a failure: it returns a report with
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -22,11 +23,11 @@ from typing import Optional
 from wasmtime.component import Record, Variant
 
 from . import checkout, clock, component, imports
-from .errors import FailureKind, GuestTrapped, HostError, SyncFailed
+from .errors import FailureKind, GuestTrapped, HostError, SyncFailed, UsageError
 from .host import HostImports, ProgressCallback, StopToken
 from .http import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, HttpClient, Policy
 from .limits import Limits
-from .store import Store, open_catalogue
+from .store import OtherSync, Store, StoreFailure, open_catalogue
 from .values import (
     ScheduleConfig,
     SyncOptions,
@@ -38,6 +39,13 @@ from .values import (
 )
 
 DEFAULT_REGISTRY = "https://api.skillsmith.app/functions/v1"
+
+log = logging.getLogger("skillsmith_host")
+
+# `sync-options.page-size` is a u32 and `retry-budget-ms` a u64: wasmtime-py
+# would wrap a value outside them silently.
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
 
 # One scheduling-jitter seed per process, as the Rust host keeps: a fresh
 # seed per decision would let the earliest draw win and shrink the spread.
@@ -78,17 +86,34 @@ class SyncOutcome:
     stats: imports.Stats
 
 
-def _sync_error(value: Variant) -> SyncFailed:
+def _sync_error(value: Variant, other_sync: Optional[OtherSync]) -> SyncFailed:
     if value.tag == "unreachable":
         return SyncFailed(value.tag, http=http_error_from(value.payload))
     if value.tag == "store":
         return SyncFailed(value.tag, store=store_error_from(value.payload))
+    if value.tag == "busy":
+        # `sync-error.busy` has no text; the store knows whom begin-run met.
+        return SyncFailed(value.tag, text=None if other_sync is None else str(other_sync))
     return SyncFailed(value.tag, text=value.payload)
+
+
+def _check_request(request: SyncRequest) -> None:
+    """Refuses values the component's types or the limits cannot hold."""
+    problems = [
+        (0 <= request.page_size <= _U32_MAX, f"page size {request.page_size}"),
+        (0 <= request.retry_budget_ms <= _U64_MAX, f"retry budget {request.retry_budget_ms} ms"),
+        (request.timeout_ms >= 1, f"timeout {request.timeout_ms} ms"),
+        (request.max_body_bytes >= 1, f"body cap {request.max_body_bytes} bytes"),
+    ]
+    for ok, what in problems:
+        if not ok:
+            raise UsageError(f"the {what} is out of range")
 
 
 def run_sync(request: SyncRequest) -> SyncOutcome:
     """Runs one sync; raises a HostError subclass when it did not complete."""
     started = time.monotonic()
+    _check_request(request)
     registry = request.registry.strip().rstrip("/")
     policy = Policy.for_registry(
         registry,
@@ -130,6 +155,7 @@ def run_sync(request: SyncRequest) -> SyncOutcome:
     try:
         instance = call.instantiate(lambda inst, name, c: imports.bind(inst, name, c, run))
         func = call.func(instance, loaded.engine_export, "run")
+        log.info("running the sync component %s", loaded.path)
         result = call.call(func, to_record(options))
     except HostError as e:
         failure = e
@@ -143,7 +169,7 @@ def run_sync(request: SyncRequest) -> SyncOutcome:
     if failure is not None:
         raise failure
     if isinstance(result, Variant):
-        raise _sync_error(result)
+        raise _sync_error(result, store.other_sync)
     assert isinstance(result, Record)
     return SyncOutcome(
         report=report_from(result),
@@ -155,7 +181,12 @@ def run_sync(request: SyncRequest) -> SyncOutcome:
 
 def _close_open_run(store: Store, result: object, failure: Optional[HostError]) -> None:
     """Closes the run a guest left open, so history never shows a dead run as
-    `running`: after a trap, or a guest that forgot."""
+    `running`: after a trap, or a guest that forgot.
+
+    If the catalogue refuses that too (still locked, the disk full), the
+    user hears of the sync's own failure, not of this one: the run stays
+    `running` until the next sync takes the lease and closes it as
+    interrupted (`lease.py`), as the Rust host leaves it."""
     if store.open_run is None:
         store.abandon_open_run("", FailureKind.COMPONENT)  # releases a lease, if any
         return
@@ -164,8 +195,14 @@ def _close_open_run(store: Store, result: object, failure: Optional[HostError]) 
         if isinstance(failure, GuestTrapped):
             kind = FailureKind.COMPONENT
     elif isinstance(result, Variant):
-        error = _sync_error(result)
+        error = _sync_error(result, store.other_sync)
         why, kind = f"{error.message}; {error.action}", error.kind
     else:
         why, kind = "the sync engine returned without closing its run", FailureKind.COMPONENT
-    store.abandon_open_run(why, kind)
+    try:
+        store.abandon_open_run(why, kind)
+    except StoreFailure as e:
+        log.warning("could not close the interrupted sync run: %s", e.error)
+    except HostError as e:
+        # The component's `schedule.decide`, asked for the next sync time, failed.
+        log.warning("could not close the interrupted sync run: %s", e.message)

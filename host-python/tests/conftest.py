@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -164,8 +165,12 @@ def rust_sync(db: Path, url: str, home: Path, *args: str) -> Run:
     return rust(home, "--db", str(db), "--registry", url, "sync", "--json", *args)
 
 
-def read_only(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+@contextmanager
+def read_only(db: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection, closed at the end of the `with` (sqlite3's own
+    `with` only commits, and an open reader keeps the file in use)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+        yield c
 
 
 def catalogue(db: Path) -> dict[str, str]:
@@ -181,7 +186,7 @@ def history(db: Path) -> list[tuple[str, Optional[str]]]:
 
 
 def integrity(db: Path) -> str:
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         return c.execute("PRAGMA integrity_check").fetchone()[0]
 
 

@@ -140,3 +140,72 @@ def test_a_stopped_guest_leaves_the_process_able_to_sync(registry: Registry, tmp
     outcome = run_sync(SyncRequest(db=db, registry=registry.url, component=COMPONENT))
     assert outcome.report.added == len(registry.snapshot())
     assert_same(catalogue(db), registry.snapshot(), "catalogue and registry")
+
+
+def test_a_file_that_is_not_a_component_is_refused_clearly(registry: Registry, tmp_path: Path, home: Path) -> None:
+    text = tmp_path / "notes.wasm"
+    text.write_text("these are notes, not WebAssembly\n")
+    core = tmp_path / "core.wasm"
+    core.write_bytes(b"\0asm\x01\x00\x00\x00")  # an empty core module
+    cases = {
+        text: "is not a WebAssembly component",
+        core: "is a core WebAssembly module, not a component",
+        tmp_path: "is a directory, not a .wasm file",
+        tmp_path / "missing.wasm": "does not exist",
+    }
+    db = tmp_path / "skills.db"
+    for path, says in cases.items():
+        r = python_sync(db, registry.url, home, "--component", str(path))
+        assert r.code == 8, f"{path}: {r.stderr}"
+        [line] = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+        assert says in line, f"{path}: {r.stderr}"
+        assert "to fix:" in r.stderr and "Traceback" not in r.stderr
+    assert not db.exists(), "refused before the catalogue was opened"
+    assert registry.stats()["total"] == 0
+
+
+def test_a_second_signal_quits_at_once_while_the_guest_computes(
+    registry: Registry, tmp_path: Path, home: Path
+) -> None:
+    """While the guest runs no import, Python would run a signal handler only
+    when it returns (here: after its 30 s budget); the second signal must
+    still end the process at once, as the first says it will."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, env
+
+    budget = 30.0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skillsmith_host", "sync", "--db", str(tmp_path / "skills.db"),
+         "--registry", registry.url, "--component", str(HOSTILE_WASM), "--engine-registry", "spin",
+         "--max-guest-run", str(budget), "-v"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=env(home), cwd=str(REPO),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "running the sync component" in line:
+            break
+    else:
+        raise AssertionError(f"the host ended before running the guest (exit {proc.wait()})")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    # Two signals sent back to back may merge into one (POSIX does not queue
+    # them): the second follows the host's answer to the first, as a
+    # person's second Ctrl-C does.
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "stopping after the current page" in line:
+            break
+    took = time.monotonic() - started
+    assert took < budget / 2, f"the first signal was answered after {took:.1f} s: {''.join(seen)}"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=budget + 30)
+    took = time.monotonic() - started
+    assert proc.returncode == 130, f"exit {proc.returncode} after {took:.1f} s: {''.join(seen)}{err}"
+    assert took < budget / 2, f"it waited {took:.1f} s for the guest"
+    assert "Traceback" not in "".join(seen) + err

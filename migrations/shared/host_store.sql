@@ -22,11 +22,15 @@
 -- LOADING
 --   Python:  split on lines matching `^-- name: (\S+)\s*$`; each block's text
 --            is the statement (`host-python/skillsmith_host/store.py`).
---   Node:    the same split; `db.prepare(text)` once per statement.
+--   Node:    the same split; `db.prepare(text)` on first use (not all up
+--            front: skill_version_* name `skill_versions`, which only a later
+--            upstream schema has, and preparing them on a file without it fails).
 --
 -- HOW THE HOST USES THEM (what the Rust store does, and must be done alike)
 --   * Connection: `PRAGMA journal_mode = WAL`, `PRAGMA synchronous = NORMAL`,
---     a busy timeout of 5 s (`PRAGMA busy_timeout = 5000`). Every write is
+--     `PRAGMA foreign_keys = ON` (upstream's `skill_categories` relies on
+--     ON DELETE CASCADE: without it skill_delete leaves orphan links), a
+--     busy timeout of 5 s (`PRAGMA busy_timeout = 5000`). Every write is
 --     in `BEGIN IMMEDIATE` .. `COMMIT` (a deferred transaction that later
 --     writes can fail with SQLITE_BUSY at once in WAL mode).
 --   * Schema: the file is `migrations/shared/catalogue.sql` applied to an
@@ -43,11 +47,17 @@
 --     rows (another tool wrote them) are claimed by the first upsert that
 --     lists them; 'local' rows are never changed or removed. `source` in
 --     `local-versions` is `local` for 'local', else `registry`.
---   * Tiers: `trust_tier` holds a tier the file's CHECK accepts
---     ('verified', 'community', 'experimental', 'unknown' in catalogue.sql);
---     any other tier is stored as 'unknown' with the real one in
---     `registry_tier` (else `registry_tier` is NULL). Reads prefer
---     `registry_tier`.
+--   * Tiers: `trust_tier` holds a tier the file's CHECK accepts; any other
+--     tier is stored as 'unknown' with the real one in `registry_tier` (else
+--     `registry_tier` is NULL). Reads prefer `registry_tier`. The list is
+--     the file's own, read once per run from skills_declaration: the first
+--     `trust_tier IN ('a', 'b', ...)` in it, parsed as `schema.rs`
+--     `tier_check` parses it (the name and `in` in any case, a quote,
+--     backtick or bracket after the name skipped, `''` inside a literal;
+--     anything else means no list). With no list, upstream 0.4.3's four:
+--     'verified', 'community', 'experimental', 'unknown' (catalogue.sql's).
+--     A file upstream's schema 17 created, adopted by `skillsmith`, accepts
+--     six.
 --
 -- begin-run (one IMMEDIATE transaction; not in a dry run):
 --   1. lease_current; if a row comes back and its holder is not known to be
@@ -99,6 +109,11 @@
 --   3. checkpoint_write.
 --   4. lease_renew; 0 rows changed means the lease was lost: ROLLBACK and
 --      answer `store-error.busy`.
+--   5. After COMMIT: when the `-wal` file is larger than half the database
+--      file (and at least 4 MiB), `PRAGMA wal_checkpoint(TRUNCATE)` with a
+--      zero busy timeout (`store.rs` bound_wal: a sync then needs at most
+--      about 1.5 times the catalogue's size on disk; readers in the way
+--      make it do nothing, and the next page tries again).
 --   Between pages (waiting for the registry, sleeping), renew the lease at
 --   least every 15 s with lease_renew in a transaction of its own.
 --
@@ -136,7 +151,14 @@
 -- A trap (the guest never called finish-run): ROLLBACK any open
 -- transaction, then finish-run the open run yourself with status `partial`
 -- (a page was applied) or `failed`, zero counts, the trap's message and
--- failure kind `component`; then lease_release.
+-- failure kind `component`; then lease_release. If that finish-run fails
+-- too (the file is locked, the disk full), leave the run `running` and
+-- report the sync's own error: the next lease holder closes it
+-- (runs_close_interrupted).
+
+-- name: skills_declaration
+-- The `skills` table's CREATE statement, for the tier list of its CHECK.
+SELECT sql AS sql FROM sqlite_schema WHERE type = 'table' AND name = 'skills';
 
 -- name: state_last_sync_at
 SELECT last_sync_at AS last_sync_at FROM sync_config WHERE id = 'default';
