@@ -14,7 +14,7 @@ export { WIT_PACKAGE, WIT_VERSION, checkContractVersion, parseWorld, refuseUngra
 export { runGuest } from './guest.mjs';
 export { DEFAULT_LIMITS } from './limits.mjs';
 export { DEFAULT_HTTP_POLICY, HttpImport } from './http.mjs';
-export { LAYOUT_VERSION, openCatalogue } from './schema.mjs';
+export { LAYOUT_VERSION, allowedTiers, openCatalogue } from './schema.mjs';
 export { CatalogueStore } from './store.mjs';
 export { bindingName, openDatabase, sqliteCode } from './sqlite.mjs';
 export { HostFailure, exitCode } from './failure.mjs';

@@ -46,6 +46,81 @@ const REQUIRED_TABLES = [
 export const BUSY_TIMEOUT_MS = 5000;
 
 /**
+ * Upstream 0.4.3's CHECK list on `skills.trust_tier` (catalogue.sql's;
+ * `schema.rs` UPSTREAM_TIERS), for a file whose declaration has none to read.
+ */
+export const UPSTREAM_TIERS = Object.freeze(['verified', 'community', 'experimental', 'unknown']);
+
+/**
+ * The tiers `skills.trust_tier`'s CHECK accepts, read from the table's
+ * declaration (`schema.rs` `allowed_tiers`): upstream's later schemas list
+ * more than catalogue.sql, and a file `skillsmith` adopted keeps its own.
+ * UPSTREAM_TIERS when the declaration has no list.
+ * @param {string | null | undefined} declaration the `skills` table's CREATE TABLE
+ * @returns {string[]}
+ */
+export function allowedTiers(declaration) {
+  return (declaration ? tierCheck(declaration) : undefined) ?? [...UPSTREAM_TIERS];
+}
+
+/**
+ * Lowercases ASCII only, so that offsets in the result hold in the text:
+ * `toLowerCase` may lengthen other characters (`İ`).
+ */
+const asciiLower = (text) => text.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+
+/** Rust's `trim_start`: Unicode White_Space, which JavaScript's `\s` is not quite. */
+const trimStart = (text) => text.replace(/^\p{White_Space}+/u, '');
+
+/**
+ * The list of the first `trust_tier IN ('a', 'b', ..)` in a table's
+ * declaration, parsed as `schema.rs` `tier_check` parses it: the name and
+ * `in` in any case, quotes, backticks and brackets after the name skipped,
+ * `''` inside a literal; anything unexpected in the list means no list.
+ * @param {string} sql
+ * @returns {string[] | undefined}
+ */
+export function tierCheck(sql) {
+  const lower = asciiLower(sql);
+  let from = 0;
+  for (;;) {
+    const found = lower.indexOf('trust_tier', from);
+    if (found < 0) return undefined;
+    from = found + 'trust_tier'.length;
+    let rest = trimStart(sql.slice(from).replace(/^["`\]]+/, ''));
+    if (asciiLower(rest.slice(0, 2)) !== 'in') continue;
+    rest = trimStart(rest.slice(2));
+    if (!rest.startsWith('(')) continue;
+    rest = rest.slice(1);
+    const tiers = [];
+    for (;;) {
+      rest = trimStart(rest);
+      if (!rest.startsWith("'")) return undefined;
+      let value = '';
+      let i = 1;
+      for (;;) {
+        if (i >= rest.length) return undefined;
+        if (rest[i] !== "'") {
+          value += rest[i];
+          i += 1;
+        } else if (rest[i + 1] === "'") {
+          // A quote inside a literal is doubled.
+          value += "'";
+          i += 2;
+        } else {
+          break;
+        }
+      }
+      tiers.push(value);
+      rest = trimStart(rest.slice(i + 1));
+      if (rest.startsWith(',')) rest = rest.slice(1);
+      else if (rest.startsWith(')')) return tiers;
+      else return undefined;
+    }
+  }
+}
+
+/**
  * A SQLite failure on `path` as the user can act on it.
  * @param {string} path
  * @param {unknown} e

@@ -6,29 +6,39 @@
 // - whose a row is (`sync_origin`): `registry` rows are the sync's, rows
 //   another tool wrote (NULL) are claimed once a listing shows them, and
 //   `local` rows are never changed or removed;
-// - a tier outside the file's CHECK list is stored as `unknown`, the real
-//   one in `registry_tier`; a repository two skills claim stays with one
-//   row (`repo_url` is unique), the other keeps it in `registry_repo_url`;
+// - a tier outside the file's CHECK list (read from the `skills` table's
+//   declaration once per run, as `schema.rs` `allowed_tiers` does: a file
+//   adopted from a later upstream schema accepts more than catalogue.sql)
+//   is stored as `unknown`, the real one in `registry_tier`; a repository
+//   two skills claim stays with one row (`repo_url` is unique), the other
+//   keeps it in `registry_repo_url`;
 // - `begin-run` takes the cross-process lease (lease.mjs) and opens a
 //   history run; every page renews the lease, and so does a timer between
 //   pages;
 // - every page is one IMMEDIATE transaction (removals, upserts, checkpoint,
 //   lease renewal), validated before it starts and rolled back on any
 //   failure; it commits before `apply-page` returns (no write-behind);
+// - after each page the WAL is kept within half the database file (4 MiB
+//   at least), as `store.rs` `bound_wal` keeps it, so a sync needs about
+//   1.5 times the catalogue's size on disk at most;
 // - `finish-run` closes the run, ends a first-sync indexing deferral
 //   another process left, and writes the schedule, whose `next_sync_at`
 //   the component's own `schedule.decide` computes.
+//
+// The store turns foreign keys on for the connection it is given, so that
+// removals cascade.
 //
 // Every SQLite failure reaches the guest as a `store-error` chosen by its
 // result code; a dry run's store refuses every write with `invalid`.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 
 import { formatMs, nowMs, parseMs } from './clock.mjs';
 import { countsAsFailure } from './failure.mjs';
 import { INTERRUPTED_MESSAGE, LEASE_TTL_MS, RENEW_EVERY_MS, holderIsGone, newHolder } from './lease.mjs';
 import { ImportFailure } from './rpc.mjs';
-import { BUSY_TIMEOUT_MS } from './schema.mjs';
+import { BUSY_TIMEOUT_MS, allowedTiers } from './schema.mjs';
 import { SQLITE, sqliteCode } from './sqlite.mjs';
 import { Statements } from './statements.mjs';
 
@@ -38,8 +48,8 @@ const MAX_ROWID = 9223372036854775807n;
 const DAY_MS = 86_400_000;
 const WEEK_MS = 7 * DAY_MS;
 
-/** Tiers `catalogue.sql`'s CHECK accepts (upstream 0.4.3's list). */
-const ALLOWED_TIERS = new Set(['verified', 'community', 'experimental', 'unknown']);
+/** The WAL may grow to this size whatever the database's (`store.rs` WAL_FLOOR_BYTES). */
+const WAL_FLOOR_BYTES = 4 << 20;
 
 const DRY_RUN = 'dry run: the store is read-only and a dry run writes nothing';
 
@@ -91,6 +101,15 @@ function readJsonList(text) {
   }
 }
 
+/** The size of a file in bytes; 0 when it is not there or cannot be read. */
+function fileSize(path) {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * The leading SQLite varint of `bytes` (big-endian, 7 bits a byte, the
  * high bit set on all but the last, the ninth byte whole).
@@ -111,7 +130,8 @@ function varint(bytes) {
  * @property {bigint} id the history row's rowid, the guest's handle
  * @property {number} startedMs
  * @property {number} pages applied so far
- * @property {{ uniqueRepoUrl: boolean, versions: boolean }} policy read once per run
+ * @property {{ tiers: Set<string>, uniqueRepoUrl: boolean, versions: boolean }} policy
+ *   read once per run; `tiers` are those the file's CHECK accepts
  */
 
 /**
@@ -127,6 +147,8 @@ export class CatalogueStore {
   #readOnly;
   #decide;
   #busyTimeoutMs;
+  /** The catalogue file, whose WAL is bounded; null for one in memory. */
+  #path;
   /** @type {OpenRun | null} */
   #open = null;
   /** This process's lease holder id while it holds the lease. */
@@ -140,11 +162,18 @@ export class CatalogueStore {
    * @param {{ decide?: Scheduler }} [options]
    */
   constructor(catalogue, { decide = async () => undefined } = {}) {
+    // As the Rust host's every connection (`connection.rs` configure):
+    // `skill_categories` relies on ON DELETE CASCADE, without which
+    // `skill_delete` leaves links to skills that are gone. SQLite's default
+    // is off (the bindings here turn it on, one built on a system SQLite
+    // would not), so it is set on whatever connection the store is given.
+    catalogue.db.exec('PRAGMA foreign_keys = ON');
     this.#db = catalogue.db;
     this.#readOnly = catalogue.readOnly;
     this.#sql = new Statements(catalogue.db);
     this.#decide = decide;
     this.#busyTimeoutMs = catalogue.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+    this.#path = catalogue.inMemory || !catalogue.path ? null : catalogue.path;
   }
 
   /** The handle of the run the guest opened and has not closed. */
@@ -311,6 +340,7 @@ export class CatalogueStore {
         const id = BigInt(this.#db.lastInsertRowid());
         this.#sql.run('run_insert', { history_id: historyId, mode, pid: process.pid });
         const policy = {
+          tiers: new Set(allowedTiers(this.#sql.one('skills_declaration')?.sql)),
           uniqueRepoUrl: this.#sql.yes('skills_repo_url_is_unique'),
           versions: this.#sql.yes('skills_has_versions_table'),
         };
@@ -407,6 +437,7 @@ export class CatalogueStore {
       throw storeFailure(e, current);
     }
     open.pages++;
+    this.#boundWal();
   }
 
   /**
@@ -414,7 +445,7 @@ export class CatalogueStore {
    * changed (host_store.sql `skill_insert` .. `skill_update_keys`).
    */
   #upsert(s, policy, now) {
-    const [trustTier, registryTier] = ALLOWED_TIERS.has(s.trustTier) ? [s.trustTier, null] : ['unknown', s.trustTier];
+    const [trustTier, registryTier] = policy.tiers.has(s.trustTier) ? [s.trustTier, null] : ['unknown', s.trustTier];
     let repoUrl = s.repoUrl ?? null;
     let registryRepoUrl = null;
     if (repoUrl !== null && policy.uniqueRepoUrl) {
@@ -625,8 +656,21 @@ export class CatalogueStore {
   }
 
   /**
-   * Gives the WAL's space back after a run, if that can be done at once: a
-   * checkpoint that waited for readers would hold the writer lock.
+   * Keeps the WAL within half the database file (at least WAL_FLOOR_BYTES)
+   * after a page: SQLite's own checkpoint, every 32 MiB here for speed,
+   * would let a 20,000-skill catalogue of 18 MB need twice that on disk. A
+   * checkpoint that cannot finish now (a reader holds an old snapshot) is
+   * tried again after the next page.
+   */
+  #boundWal() {
+    if (this.#path === null) return;
+    if (fileSize(`${this.#path}-wal`) > Math.max(WAL_FLOOR_BYTES, Math.floor(fileSize(this.#path) / 2))) this.#truncateWal();
+  }
+
+  /**
+   * Gives the WAL's space back (after a run, or a page that left it too
+   * large), if that can be done at once: a checkpoint that waited for
+   * readers would hold the writer lock.
    */
   #truncateWal() {
     try {

@@ -11,6 +11,9 @@
 //     one request with the feed, and the reverse;
 //   - cancellation, dry runs, the sync lease, a kill -9 in the middle of a
 //     sync, command-line failures (each exit code and message), `| head`;
+//   - the store as the Rust store keeps the file: tiers as its own CHECK
+//     lists them (an upstream schema 17 file adopted by `skillsmith`),
+//     removals cascading to `skill_categories`, the WAL bounded per page;
 //   - the HTTP duties: origin, credentials, redirects, body cap (also a gzip
 //     bomb), compression, the API key, timestamps, four requests at most;
 //   - hostile components (tests/hostile): spinning, spinning through host
@@ -24,7 +27,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,6 +41,7 @@ import {
   HttpImport,
   INTERRUPTED_MESSAGE,
   WIT_PACKAGE,
+  allowedTiers,
   bindingName,
   checkContractVersion,
   decideSchedule,
@@ -585,6 +589,125 @@ await protocol('search API', ['--no-feed'], 'search');
     registry.stop();
   }
 }
+
+// ---- the store as the Rust store keeps the file: tiers, foreign keys, the WAL -----------------
+
+await check("tiers: the list is read from the file's own CHECK, as schema.rs tier_check reads it", async () => {
+  // `schema.rs`'s own cases, and the fallback when there is no list.
+  const v043 = "CREATE TABLE skills (id TEXT, trust_tier TEXT CHECK(trust_tier IN ('verified', 'community', 'experimental', 'unknown')) DEFAULT 'unknown')";
+  assertEq(allowedTiers(v043), ['verified', 'community', 'experimental', 'unknown'], '0.4.3');
+  assertEq(allowedTiers('CREATE TABLE skills ("trust_tier" TEXT, CHECK ("trust_tier"  in(  \'a\' ,\'it\'\'s\'\n)))'), ['a', "it's"], 'quoted name, odd spacing');
+  assertEq(allowedTiers('CREATE TABLE skills ([Trust_Tier] TEXT CHECK ([TRUST_TIER] IN (\'x\')))'), ['x'], 'bracketed name in another case');
+  const upstream = ['verified', 'community', 'experimental', 'unknown'];
+  assertEq(allowedTiers('CREATE TABLE skills (trust_tier TEXT)'), upstream, 'no CHECK');
+  assertEq(allowedTiers('CREATE TABLE skills (trust_tier TEXT CHECK (trust_tier IN (1, 2)))'), upstream, 'a list of numbers');
+  assertEq(allowedTiers("CREATE TABLE skills (trust_tier TEXT CHECK (trust_tier IN ('a'"), upstream, 'an unterminated list');
+});
+
+await check("tiers: a file adopted from upstream's schema 17 keeps curated as curated, as skillsmith stores it", async () => {
+  const adopted = freshDb('upstream-17');
+  const conn = await openDatabase(adopted);
+  conn.exec(readFileSync(join(repo, 'tests/fixtures/upstream-schema-17.sql'), 'utf8'));
+  conn.close();
+  // `skillsmith sync` brings the file to the shared layout before it finds
+  // that nothing listens.
+  const adopting = rust(['--db', adopted, '--registry', `http://127.0.0.1:${await closedPort()}/functions/v1`, 'sync', '--retry-budget', '0']);
+  assertEq(adopting.status, 3, `skillsmith adopting the file (stderr: ${adopting.stderr})`);
+  const ours = freshDb('upstream-17-node');
+  const theirs = freshDb('upstream-17-rust');
+  copyFileSync(adopted, ours);
+  copyFileSync(adopted, theirs);
+  const registry = await startRegistry(['--tier-mix', 'official=1,curated=1,verified=1'], 300);
+  try {
+    await nodeSync(ours, registry.url);
+    rustSync(theirs, registry.url);
+    assertSameRows(await catalogue(ours), await registry.snapshot(), 'Node and registry catalogues');
+  } finally {
+    registry.stop();
+  }
+  const tiers = (db) =>
+    reading(db, (c) => new Map(c.prepare('SELECT id, trust_tier, registry_tier FROM skills').all().map((r) => [r.id, `${r.trust_tier} / ${r.registry_tier}`])));
+  const stored = await tiers(ours);
+  const kinds = new Set(stored.values());
+  assert(kinds.has('curated / null'), `curated is a tier this file accepts: got ${[...kinds].join(', ')}`);
+  assert(kinds.has('verified / null'), `verified too: got ${[...kinds].join(', ')}`);
+  assert(kinds.has('unknown / official'), `official is not: got ${[...kinds].join(', ')}`);
+  assertSameRows(stored, await tiers(theirs), 'the tiers Node and Rust stored');
+});
+
+{
+  const registry = await startRegistry([], 200);
+  try {
+    await check('foreign keys: a skill the registry removes takes its skill_categories links with it, whatever the binding defaults to', async () => {
+      const db = freshDb('cascade');
+      await sync({ dbPath: db, registry: registry.url, component });
+      const [gone, alsoGone, kept] = [...(await catalogue(db)).keys()].sort();
+      // Links as another tool writes them; catalogue.sql's ON DELETE
+      // CASCADE is to drop a link with its skill.
+      const conn = await openDatabase(db);
+      try {
+        conn.prepare("INSERT INTO categories (id, name) VALUES ('testing', 'Testing')").run();
+        const link = conn.prepare("INSERT INTO skill_categories (skill_id, category_id) VALUES (:id, 'testing')");
+        for (const id of [gone, alsoGone, kept]) link.run({ id });
+      } finally {
+        conn.close();
+      }
+      const links = () => reading(db, (c) => c.prepare('SELECT skill_id FROM skill_categories ORDER BY skill_id').all().map((l) => l.skill_id));
+      await registry.admin('/delete', { ids: [gone] });
+      const r = await sync({ dbPath: db, registry: registry.url, component });
+      assertEq(counts(r.report), { added: 0, updated: 0, removed: 1 }, 'counts');
+      assert(!(await catalogue(db)).has(gone), `${gone} is removed`);
+      assertEq(await links(), [alsoGone, kept], 'the links left after the sync');
+      // The bindings here turn foreign keys on by default (better-sqlite3
+      // is built so, node:sqlite's enableForeignKeyConstraints); SQLite's
+      // own default, which one built on a system SQLite keeps, is off. The
+      // store must set it on the connection it is given.
+      const own = await openDatabase(db);
+      own.exec('PRAGMA foreign_keys = OFF');
+      const store = new CatalogueStore({ db: own, path: db, readOnly: false, inMemory: false, busyTimeoutMs: 5000 });
+      try {
+        const run = store.beginRun('changes-feed');
+        const cursor = store.readState().cursor;
+        store.applyPage(run, { upserts: [], removals: [alsoGone], checkpoint: { mode: 'changes-feed', cursor, resyncPending: false } });
+        await store.finishRun(run, { status: 'success', counts: { added: 0n, updated: 0n, unchanged: 0n, removed: 1n, skipped: 0n } });
+      } finally {
+        store.close();
+      }
+      assertEq(await links(), [kept], 'the links left after a removal on a connection with foreign keys off');
+      assertEq(await reading(db, (c) => c.prepare('PRAGMA foreign_key_check').all()), [], 'foreign_key_check');
+    });
+  } finally {
+    registry.stop();
+  }
+}
+
+await check('the WAL stays within half the catalogue (4 MiB at least) after every page, as store.rs bound_wal keeps it', async () => {
+  // Without the bound SQLite's own checkpoint, every 32 MiB here, lets the
+  // WAL of these 12,000 skills grow past the database itself. Sizes are
+  // read at each progress report: the store is idle then, between pages.
+  const total = 12_000;
+  const big = await startRegistry([], total);
+  const db = freshDb('wal');
+  const seen = [];
+  try {
+    const r = await sync({
+      dbPath: db,
+      registry: big.url,
+      component,
+      pageSize: 1000,
+      onProgress: () => {
+        if (existsSync(`${db}-wal`)) seen.push([statSync(`${db}-wal`).size, statSync(db).size]);
+      },
+    });
+    assertEq(Number(r.report.added), total, 'added');
+    assert(r.report.pages >= 3, `pages: ${r.report.pages}`);
+  } finally {
+    big.stop();
+  }
+  assert(seen.length >= 3, `sizes read while the WAL existed: ${seen.length}`);
+  const over = seen.filter(([wal, file]) => wal > Math.max(4 << 20, Math.floor(file / 2)));
+  assertEq(over.slice(0, 3), [], 'WAL over half the database ([wal, database] bytes)');
+});
 
 // ---- the command line: failures, each with its exit code and one message -------------------
 
