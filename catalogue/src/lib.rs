@@ -1,6 +1,9 @@
 //! The Skillsmith catalogue: one SQLite file per user, read by the CLI and
 //! the MCP server and written by syncs. This crate owns every SQL statement
-//! of the project and names no WebAssembly runtime.
+//! of the project's Rust, beside the two files it shares with the hosts
+//! outside Rust (`migrations/shared/catalogue.sql`, which it records, and
+//! `host_store.sql`, which it checks and partly runs), and names no
+//! WebAssembly runtime.
 //!
 //! - [`connection`]: opening a file, typed errors;
 //! - [`schema`]: creating, adopting and upgrading catalogues (shared with
@@ -22,5 +25,6 @@ pub mod lock;
 pub mod random;
 mod row_policy;
 pub mod schema;
+mod shared_sql;
 pub mod store;
 pub mod writer;

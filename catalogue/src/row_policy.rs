@@ -178,18 +178,9 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// Gives each repository no row holds any more back to one row waiting for
 /// it (`registry_repo_url`), chosen as `schema::settle_repo_urls` would.
 pub(crate) fn give_back_repos(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE skills SET repo_url = registry_repo_url, registry_repo_url = NULL
-         WHERE rowid IN (
-             SELECT rowid FROM (
-                 SELECT rowid, registry_repo_url AS repo, row_number() OVER (
-                     PARTITION BY registry_repo_url
-                     ORDER BY sync_origin IS 'registry', julianday(updated_at) DESC, id
-                 ) AS n
-                 FROM skills WHERE registry_repo_url IS NOT NULL)
-             WHERE n = 1 AND NOT EXISTS (SELECT 1 FROM skills AS o WHERE o.repo_url = repo))",
-    )?
-    .execute([])
+    // Shared with the hosts outside Rust.
+    conn.prepare_cached(crate::shared_sql::statement("skills_give_back_repos"))?
+        .execute([])
 }
 
 /// The source of a stored row by its `sync_origin`: only `local` rows are

@@ -359,26 +359,14 @@ pub(crate) fn settle_repo_urls(conn: &Connection) -> rusqlite::Result<usize> {
     // Finding none is a third of the cost of ranking every row (44 against
     // 127 ms over 100,000 rows here), and none is what a first sync finds.
     let shared: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM skills WHERE repo_url IS NOT NULL
-                 GROUP BY repo_url HAVING count(*) > 1)",
-        )?
+        .prepare_cached(crate::shared_sql::statement("skills_repo_urls_shared"))?
         .query_row([], |r| r.get(0))?;
     if !shared {
         return Ok(0);
     }
-    conn.prepare_cached(
-        "UPDATE skills SET registry_repo_url = repo_url, repo_url = NULL
-         WHERE rowid IN (
-             SELECT rowid FROM (
-                 SELECT rowid, row_number() OVER (
-                     PARTITION BY repo_url
-                     ORDER BY sync_origin IS 'registry', julianday(updated_at) DESC, id
-                 ) AS n
-                 FROM skills WHERE repo_url IS NOT NULL)
-             WHERE n > 1)",
-    )?
-    .execute([])
+    // Shared with the hosts outside Rust.
+    conn.prepare_cached(crate::shared_sql::statement("skills_repo_urls_settle"))?
+        .execute([])
 }
 
 /// The tiers `skills.trust_tier`'s CHECK allows, read from the table's
