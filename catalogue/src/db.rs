@@ -394,38 +394,20 @@ impl Database {
         if !unwritable || !path.is_file() {
             return Err(first);
         }
-        let readable = |conn: Connection| -> Option<Database> {
-            if !crate::schema::is_current(&conn).ok()? {
-                return None;
-            }
-            conn.query_row("SELECT count(*) FROM skills", [], |r| r.get::<_, i64>(0))
-                .ok()?;
-            Some(Database {
-                conn,
-                path: Some(path.to_owned()),
-                read_only: true,
-                clock: Clock::from_env(),
-                scratch: None,
-            })
-        };
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if let Some(db) = Connection::open_with_flags(path, flags)
-            .ok()
-            .and_then(readable)
-        {
-            return Ok(db);
-        }
-        let uri = format!("file:{}?immutable=1", uri_path(path));
-        let db = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
-            .ok()
-            .and_then(readable)
-            .ok_or(first)?;
-        tracing::warn!(
-            "{} cannot be written now (a read-only or full file system); reading it as it is \
-             on disk, without pages a crashed sync may have left in its journal",
-            path.display()
-        );
-        Ok(db)
+        let conn = open_unwritable(path, |conn| {
+            crate::schema::is_current(conn).unwrap_or(false)
+                && conn
+                    .query_row("SELECT count(*) FROM skills", [], |r| r.get::<_, i64>(0))
+                    .is_ok()
+        })
+        .ok_or(first)?;
+        Ok(Database {
+            conn,
+            path: Some(path.to_owned()),
+            read_only: true,
+            clock: Clock::from_env(),
+            scratch: None,
+        })
     }
 
     /// Opens `path` for a dry run: nothing is ever written to it. A missing
@@ -438,14 +420,27 @@ impl Database {
             return Database::open_in_memory();
         }
         let err = |e| DbError::from_sqlite(path, e);
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| DbError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // A file on a read-only or full file system too: a dry run writes
+        // nothing, so it needs no more than a search does.
+        let readable = |conn: &Connection| {
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok()
+        };
+        let mut conn = match open_unwritable(path, readable) {
+            Some(conn) => conn,
+            // Neither way reads it: open it plainly, and let the first
+            // query say why.
+            None => Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|source| DbError::Open {
+                path: path.to_owned(),
+                source,
+            })?,
+        };
         known_version(&conn, path)?;
         if crate::schema::is_current(&conn).map_err(err)? {
             configure(&mut conn).map_err(err)?;
@@ -1076,6 +1071,30 @@ pub(crate) fn fts_query(text: &str) -> Option<String> {
     Some(expr)
 }
 
+/// Opens `path` read-only, where `usable` says the connection reads it;
+/// failing that, `immutable`, which needs no `-shm` file, so that a WAL file
+/// on a read-only or full file system (where SQLite cannot map one) is read
+/// still, as it is on disk: without pages a crashed writer left in the
+/// `-wal` (a finished sync leaves none). Says so when it comes to that.
+fn open_unwritable(path: &Path, usable: impl Fn(&Connection) -> bool) -> Option<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if let Some(conn) = Connection::open_with_flags(path, flags)
+        .ok()
+        .filter(|c| usable(c))
+    {
+        return Some(conn);
+    }
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let conn = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        .ok()
+        .filter(|c| usable(c))?;
+    tracing::warn!(
+        "{} cannot be written now (a read-only or full file system); reading it as it is \
+         on disk, without pages a crashed sync may have left in its journal",
+        path.display()
+    );
+    Some(conn)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

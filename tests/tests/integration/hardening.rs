@@ -439,6 +439,10 @@ fn a_read_only_folder_refuses_a_sync_and_still_reads() {
     assert_eq!(search.code, 0, "reads still work\n{}", search.stderr);
     assert!(!search.stdout.is_empty());
     env.run(&["sync", "status"]).ok();
+    // A dry run writes nothing, so it works as a search does.
+    let dry = env.run(&["sync", "--dry-run"]);
+    assert_eq!(dry.code, 0, "a dry run of a read-only catalogue\n{}", dry.stderr);
+    assert!(dry.stdout.contains("would be"), "{}", dry.stdout);
     let run = env.run(&["sync"]);
     assert_eq!(run.code, 6, "{}", run.stderr);
     assert!(run.stderr.contains("read-only"), "{}", run.stderr);
