@@ -441,7 +441,11 @@ fn a_read_only_folder_refuses_a_sync_and_still_reads() {
     env.run(&["sync", "status"]).ok();
     // A dry run writes nothing, so it works as a search does.
     let dry = env.run(&["sync", "--dry-run"]);
-    assert_eq!(dry.code, 0, "a dry run of a read-only catalogue\n{}", dry.stderr);
+    assert_eq!(
+        dry.code, 0,
+        "a dry run of a read-only catalogue\n{}",
+        dry.stderr
+    );
     assert!(dry.stdout.contains("would be"), "{}", dry.stdout);
     let run = env.run(&["sync"]);
     assert_eq!(run.code, 6, "{}", run.stderr);
