@@ -1095,6 +1095,7 @@ fn open_unwritable(path: &Path, usable: impl Fn(&Connection) -> bool) -> Option<
     );
     Some(conn)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,13 +13,14 @@ const HOST_STORE_SQL: &str = include_str!("../../migrations/shared/host_store.sq
 fn statements() -> &'static HashMap<&'static str, &'static str> {
     static STATEMENTS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
     STATEMENTS.get_or_init(|| {
-        let mut out = HashMap::new();
-        let mut blocks = HOST_STORE_SQL.split("\n-- name: ").skip(1);
-        for block in blocks.by_ref() {
-            let (name, sql) = block.split_once('\n').unwrap_or((block, ""));
-            out.insert(name.trim(), sql.trim());
-        }
-        out
+        HOST_STORE_SQL
+            .split("\n-- name: ")
+            .skip(1)
+            .map(|block| {
+                let (name, sql) = block.split_once('\n').unwrap_or((block, ""));
+                (name.trim(), sql.trim())
+            })
+            .collect()
     })
 }
 
