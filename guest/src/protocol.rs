@@ -323,8 +323,9 @@ pub struct RateLimit {
     pub limit: Option<u64>,
     /// Requests left in this window.
     pub remaining: Option<u64>,
-    /// Unix seconds, registry clock, when the window resets.
-    pub reset: Option<i64>,
+    /// When the window resets: Unix milliseconds on the registry's clock
+    /// (see [`reset_ms`]).
+    pub reset_ms: Option<i64>,
 }
 
 /// Reads the `X-RateLimit-*` headers; unreadable values count as absent.
@@ -333,10 +334,40 @@ pub fn rate_limit(resp: &HttpResponse) -> RateLimit {
     RateLimit {
         limit: num("x-ratelimit-limit"),
         remaining: num("x-ratelimit-remaining"),
-        reset: resp
-            .header("x-ratelimit-reset")
-            .and_then(|v| v.trim().parse::<i64>().ok()),
+        reset_ms: reset_ms(resp),
     }
+}
+
+/// Below this, an `X-RateLimit-Reset` cannot be a Unix time in seconds
+/// (it would be before September 2001): it counts seconds from the
+/// response, the delta form of the IETF RateLimit header fields.
+const RESET_DELTA_BELOW: f64 = 1e9;
+/// From here on it cannot be seconds either (it would be after the year
+/// 5000): it is milliseconds. Upstash's limiter, which the upstream
+/// registry's edge functions used, reports its reset that way, and
+/// upstream's `rate-limiter.ts` passed it through unconverted.
+const RESET_MILLIS_FROM: f64 = 1e11;
+
+/// `X-RateLimit-Reset` in Unix milliseconds. The OpenAPI file says a Unix
+/// timestamp, in seconds by its example (`1704672000`); fractions of a
+/// second are kept. The two forms other limiters send are told apart by
+/// size ([`RESET_DELTA_BELOW`], [`RESET_MILLIS_FROM`]); the delta form is
+/// counted from the end of the response's `Date` second, so that it is
+/// never early.
+pub fn reset_ms(resp: &HttpResponse) -> Option<i64> {
+    let value: f64 = resp.header("x-ratelimit-reset")?.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    Some(if value >= RESET_MILLIS_FROM {
+        value.ceil() as i64
+    } else if value >= RESET_DELTA_BELOW {
+        (value * 1000.0).ceil() as i64
+    } else {
+        let date = response_date(resp)?.timestamp_millis();
+        date.saturating_add(999)
+            .saturating_add((value * 1000.0).ceil() as i64)
+    })
 }
 
 /// The response's `Date` header, parsed.
@@ -947,9 +978,21 @@ mod tests {
             RateLimit {
                 limit: Some(30),
                 remaining: Some(0),
-                reset: Some(1_795_572_045)
+                reset_ms: Some(1_795_572_045_000)
             }
         );
+        // The other forms: milliseconds (Upstash's), a fraction, seconds
+        // from the response (from the end of its `Date` second).
+        let reset = |value: &str| reset_ms(&resp(&[("date", date), ("x-ratelimit-reset", value)]));
+        assert_eq!(reset("1795572045123"), Some(1_795_572_045_123));
+        assert_eq!(reset("1795572045.25"), Some(1_795_572_045_250));
+        assert_eq!(reset("30"), Some(1_795_572_030_999));
+        assert_eq!(reset("0"), Some(1_795_572_000_999));
+        for nonsense in ["-1", "soon", "NaN", "inf", ""] {
+            assert_eq!(reset(nonsense), None, "{nonsense}");
+        }
+        // The delta form needs the response's `Date`.
+        assert_eq!(reset_ms(&resp(&[("x-ratelimit-reset", "30")])), None);
     }
 
     #[test]

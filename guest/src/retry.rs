@@ -78,7 +78,7 @@ pub struct Client {
     /// What the current rate-limit window has left, as the responses said
     /// (less what was sent since, see [`Client::room`]).
     remaining: Option<u64>,
-    /// `X-RateLimit-Reset` of that window.
+    /// `X-RateLimit-Reset` of that window, in Unix ms.
     window_reset: Option<i64>,
     /// The reset of the last window this client waited out: responses that
     /// still name it were counted in a window that is over.
@@ -124,10 +124,9 @@ impl RegistryClock {
     }
 
     /// How long to wait, from the latest response, until the registry's
-    /// clock surely reads `reset` (Unix seconds); `None` before any `Date`.
-    fn wait_until(&self, reset: i64) -> Option<u64> {
-        let wake = reset
-            .saturating_mul(1000)
+    /// clock surely reads `reset_ms` (Unix ms); `None` before any `Date`.
+    fn wait_until(&self, reset_ms: i64) -> Option<u64> {
+        let wake = reset_ms
             .saturating_add(RESET_MARGIN_MS)
             .saturating_sub(self.lo?);
         Some(wake.saturating_sub(self.last_received as i64).max(0) as u64)
@@ -135,7 +134,7 @@ impl RegistryClock {
 
     /// [`RegistryClock::wait_until`] the reset `resp` announces.
     fn wait_for_reset(&self, resp: &HttpResponse) -> Option<u64> {
-        self.wait_until(protocol::rate_limit(resp).reset?)
+        self.wait_until(protocol::reset_ms(resp)?)
     }
 }
 
@@ -307,7 +306,12 @@ impl Client {
             } else {
                 (MAX_ATTEMPTS, None)
             };
+            // A 429 that says to retry at once (`Retry-After: 0`, or a
+            // reset already past: a registry that rounds its reset down)
+            // was refused all the same; retrying at once would spend every
+            // attempt in a moment, so it backs off.
             let delay = hint
+                .filter(|&ms| ms > 0)
                 .or(step)
                 .unwrap_or_else(|| backoff(host, attempt))
                 .max(self.pace_ms.take().unwrap_or(0));
@@ -368,7 +372,7 @@ impl Client {
             return;
         };
         if limit
-            .reset
+            .reset_ms
             .zip(self.expired_reset)
             .is_some_and(|(reset, expired)| reset <= expired)
         {
@@ -378,13 +382,13 @@ impl Client {
         // With requests in flight, responses can be read in another order
         // than the registry counted them: within one window the lowest
         // count is the latest; only a later reset is a new window.
-        let newer = match (limit.reset, self.window_reset) {
+        let newer = match (limit.reset_ms, self.window_reset) {
             (Some(reset), Some(known)) => reset > known,
             (Some(_), None) => true,
             (None, _) => false,
         };
         if newer {
-            self.window_reset = limit.reset;
+            self.window_reset = limit.reset_ms;
             self.remaining = Some(left);
             self.pace_ms = None;
         } else {
@@ -422,9 +426,8 @@ fn verdict(resp: &HttpResponse, final_statuses: &[u16]) -> Verdict {
         ))),
         429 => match protocol::error_code(&resp.body) {
             Some(code) if code == "monthly_quota_exceeded" => {
-                let resets = protocol::rate_limit(resp)
-                    .reset
-                    .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                let resets = protocol::reset_ms(resp)
+                    .and_then(chrono::DateTime::from_timestamp_millis)
                     .map(|t| format!("it resets at {}", t.format("%Y-%m-%d %H:%M UTC")))
                     .unwrap_or_else(|| "the registry did not say when it resets".into());
                 Verdict::Fail(SyncError::QuotaExceeded(format!(
@@ -730,6 +733,26 @@ mod tests {
     }
 
     #[test]
+    fn a_429_that_says_retry_now_backs_off() {
+        let mut net = Net::default();
+        net.script.extend([
+            r(429, &[("retry-after", "0")], ""),
+            // Reset a second before the `Date`: already past.
+            r(
+                429,
+                &[("date", DATE), ("x-ratelimit-reset", "1795571999")],
+                "",
+            ),
+            r(200, &[], "{}"),
+        ]);
+        let (res, requests) = fetch(&mut net, 60_000);
+        assert_eq!(res.unwrap().status, 200);
+        assert_eq!(requests, 3);
+        assert!((250..=500).contains(&net.slept[0]), "{:?}", net.slept);
+        assert!((500..=1000).contains(&net.slept[1]), "{:?}", net.slept);
+    }
+
+    #[test]
     fn budget_exhausted() {
         let mut net = Net::default();
         net.script.push_back(r(429, &[("retry-after", "120")], ""));
@@ -790,7 +813,7 @@ mod tests {
         }
         let reset = (2000 + OFF) / 1000 + 1;
         let exact = (reset * 1000 - (2000 + OFF)) as u64;
-        let wait = clock.wait_until(reset).unwrap();
+        let wait = clock.wait_until(reset * 1000).unwrap();
         // Never early; late by at most the spacing of the samples, where the
         // `Date` alone (reset minus the last `Date`) is up to a second off.
         assert!(
@@ -803,32 +826,36 @@ mod tests {
 
     #[test]
     fn paces_when_remaining_is_zero() {
-        let mut net = Net::default();
-        net.script.extend([
-            r(
-                200,
-                &[
-                    ("date", DATE),
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset", "1795572007"),
-                ],
-                "",
-            ),
-            r(200, &[], ""),
-        ]);
-        let mut c = Client::new(60_000, progress());
-        let mut w = Warnings::new();
-        let f = c.send(&mut net, req(), &[]).unwrap();
-        c.wait(&mut net, f, &mut w).unwrap();
-        assert!(net.slept.is_empty());
-        let f = c.send(&mut net, req(), &[]).unwrap();
-        assert_eq!(
-            net.slept,
-            [7000 + RESET_MARGIN_MS as u64],
-            "paced before the second request"
-        );
-        c.wait(&mut net, f, &mut w).unwrap();
-        assert_eq!(c.requests(), 2);
+        // The Date is 1795572000: a reset in seconds, and one in
+        // milliseconds, waited for to the millisecond.
+        for (reset, wait) in [("1795572007", 7000), ("1795572002250", 2250)] {
+            let mut net = Net::default();
+            net.script.extend([
+                r(
+                    200,
+                    &[
+                        ("date", DATE),
+                        ("x-ratelimit-remaining", "0"),
+                        ("x-ratelimit-reset", reset),
+                    ],
+                    "",
+                ),
+                r(200, &[], ""),
+            ]);
+            let mut c = Client::new(60_000, progress());
+            let mut w = Warnings::new();
+            let f = c.send(&mut net, req(), &[]).unwrap();
+            c.wait(&mut net, f, &mut w).unwrap();
+            assert!(net.slept.is_empty());
+            let f = c.send(&mut net, req(), &[]).unwrap();
+            assert_eq!(
+                net.slept,
+                [wait + RESET_MARGIN_MS as u64],
+                "paced before the second request"
+            );
+            c.wait(&mut net, f, &mut w).unwrap();
+            assert_eq!(c.requests(), 2);
+        }
     }
 
     #[test]

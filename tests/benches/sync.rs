@@ -19,6 +19,7 @@ use rusqlite::params;
 use serde_json::Value;
 use skillsmith_runtime::component::ComponentRuntime;
 use skillsmith_runtime::db::Database;
+use skillsmith_testkit::server::RateWindows;
 use skillsmith_testkit::{RegistryHandle, RegistryServer, ServerConfig, TierMix};
 
 /// One measured command.
@@ -228,18 +229,26 @@ fn wan_rows(n: usize) {
     }
     println!();
     println!(
-        "| rate-limited search sync | skills | limit | requests | windows | minimum s | wall s | wall / minimum | 429s |"
+        "| rate-limited search sync | windows lie | reset in | skills | requests | windows | minimum s | wall s | wall / minimum | 429s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    // A small catalogue, so that a minute-long window still takes minutes,
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    // Small catalogues, so that a minute-long window still takes minutes,
     // not an hour: the rows measure how close to the limit's minimum the
     // pacing gets, which the catalogue's size does not change.
-    let n = n.min(2_000);
-    for (limit, window_ms) in [(10u32, 3_000u64), (10, 60_000)] {
+    for (window_ms, windows, millis, size) in [
+        (3_000u64, RateWindows::Aligned, false, 5_000),
+        (3_000, RateWindows::FirstRequest, false, 5_000),
+        (3_000, RateWindows::FirstRequest, true, 5_000),
+        (60_000, RateWindows::Aligned, false, 2_000),
+    ] {
+        let n = n.min(size);
+        let limit = 10u32;
         let registry = RegistryServer::start(ServerConfig {
             feed_enabled: false,
             rate_limit_per_minute: limit,
             rate_window_ms: window_ms,
+            rate_windows: windows,
+            rate_reset_millis: millis,
             ..ServerConfig::new(n, 7)
         })
         .unwrap();
@@ -252,14 +261,28 @@ fn wan_rows(n: usize) {
         );
         let stats = registry.stats();
         let requests = stats.total;
-        let windows = requests.div_ceil(u64::from(limit));
-        // Fixed windows opened by their first request: the last window
-        // starts (windows - 1) window lengths after the first.
-        let minimum = windows.saturating_sub(1) as f64 * window_ms as f64 / 1000.0;
+        let needed = requests.div_ceil(u64::from(limit));
+        let window = window_ms as i64;
+        let first = stats.recent.first().map_or(0, |r| r.at_ms);
+        // The last window a client needs opens, at the earliest, `needed - 1`
+        // windows after the first: where that is depends on how the windows
+        // lie, and for aligned ones on when in its window the first request
+        // came.
+        let last_opens = match windows {
+            RateWindows::Aligned => (first.div_euclid(window) + needed as i64 - 1) * window - first,
+            _ => (needed as i64 - 1) * window,
+        };
+        let minimum = last_opens.max(0) as f64 / 1000.0;
         let refused = stats.recent.iter().filter(|r| r.status == 429).count();
         println!(
-            "| {limit} per {} s | {n} | {limit} | {requests} | {windows} | {minimum:.1} | {:.2} | {:.3} | {refused} |",
+            "| {limit} per {} s | {} | {} | {n} | {requests} | {needed} | {minimum:.2} | {:.2} | {:.3} | {refused} |",
             window_ms / 1000,
+            match windows {
+                RateWindows::Aligned => "from the epoch",
+                RateWindows::FirstRequest => "from a request",
+                RateWindows::FirstRequestRoundedDown => "from a request, rounded down",
+            },
+            if millis { "ms" } else { "s" },
             s.wall.as_secs_f64(),
             s.wall.as_secs_f64() / minimum.max(f64::EPSILON),
         );

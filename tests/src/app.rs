@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::catalogue::{Catalogue, mix};
-use crate::config::{ConfigUpdate, ConfigView, HealthStatus, ServerConfig};
+use crate::config::{ConfigUpdate, ConfigView, HealthStatus, RateWindows, ServerConfig};
 use crate::faults::{Fault, FaultSet};
 use crate::search::SearchCache;
 use crate::stats::{Recorder, Stats};
@@ -23,11 +23,37 @@ pub(crate) struct Settings {
     pub(crate) health: HealthStatus,
 }
 
-/// Fixed one-minute window, opened by its first request.
+/// The rate limit's current window: where it began and what it counted.
 #[derive(Default)]
 pub(crate) struct RateWindow {
-    pub(crate) start_ms: i64,
-    pub(crate) count: u32,
+    start_ms: i64,
+    count: u32,
+}
+
+impl RateWindow {
+    /// Counts a request that arrived at `now` (registry ms) in windows of
+    /// `len_ms` laid out as `windows` says; returns its number in its
+    /// window and the instant the window ends.
+    pub(crate) fn count(&mut self, now: i64, len_ms: i64, windows: RateWindows) -> (u32, i64) {
+        let start = match windows {
+            RateWindows::Aligned => now - now.rem_euclid(len_ms),
+            RateWindows::FirstRequest | RateWindows::FirstRequestRoundedDown => {
+                if self.count == 0 || now >= self.start_ms + len_ms {
+                    now
+                } else {
+                    self.start_ms
+                }
+            }
+        };
+        if self.count == 0 || start != self.start_ms {
+            *self = RateWindow {
+                start_ms: start,
+                count: 0,
+            };
+        }
+        self.count += 1;
+        (self.count, start + len_ms)
+    }
 }
 
 /// Shared state of one registry; the handle, the API and the admin endpoints
@@ -45,6 +71,8 @@ pub(crate) struct App {
     /// Encode responses as the client's `Accept-Encoding` asks.
     pub(crate) compression: bool,
     pub(crate) rate_window_ms: i64,
+    pub(crate) rate_windows: RateWindows,
+    pub(crate) rate_reset_millis: bool,
     pub(crate) latency: std::time::Duration,
 }
 
@@ -91,7 +119,34 @@ impl App {
             wire: std::sync::Arc::default(),
             compression: config.compression,
             rate_window_ms: config.rate_window_ms.clamp(1, i64::MAX as u64) as i64,
+            rate_windows: config.rate_windows,
+            rate_reset_millis: config.rate_reset_millis,
             latency: std::time::Duration::from_millis(config.latency_ms),
+        }
+    }
+
+    /// `X-RateLimit-Reset` for a window ending at `end_ms`: whole seconds,
+    /// rounded up (never early) unless the windows round down, or
+    /// milliseconds.
+    pub(crate) fn announced_reset(&self, end_ms: i64) -> i64 {
+        if self.rate_reset_millis {
+            end_ms
+        } else if self.rate_windows == RateWindows::FirstRequestRoundedDown {
+            end_ms.div_euclid(1000)
+        } else {
+            (end_ms + 999).div_euclid(1000)
+        }
+    }
+
+    /// `Retry-After` of a 429 at `now` in a window ending at `end_ms`:
+    /// the whole seconds left, rounded up; rounded-down windows count from
+    /// their announced reset to the current second, as upstream's fallback
+    /// does, which says 0 once that reset has passed.
+    pub(crate) fn retry_after_secs(&self, end_ms: i64, now: i64) -> i64 {
+        if self.rate_windows == RateWindows::FirstRequestRoundedDown {
+            (end_ms.div_euclid(1000) - now.div_euclid(1000)).max(0)
+        } else {
+            ((end_ms - now).max(0) + 999) / 1000
         }
     }
 
@@ -212,5 +267,63 @@ impl App {
             live_skills: store.live_count(),
             tombstones: store.tombstone_count(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_open_where_their_kind_says_and_end_one_length_later() {
+        // 1_795_572_001_300 ms is 1.3 s into a second.
+        let t = 1_795_572_001_300;
+        let mut w = RateWindow::default();
+        assert_eq!(
+            w.count(t, 3_000, RateWindows::Aligned),
+            (1, 1_795_572_003_000)
+        );
+        assert_eq!(
+            w.count(t + 1_600, 3_000, RateWindows::Aligned),
+            (2, 1_795_572_003_000)
+        );
+        assert_eq!(
+            w.count(t + 1_700, 3_000, RateWindows::Aligned),
+            (1, 1_795_572_006_000)
+        );
+        let mut w = RateWindow::default();
+        let first = RateWindows::FirstRequest;
+        assert_eq!(w.count(t, 3_000, first), (1, t + 3_000));
+        assert_eq!(w.count(t + 2_999, 3_000, first), (2, t + 3_000));
+        assert_eq!(w.count(t + 3_000, 3_000, first), (1, t + 6_000));
+    }
+
+    #[test]
+    fn resets_are_announced_rounded_as_the_windows_say() {
+        let app = |windows, millis| {
+            App::new(ServerConfig {
+                skills: 0,
+                rate_windows: windows,
+                rate_reset_millis: millis,
+                ..ServerConfig::default()
+            })
+        };
+        let end = 1_795_572_004_300;
+        let up = app(RateWindows::FirstRequest, false);
+        assert_eq!(up.announced_reset(end), 1_795_572_005);
+        assert_eq!(up.retry_after_secs(end, end - 1_000), 1);
+        assert_eq!(up.retry_after_secs(end, end - 1_001), 2);
+        let down = app(RateWindows::FirstRequestRoundedDown, false);
+        assert_eq!(down.announced_reset(end), 1_795_572_004);
+        // After the announced reset, before the end: "retry now".
+        assert_eq!(down.retry_after_secs(end, end - 200), 0);
+        assert_eq!(
+            app(RateWindows::Aligned, false).announced_reset(1_795_572_006_000),
+            1_795_572_006
+        );
+        assert_eq!(
+            app(RateWindows::FirstRequest, true).announced_reset(end),
+            end
+        );
     }
 }

@@ -32,6 +32,44 @@ impl HealthStatus {
     }
 }
 
+/// Where the rate limit's windows lie on the clock, and how
+/// `X-RateLimit-Reset` tells their end (the OpenAPI file: "Unix timestamp
+/// when limit resets").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateWindows {
+    /// Back to back from the Unix epoch, as Upstash's limiter (which the
+    /// upstream registry's edge functions used) lays them: a window of
+    /// whole seconds ends on a whole second, so the reset is exact.
+    Aligned,
+    /// Each opened by the first request after the last one closed, its end
+    /// rounded up to the second: honest, but up to a second late. Tests
+    /// use it because where its windows fall does not depend on the time
+    /// of day.
+    #[default]
+    FirstRequest,
+    /// Opened as [`RateWindows::FirstRequest`], its end rounded down, as
+    /// upstream's in-memory fallback does: the reset it announces comes up
+    /// to a second before the window really ends, and a 429 then says
+    /// `Retry-After: 0`. A registry whose headers are not quite honest.
+    FirstRequestRoundedDown,
+}
+
+impl RateWindows {
+    /// Parses `aligned`, `first-request` or `first-request-rounded-down`.
+    pub fn parse(s: &str) -> Result<RateWindows, String> {
+        match s {
+            "aligned" => Ok(RateWindows::Aligned),
+            "first-request" => Ok(RateWindows::FirstRequest),
+            "first-request-rounded-down" => Ok(RateWindows::FirstRequestRoundedDown),
+            other => Err(format!(
+                "unknown rate windows {other:?}: aligned, first-request or \
+                 first-request-rounded-down"
+            )),
+        }
+    }
+}
+
 /// How to start a registry.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -65,9 +103,14 @@ pub struct ServerConfig {
     /// Encode responses with gzip, brotli or zstd when the request's
     /// `Accept-Encoding` asks, as a hosted API does.
     pub compression: bool,
-    /// Length of the rate limit's fixed window, opened by its first request
-    /// (the live registry's is a minute).
+    /// Length of the rate limit's fixed window (the live registry's is a
+    /// minute).
     pub rate_window_ms: u64,
+    /// Where those windows lie and how their reset is told.
+    pub rate_windows: RateWindows,
+    /// Send `X-RateLimit-Reset` in Unix milliseconds, as Upstash's limiter
+    /// reports it and upstream's edge functions passed it on.
+    pub rate_reset_millis: bool,
     /// Added before every API response, as a slow network's round trip.
     pub latency_ms: u64,
 }
@@ -89,6 +132,8 @@ impl Default for ServerConfig {
             stats_enabled: true,
             compression: true,
             rate_window_ms: 60_000,
+            rate_windows: RateWindows::default(),
+            rate_reset_millis: false,
             latency_ms: 0,
         }
     }

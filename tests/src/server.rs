@@ -17,9 +17,11 @@ use axum::routing::any;
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-use crate::app::{App, RateWindow, lock, read};
+use crate::app::{App, lock, read};
 use crate::catalogue::{Catalogue, format_rfc3339_ms, mix, uuid_from};
-pub use crate::config::{ConfigUpdate, ConfigView, HealthStatus, ServerConfig, UNLIMITED};
+pub use crate::config::{
+    ConfigUpdate, ConfigView, HealthStatus, RateWindows, ServerConfig, UNLIMITED,
+};
 use crate::faults::{Fault, FaultKind};
 pub use crate::reply::API_PREFIX;
 use crate::reply::{Params, Reply, reason};
@@ -39,8 +41,8 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         .unwrap_or(full)
         .to_string();
     let query = parts.uri.query();
-    let seq = lock(&app.stats).begin(parts.method.as_str(), &path, query, &parts.headers);
     let now = app.now_ms();
+    let seq = lock(&app.stats).begin(parts.method.as_str(), &path, query, &parts.headers, now);
     let (limit, api_key, feed_enabled, stats_enabled, ignore_offset, health) = {
         let s = read(&app.settings);
         (
@@ -52,19 +54,8 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             s.health,
         )
     };
-    let (count, window_start) = {
-        let mut w = lock(&app.rate);
-        if now >= w.start_ms + app.rate_window_ms || w.count == 0 {
-            *w = RateWindow {
-                start_ms: now,
-                count: 0,
-            };
-        }
-        w.count += 1;
-        (w.count, w.start_ms)
-    };
+    let (count, mut reset_ms) = lock(&app.rate).count(now, app.rate_window_ms, app.rate_windows);
     let mut remaining = limit.saturating_sub(count);
-    let mut reset_ms = window_start + app.rate_window_ms;
 
     let fault = lock(&app.faults).take(&path);
     let (mut corrupt, mut truncate) = (false, false);
@@ -152,7 +143,7 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             }
         }
         if count > limit {
-            let secs = ((reset_ms - now).max(0) + 999) / 1000;
+            let secs = app.retry_after_secs(reset_ms, now);
             break 'reply Reply::error(
                 429,
                 "Too many requests. Please try again later.",
@@ -194,7 +185,7 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let rate = RateHeaders {
         limit,
         remaining,
-        reset_secs: (reset_ms + 999) / 1000,
+        reset: app.announced_reset(reset_ms),
     };
     finish(&app, seq, reply, rate, truncate)
 }
@@ -203,7 +194,8 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
 struct RateHeaders {
     limit: u32,
     remaining: u32,
-    reset_secs: i64,
+    /// `X-RateLimit-Reset` as sent ([`App::announced_reset`]).
+    reset: i64,
 }
 
 /// Adds the headers every API response carries and builds the response.
@@ -230,7 +222,7 @@ fn finish(app: &App, seq: u64, reply: Reply, rate: RateHeaders, truncate: bool) 
     );
     set(
         HeaderName::from_static("x-ratelimit-reset"),
-        rate.reset_secs.to_string(),
+        rate.reset.to_string(),
     );
     set(
         HeaderName::from_static("x-request-id"),

@@ -32,6 +32,9 @@ pub struct RequestRecord {
     /// `Accept-Encoding` header, if sent.
     #[serde(default)]
     pub accept_encoding: Option<String>,
+    /// When the registry counted it: Unix ms on the registry clock.
+    #[serde(default)]
+    pub at_ms: i64,
 }
 
 impl RequestRecord {
@@ -87,6 +90,7 @@ impl Recorder {
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
+        at_ms: i64,
     ) -> u64 {
         self.seq += 1;
         self.total += 1;
@@ -110,6 +114,7 @@ impl Recorder {
             if_none_match: header("if-none-match"),
             user_agent: header("user-agent"),
             accept_encoding: header("accept-encoding"),
+            at_ms,
         });
         self.seq
     }

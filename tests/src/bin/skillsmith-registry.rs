@@ -5,7 +5,10 @@
 use std::io::{Read as _, Write as _};
 
 use clap::Parser;
-use skillsmith_testkit::{RegistryServer, ServerConfig, TierMix, server::UNLIMITED};
+use skillsmith_testkit::{
+    RegistryServer, ServerConfig, TierMix,
+    server::{RateWindows, UNLIMITED},
+};
 
 /// A Skillsmith registry serving generated skills, with admin endpoints
 /// under /_admin for mutations, faults and stats.
@@ -50,6 +53,14 @@ struct Args {
     /// Length of the rate limit's window, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     rate_window_ms: u64,
+    /// Where the windows lie: `first-request` (opened by a request, reset
+    /// rounded up), `aligned` (back to back from the Unix epoch, reset
+    /// exact) or `first-request-rounded-down` (reset up to a second early).
+    #[arg(long, default_value = "first-request", value_parser = RateWindows::parse)]
+    rate_windows: RateWindows,
+    /// Send X-RateLimit-Reset in Unix milliseconds instead of seconds.
+    #[arg(long)]
+    rate_reset_ms: bool,
     /// Milliseconds added before every API response (a slow network).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -80,6 +91,8 @@ fn main() -> anyhow::Result<()> {
         stats_enabled: !args.no_stats,
         compression: !args.no_compression,
         rate_window_ms: args.rate_window_ms,
+        rate_windows: args.rate_windows,
+        rate_reset_millis: args.rate_reset_ms,
         latency_ms: args.latency_ms,
         ..ServerConfig::default()
     };

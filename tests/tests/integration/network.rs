@@ -1,8 +1,10 @@
 //! What crosses the network (issue 15): responses compressed as the client
 //! asks, the size cap counted on decoded bytes so that a small compressed
-//! bomb cannot exhaust memory.
+//! bomb cannot exhaust memory, and rate limits waited out however the
+//! registry lays its windows and tells their reset.
 
-use skillsmith_testkit::{Fault, FaultKind};
+use skillsmith_testkit::server::RateWindows;
+use skillsmith_testkit::{Fault, FaultKind, ServerConfig};
 
 use crate::harness::{Env, assert_same_catalogue};
 
@@ -53,4 +55,43 @@ fn a_decompression_bomb_stops_at_the_size_cap_and_writes_nothing() {
     env.registry.clear_faults();
     env.sync(&[]);
     assert_same_catalogue(&env);
+}
+
+#[test]
+fn rate_limit_windows_are_waited_out_however_the_registry_tells_their_reset() {
+    const LIMIT: u32 = 4;
+    for (windows, millis, honest) in [
+        // Exact whole seconds, as Upstash lays windows.
+        (RateWindows::Aligned, false, true),
+        // Milliseconds, as Upstash reports them and upstream passed on.
+        (RateWindows::FirstRequest, true, true),
+        // Rounded down: the reset comes before the window ends, and the 429
+        // after it says `Retry-After: 0`.
+        (RateWindows::FirstRequestRoundedDown, false, false),
+    ] {
+        let env = Env::with(ServerConfig {
+            feed_enabled: false,
+            rate_limit_per_minute: LIMIT,
+            rate_window_ms: 1_000,
+            rate_windows: windows,
+            rate_reset_millis: millis,
+            ..ServerConfig::new(1_500, 7)
+        });
+        env.registry.reset_stats();
+        env.sync(&[]);
+        assert_same_catalogue(&env);
+        let stats = env.registry.stats();
+        assert!(
+            stats.total > 3 * u64::from(LIMIT),
+            "{windows:?}: the sync needed several windows ({} requests)",
+            stats.total
+        );
+        let refused = stats.recent.iter().filter(|r| r.status == 429).count();
+        if honest {
+            assert_eq!(
+                refused, 0,
+                "{windows:?}, ms {millis}: no 429 when the reset is honest"
+            );
+        }
+    }
 }
