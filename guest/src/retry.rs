@@ -398,8 +398,9 @@ impl Client {
             return;
         }
         match self.clock.wait_for_reset(resp) {
-            // The registry's reset is its window's end rounded up to the
-            // second, so reaching it on the registry's clock is never early.
+            // An honest reset is the window's end, exact or rounded up to
+            // the second, so reaching it on the registry's clock is never
+            // early. One rounded down is, and the 429 it earns backs off.
             Some(ms) => self.pace_ms = Some(ms),
             None if !self.warned_unknown_reset => {
                 self.warned_unknown_reset = true;
