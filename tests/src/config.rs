@@ -35,8 +35,7 @@ impl HealthStatus {
 /// Where the rate limit's windows lie on the clock, and how
 /// `X-RateLimit-Reset` tells their end (the OpenAPI file: "Unix timestamp
 /// when limit resets").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RateWindows {
     /// Back to back from the Unix epoch, as Upstash's limiter (which the
     /// upstream registry's edge functions used) lays them: a window of
@@ -53,21 +52,6 @@ pub enum RateWindows {
     /// to a second before the window really ends, and a 429 then says
     /// `Retry-After: 0`. A registry whose headers are not quite honest.
     FirstRequestRoundedDown,
-}
-
-impl RateWindows {
-    /// Parses `aligned`, `first-request` or `first-request-rounded-down`.
-    pub fn parse(s: &str) -> Result<RateWindows, String> {
-        match s {
-            "aligned" => Ok(RateWindows::Aligned),
-            "first-request" => Ok(RateWindows::FirstRequest),
-            "first-request-rounded-down" => Ok(RateWindows::FirstRequestRoundedDown),
-            other => Err(format!(
-                "unknown rate windows {other:?}: aligned, first-request or \
-                 first-request-rounded-down"
-            )),
-        }
-    }
 }
 
 /// How to start a registry.

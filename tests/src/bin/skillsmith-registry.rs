@@ -56,7 +56,7 @@ struct Args {
     /// Where the windows lie: `first-request` (opened by a request, reset
     /// rounded up), `aligned` (back to back from the Unix epoch, reset
     /// exact) or `first-request-rounded-down` (reset up to a second early).
-    #[arg(long, default_value = "first-request", value_parser = RateWindows::parse)]
+    #[arg(long, value_enum, default_value = "first-request")]
     rate_windows: RateWindows,
     /// Send X-RateLimit-Reset in Unix milliseconds instead of seconds.
     #[arg(long)]
