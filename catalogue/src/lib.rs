@@ -19,6 +19,7 @@
 
 pub mod clock;
 pub mod connection;
+mod constraints;
 pub mod db;
 mod fts;
 pub mod lock;

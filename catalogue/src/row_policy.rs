@@ -22,7 +22,7 @@ use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 use skillsmith_guest::domain::{Skill, TrustTier};
 
-use crate::schema;
+use crate::{constraints, schema};
 
 /// What the file's `skills` table accepts, read once per sync run.
 #[derive(Debug, Clone)]
@@ -35,23 +35,46 @@ pub(crate) struct RowPolicy {
     versions: bool,
     /// The file has upstream's `source` column (its migration 16).
     has_source: bool,
+    /// Every CHECK of `skills` is one the store enforces itself
+    /// (`constraints.rs`), so its INSERT may leave them to [`RowPolicy::admit`].
+    checks_here: bool,
 }
 
 impl RowPolicy {
     /// Reads the policy of `conn`'s file.
     pub(crate) fn load(conn: &Connection) -> rusqlite::Result<RowPolicy> {
-        let versions = conn
+        let versions: bool = conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table'
                      AND name = 'skill_versions')",
             )?
             .query_row([], |r| r.get(0))?;
+        let declaration = schema::skills_declaration(conn)?;
+        let allowed_tiers = schema::allowed_tiers(declaration.as_deref());
+        // Upstream's `skill_versions` has CHECKs of its own.
+        let checks_here = !versions
+            && declaration
+                .as_deref()
+                .is_some_and(|sql| constraints::enforceable(sql, &allowed_tiers));
         Ok(RowPolicy {
-            allowed_tiers: schema::allowed_tiers(conn)?,
+            allowed_tiers,
             unique_repo_url: schema::repo_url_is_unique(conn)?,
             versions,
             has_source: schema::has_source_column(conn)?,
+            checks_here,
         })
+    }
+
+    /// Whether the store checks rows against the file's CHECKs itself
+    /// ([`RowPolicy::admit`]) rather than SQLite.
+    pub(crate) fn checks_here(&self) -> bool {
+        self.checks_here
+    }
+
+    /// Refuses, as the file's CHECKs would, a row to be inserted with
+    /// `tier` and `quality` where [`RowPolicy::checks_here`].
+    pub(crate) fn admit(&self, tier: &str, quality: Option<f64>) -> rusqlite::Result<()> {
+        constraints::admit(tier, quality, &self.allowed_tiers)
     }
 
     /// The tier to store in `trust_tier`, and the one for `registry_tier`

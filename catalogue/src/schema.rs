@@ -369,20 +369,23 @@ pub(crate) fn settle_repo_urls(conn: &Connection) -> rusqlite::Result<usize> {
         .execute([])
 }
 
+/// The `CREATE TABLE` statement of `skills`, as the file keeps it.
+pub(crate) fn skills_declaration(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'skills'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// The tiers `skills.trust_tier`'s CHECK allows, read from the table's
-/// declaration; [`UPSTREAM_TIERS`] when it declares none.
-pub(crate) fn allowed_tiers(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let sql: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'skills'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(sql
-        .as_deref()
+/// declaration ([`skills_declaration`]); [`UPSTREAM_TIERS`] when it
+/// declares none.
+pub(crate) fn allowed_tiers(declaration: Option<&str>) -> Vec<String> {
+    declaration
         .and_then(tier_check)
-        .unwrap_or_else(|| UPSTREAM_TIERS.map(String::from).to_vec()))
+        .unwrap_or_else(|| UPSTREAM_TIERS.map(String::from).to_vec())
 }
 
 /// The list of `trust_tier IN ('a', 'b', ..)` in a table's declaration.

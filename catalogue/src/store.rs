@@ -18,6 +18,7 @@ use skillsmith_guest::domain::{
 };
 
 use crate::clock::{self, Clock};
+use crate::constraints;
 use crate::db::{self, Database, ScratchGuard};
 use crate::lock;
 use crate::row_policy::{self, RowPolicy};
@@ -568,11 +569,22 @@ impl Store {
                 self.policy = Some(RowPolicy::load(&tx).map_err(store_error)?);
             }
             let policy = self.policy.as_ref().expect("loaded above");
-            let mut stmts = Upsert::prepare(&tx, policy, now).map_err(store_error)?;
-            for skill in &page.upserts {
-                stmts
-                    .run(skill, &mut self.tags_buf, &mut self.categories_buf)
-                    .map_err(|e| with_skill(store_error(e), skill))?;
+            let (tags_buf, categories_buf) = (&mut self.tags_buf, &mut self.categories_buf);
+            let mut upsert_all = || {
+                let mut stmts = Upsert::prepare(&tx, policy, now).map_err(store_error)?;
+                for skill in &page.upserts {
+                    stmts
+                        .run(skill, tags_buf, categories_buf)
+                        .map_err(|e| with_skill(store_error(e), skill))?;
+                }
+                Ok(())
+            };
+            if policy.checks_here() {
+                // Every row is checked as it is written (`Upsert::run`).
+                constraints::without_sqlite_checks(&tx, || Ok(upsert_all()))
+                    .map_err(store_error)??;
+            } else {
+                upsert_all()?;
             }
         }
         let cp = &page.checkpoint;
@@ -861,6 +873,9 @@ impl<'c> Upsert<'c> {
         let tags = json_into(tags_buf, &s.tags);
         let categories = json_into(categories_buf, &s.categories);
         let (tier, registry_tier) = self.policy.tier(s.trust_tier);
+        if self.policy.checks_here() {
+            self.policy.admit(tier, s.quality_score)?;
+        }
         let (repo, registry_repo) = self.policy.repo(self.conn, s, false)?;
         let inserted = self.insert.execute(params![
             s.id,
@@ -1096,6 +1111,8 @@ mod tests {
             matches!(&err, StoreError::Invalid(m) if m.contains("\"bad\"")),
             "{err:?}"
         );
+        // SQLite's checks are back on after the failed page.
+        assert_sqlite_checks(&store.conn);
         // Neither the upsert before it, nor the removal, nor the checkpoint.
         assert!(reader.get("new").unwrap().is_none());
         assert!(reader.get("keep").unwrap().is_some());
@@ -1111,6 +1128,68 @@ mod tests {
         assert_eq!(c.consecutive_failures, 1);
         assert_eq!(c.last_sync_error.as_deref(), Some("registry went away"));
         assert_eq!(c.last_sync_at, None);
+    }
+
+    /// SQLite refuses a tier outside the file's list on `conn`.
+    fn assert_sqlite_checks(conn: &Connection) {
+        let err = conn
+            .execute(
+                "INSERT INTO skills (id, name, trust_tier) VALUES ('x', 'x', 'bogus')",
+                [],
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation),
+            "{err}"
+        );
+    }
+
+    /// The store checks rows itself only against the CHECKs it knows; a
+    /// file that declares another keeps SQLite's, and both refuse the page.
+    #[test]
+    fn a_check_the_store_does_not_know_is_left_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = dir.path().join("known.db");
+        drop(Database::open(&known).unwrap());
+        let policy = |path: &std::path::Path| {
+            RowPolicy::load(&Connection::open(path).unwrap())
+                .unwrap()
+                .checks_here()
+        };
+        assert!(policy(&known));
+        let other = dir.path().join("other.db");
+        let script = include_str!("../../migrations/shared/catalogue.sql");
+        let name = "name                    TEXT NOT NULL,";
+        assert!(script.contains(name));
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch(&script.replace(name, "name TEXT NOT NULL CHECK (length(name) <= 12),"))
+            .unwrap();
+        assert!(!policy(&other));
+        let mut store = Store::new(Database::open(&other).unwrap(), None);
+        let run = store.begin_run(SyncMode::Search).unwrap();
+        let mut long = skill("long", "2026-01-02T00:00:00.000Z");
+        long.name = "a name of twenty chars".into();
+        let err = store
+            .apply_page(run, &page(vec![long], vec![], "c1"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if m.contains("length(name)")),
+            "{err:?}"
+        );
+        let fine = skill("fine", "2026-01-02T00:00:00.000Z");
+        store
+            .apply_page(run, &page(vec![fine], vec![], "c2"))
+            .unwrap();
+        // Where the store checked a page itself, SQLite checks again after it.
+        let mut store = Store::new(Database::open(&known).unwrap(), None);
+        let run = store.begin_run(SyncMode::Search).unwrap();
+        let fine = skill("fine", "2026-01-02T00:00:00.000Z");
+        store
+            .apply_page(run, &page(vec![fine], vec![], "c1"))
+            .unwrap();
+        assert_sqlite_checks(&store.conn);
     }
 
     #[test]
