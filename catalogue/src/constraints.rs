@@ -210,6 +210,24 @@ mod tests {
         assert!(enforceable(odd, &tiers(&V043)));
     }
 
+    /// The `CREATE TABLE skills` statement of a script.
+    fn skills_table(script: &str) -> &str {
+        let create = &script[script.find("CREATE TABLE IF NOT EXISTS skills (").unwrap()..];
+        &create[..create.find(");").unwrap() + 2]
+    }
+
+    /// As upstream's own client declares its table: 0.4.3 (schema 4) is
+    /// the store's to check; schema 17's `source` CHECK is SQLite's.
+    #[test]
+    fn upstreams_own_files() {
+        let v4 = include_str!("../../tests/fixtures/upstream-schema-4.sql");
+        assert!(enforceable(skills_table(v4), &tiers(&V043)));
+        let v17 = include_str!("../../tests/fixtures/upstream-schema-17.sql");
+        let six = tiers(&["verified", "curated", "community", "experimental", "unknown", "local"]);
+        assert!(declared_checks(skills_table(v17)).unwrap().len() == 4);
+        assert!(!enforceable(skills_table(v17), &six));
+    }
+
     #[test]
     fn any_other_check_is_left_to_sqlite() {
         let base = "CREATE TABLE skills (id TEXT, trust_tier TEXT CHECK (trust_tier IN ('verified', 'community', 'experimental', 'unknown'))";
