@@ -223,7 +223,14 @@ mod tests {
         let v4 = include_str!("../../tests/fixtures/upstream-schema-4.sql");
         assert!(enforceable(skills_table(v4), &tiers(&V043)));
         let v17 = include_str!("../../tests/fixtures/upstream-schema-17.sql");
-        let six = tiers(&["verified", "curated", "community", "experimental", "unknown", "local"]);
+        let six = tiers(&[
+            "verified",
+            "curated",
+            "community",
+            "experimental",
+            "unknown",
+            "local",
+        ]);
         assert!(declared_checks(skills_table(v17)).unwrap().len() == 4);
         assert!(!enforceable(skills_table(v17), &six));
     }
