@@ -3,12 +3,12 @@
 //!
 //! SQLite evaluates upstream's `trust_tier IN ('verified', ..)` by building a
 //! temporary index of the list, once per execution of a statement: once per
-//! row for the store's single-row INSERT. At 100,000 rows that was a fifth
-//! of a first sync's inserting (docs/PERFORMANCE.md). When every CHECK the
-//! table declares is one listed here, the store checks the values it writes
-//! against them in Rust and writes a page's skills with SQLite's checks off
-//! ([`without_sqlite_checks`]). A file with any other CHECK, or one this
-//! module cannot read, keeps SQLite's.
+//! row for the store's single-row INSERT. At 100,000 rows that was a sixth
+//! of a first sync's inserting (1.96 against 1.62 s, docs/PERFORMANCE.md).
+//! When every CHECK the table declares is one listed here, the store checks
+//! the values it writes against them in Rust and writes a page's skills with
+//! SQLite's checks off ([`without_sqlite_checks`]). A file with any other
+//! CHECK, or one this module cannot read, keeps SQLite's.
 
 use rusqlite::Connection;
 

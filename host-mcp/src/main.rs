@@ -33,6 +33,9 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed stderr (`2>&1 | head`) must not panic the process:
+        // the subscriber would report its failed write with `eprintln!`.
+        .log_internal_errors(false)
         .with_ansi(false)
         .with_target(false)
         .init();

@@ -110,6 +110,30 @@ fn a_closed_stdout_ends_quietly() {
     }
 }
 
+/// `skillsmith sync 2>&1 | head -1`: the warnings of a listing that serves a
+/// skill twice are logged after the reader of stderr has gone. The sync
+/// still completes and exits 0 (it panicked with 101 here before).
+#[test]
+fn a_closed_stderr_does_not_stop_a_sync_that_warns() {
+    let env = Env::with(ServerConfig {
+        feed_enabled: false,
+        stale_copy_every: 97,
+        ..ServerConfig::new(3_000, 7)
+    });
+    let mut child = env
+        .cmd()
+        .arg("sync")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the first line.
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(env.local_registry_rows(), env.registry.snapshot());
+}
+
 #[test]
 fn json_failures_are_one_json_document_on_stdout() {
     let env = Env::new(10);
